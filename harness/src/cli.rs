@@ -1,0 +1,330 @@
+//! Command-line definitions: parsing only, no system access. `main.rs`
+//! dispatches each subcommand to one function in [`crate::commands`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::buffer::PageKind;
+use crate::mempolicy::{NodeSpec, PolicySpec};
+use crate::run::{parse_duration, parse_size};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tierbench",
+    version,
+    about = "Benchmark harness for tiered memory: page promotion and demotion between DRAM and slow memory",
+    long_about = "Benchmark harness for tiered memory on Linux (DRAM + CXL, a far NUMA node, or tiers \
+                  emulated by QEMU + HMAT). It places a buffer under a memory policy, drives an access \
+                  pattern from pinned threads, and records promotion/demotion counters, placement \
+                  (move_pages census) and throughput as CSV, row by row.\n\n\
+                  Start with `tierbench topo` and `tierbench probe` to see what this machine and \
+                  kernel offer.",
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 bad input (nothing on the system was \
+                  changed), 130 interrupted (knobs restored, finished rows kept)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show NUMA nodes, CPUs, memory, tiers, HMAT attributes and distances
+    Topo(TopoArgs),
+    /// Measure what this kernel supports: policy modes x flags, counters, knobs
+    Probe(ProbeArgs),
+    /// Place a buffer, drive accesses, and record counters and placement as CSV
+    Run(Box<RunArgs>),
+    /// Show, or restore after a crash, the system knobs tierbench changes
+    Knobs(KnobsArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for a terminal
+    Table,
+    /// Comma-separated values with a header
+    Csv,
+    /// One JSON document
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TopoArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Output format (csv lists the policy probes only)
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct KnobsArgs {
+    #[command(subcommand)]
+    pub action: KnobsAction,
+    /// State file holding the values to restore
+    #[arg(
+        long,
+        global = true,
+        long_help = "State file holding the knob values a run saved before changing them. \
+                     Default: $TIERBENCH_STATE_DIR/knobs.json, or /var/lib/tierbench/knobs.json."
+    )]
+    pub state_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KnobsAction {
+    /// Print every knob tierbench knows and its current value
+    Show,
+    /// Put back the values a killed run left in the state file
+    Restore,
+}
+
+/// `kernel.numa_balancing` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BalancingMode {
+    /// 0: no NUMA balancing
+    #[value(name = "off", alias = "0")]
+    Off,
+    /// 1: NUMA_BALANCING_NORMAL, migrate towards the accessing node
+    #[value(name = "normal", alias = "1")]
+    Normal,
+    /// 2: NUMA_BALANCING_MEMORY_TIERING, promote from slow tiers (5.18+)
+    #[value(name = "tiering", alias = "2")]
+    Tiering,
+    /// 3: both
+    #[value(name = "both", alias = "3")]
+    Both,
+}
+
+impl BalancingMode {
+    pub fn value(self) -> &'static str {
+        match self {
+            BalancingMode::Off => "0",
+            BalancingMode::Normal => "1",
+            BalancingMode::Tiering => "2",
+            BalancingMode::Both => "3",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThpMode {
+    Always,
+    Madvise,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThpDefrag {
+    Always,
+    Defer,
+    #[value(name = "defer+madvise")]
+    DeferMadvise,
+    Madvise,
+    Never,
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s)
+}
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+fn numab_arg(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write NAME=VALUE, e.g. scan_period_min_ms=100"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    // --- Placement
+    /// Buffer size (K, M, G: powers of 1024)
+    #[arg(long, default_value = "256M", value_parser = size_arg, help_heading = "Placement")]
+    pub size: u64,
+
+    /// Page size: 4k, thp, 2m or 1g (hugetlb)
+    #[arg(
+        long,
+        default_value = "4k",
+        help_heading = "Placement",
+        long_help = "Page size of the buffer: 4k (THP refused with MADV_NOHUGEPAGE), thp \
+                     (MADV_HUGEPAGE), 2m or 1g (hugetlb: reserve pages in \
+                     /sys/kernel/mm/hugepages first)."
+    )]
+    pub page_size: PageKind,
+
+    /// Policy under test, MODE[:NODES][+FLAG...]; repeat for variants
+    #[arg(
+        long = "policy",
+        default_value = "default",
+        help_heading = "Placement",
+        long_help = "Memory policy under test, spelled MODE[:NODES][+FLAG...]. Modes: default, \
+                     local, preferred, bind, interleave, preferred-many, weighted-interleave. \
+                     NODES: a kernel list (0-3,5) or fast, slow, all (from the memory tiers). \
+                     Flags: balancing (MPOL_F_NUMA_BALANCING), static, relative. Repeat the \
+                     option to run several variants one after the other in one run, e.g. \
+                     --policy preferred-many:fast --policy preferred-many:fast+balancing. A \
+                     variant the kernel refuses is recorded as unsupported, with the reason."
+    )]
+    pub policies: Vec<PolicySpec>,
+
+    /// Populate under BIND(NODES) first, then switch to the policy in place
+    #[arg(
+        long,
+        value_name = "NODES",
+        help_heading = "Placement",
+        long_help = "First-touch the buffer under BIND(NODES) (e.g. slow), then set the policy \
+                     under test with mbind without moving pages: the promotion setup. Without \
+                     this option the buffer is populated under the policy itself."
+    )]
+    pub first_touch: Option<NodeSpec>,
+
+    /// Move existing pages when switching policy (mbind MPOL_MF_MOVE)
+    #[arg(long = "move", help_heading = "Placement")]
+    pub move_on_switch: bool,
+
+    /// Allocate even if the buffer exceeds the target nodes' free memory
+    #[arg(long, help_heading = "Placement")]
+    pub force: bool,
+
+    // --- Workload
+    /// Node whose CPUs run the workers (default: first fast node with CPUs)
+    #[arg(long, help_heading = "Workload")]
+    pub worker_node: Option<u32>,
+
+    /// Worker threads, one per CPU of the worker node
+    #[arg(long, default_value_t = 1, help_heading = "Workload")]
+    pub threads: usize,
+
+    /// Share of the buffer the workers touch (the hot set), in (0, 1]
+    #[arg(long, default_value_t = 1.0, help_heading = "Workload")]
+    pub hot_fraction: f64,
+
+    /// Bytes between accesses (a multiple of 8; 4096 = one per page)
+    #[arg(long, default_value_t = 64, help_heading = "Workload")]
+    pub stride: usize,
+
+    /// Read-modify-write instead of read
+    #[arg(long, help_heading = "Workload")]
+    pub write: bool,
+
+    /// How long each variant's access loop runs (e.g. 10s, 500ms, 2m)
+    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Workload")]
+    pub duration: Duration,
+
+    // --- Telemetry
+    /// Sampling interval (one CSV row each)
+    #[arg(long, default_value = "1s", value_parser = duration_arg, help_heading = "Telemetry")]
+    pub interval: Duration,
+
+    /// Skip the per-interval move_pages census (the summary still has one)
+    #[arg(long, help_heading = "Telemetry")]
+    pub no_census: bool,
+
+    // --- Knobs
+    /// Set kernel.numa_balancing for the run (off, normal, tiering, both)
+    #[arg(long, value_enum, help_heading = "Knobs")]
+    pub numa_balancing: Option<BalancingMode>,
+
+    /// Set /sys/kernel/mm/numa/demotion_enabled for the run
+    #[arg(long, value_enum, help_heading = "Knobs")]
+    pub demotion: Option<OnOff>,
+
+    /// Set kernel.numa_balancing_promote_rate_limit_MBps for the run
+    #[arg(long, value_name = "MBPS", help_heading = "Knobs")]
+    pub promote_rate_limit: Option<u64>,
+
+    /// Set transparent_hugepage/enabled for the run
+    #[arg(long, value_enum, help_heading = "Knobs")]
+    pub thp: Option<ThpMode>,
+
+    /// Set transparent_hugepage/defrag for the run
+    #[arg(long, value_enum, help_heading = "Knobs")]
+    pub thp_defrag: Option<ThpDefrag>,
+
+    /// Set a debugfs sched/numa_balancing knob, NAME=VALUE (repeatable)
+    #[arg(
+        long = "numab",
+        value_name = "NAME=VALUE",
+        value_parser = numab_arg,
+        help_heading = "Knobs",
+        long_help = "Set a NUMA-balancing scanner knob under \
+                     /sys/kernel/debug/sched/numa_balancing/ for the run, e.g. \
+                     scan_period_min_ms=100 or scan_delay_ms=0. Needs debugfs mounted. Repeatable."
+    )]
+    pub numab: Vec<(String, String)>,
+
+    /// State file for the knob values to restore (see `tierbench knobs`)
+    #[arg(long, help_heading = "Knobs")]
+    pub state_file: Option<PathBuf>,
+
+    // --- Output
+    /// Results directory (samples.csv + system.json)
+    #[arg(
+        long,
+        short = 'o',
+        help_heading = "Output",
+        long_help = "Directory for the results: samples.csv (one row per interval and one \
+                     summary row per variant, flushed as measured) and system.json (kernel, \
+                     topology, knobs, capabilities, plan). Default: \
+                     tierbench-results/run-<UTC time>."
+    )]
+    pub out: Option<PathBuf>,
+
+    /// No per-interval progress lines on stderr
+    #[arg(long, short = 'q', help_heading = "Output")]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_defaults_and_variants_parse() {
+        let cli = Cli::try_parse_from([
+            "tierbench",
+            "run",
+            "--policy",
+            "preferred-many:fast",
+            "--policy",
+            "preferred-many:fast+balancing",
+            "--first-touch",
+            "slow",
+            "--numa-balancing",
+            "2",
+            "--numab",
+            "scan_delay_ms=0",
+        ])
+        .unwrap();
+        let Command::Run(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.policies.len(), 2);
+        assert_eq!(a.size, 256 << 20);
+        assert_eq!(a.numa_balancing, Some(BalancingMode::Tiering));
+        assert_eq!(a.numab, vec![("scan_delay_ms".into(), "0".into())]);
+    }
+}

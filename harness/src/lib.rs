@@ -1,0 +1,24 @@
+//! tierbench: a benchmark harness for tiered memory on Linux.
+//!
+//! Module map (one concern each): [`topology`] discovers nodes and tiers;
+//! [`mempolicy`] owns the policy syscalls; [`buffer`] maps, places and
+//! counts pages; [`pin`] binds threads; [`workload`] drives accesses;
+//! [`telemetry`] reads counters; [`knobs`] changes and restores system
+//! settings; [`probe`] measures kernel support; [`run`] plans and executes
+//! a run; [`report`] writes rows; [`cli`] parses; [`commands`] glues.
+
+pub mod buffer;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod interrupt;
+pub mod knobs;
+pub mod mempolicy;
+pub mod pin;
+pub mod probe;
+pub mod report;
+pub mod run;
+pub mod sysfs;
+pub mod telemetry;
+pub mod topology;
+pub mod workload;

@@ -1,0 +1,408 @@
+//! The machine's NUMA layout: nodes, their CPUs and memory, memory tiers,
+//! HMAT access attributes and distances, and the fast/slow roles derived
+//! from the tiers.
+//!
+//! sysfs is read for everything (it is the only source of tiers and HMAT);
+//! on the live system hwloc then supplies the CPU sets, which are what the
+//! pinning code binds to. This module does not pin or allocate.
+
+pub mod idset;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use idset::{CpuSet, IdListError, NodeSet};
+
+use crate::sysfs::SysRoot;
+
+/// A NUMA node id as the kernel numbers it.
+pub type NodeId = u32;
+
+/// A memory tier: `memory_tierN` under `/sys/devices/virtual/memory_tiering`.
+/// A lower N is a faster tier (N is the abstract distance divided by the
+/// chunk size, see mm/memory-tiers.c).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tier {
+    pub id: u32,
+    pub nodes: NodeSet,
+}
+
+/// HMAT access attributes of a memory node, as seen from its nearest
+/// initiators (`nodeN/access0/initiators/`). Present only where firmware
+/// (or QEMU's `hmat=on`) provides an HMAT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hmat {
+    pub initiators: NodeSet,
+    pub read_latency_ns: Option<u64>,
+    pub write_latency_ns: Option<u64>,
+    pub read_bandwidth_mbps: Option<u64>,
+    pub write_bandwidth_mbps: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub id: NodeId,
+    pub cpus: CpuSet,
+    pub mem_total_kib: Option<u64>,
+    pub mem_free_kib: Option<u64>,
+    /// The memory tier the kernel put this node in, if it reports tiers.
+    pub tier: Option<u32>,
+    pub hmat: Option<Hmat>,
+}
+
+impl Node {
+    pub fn is_cpuless(&self) -> bool {
+        self.cpus.is_empty()
+    }
+    pub fn has_memory(&self) -> bool {
+        self.mem_total_kib.unwrap_or(0) > 0
+    }
+}
+
+/// Where the fast/slow split came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleSource {
+    /// The kernel reports two or more memory tiers: fast = the top tier.
+    KernelTiers,
+    /// The kernel puts every node in one tier (or has no tiering sysfs), but
+    /// some nodes have memory and no CPUs: those are taken as slow. This is
+    /// what a pre-6.10 kernel shows for an HMAT-described slow node.
+    CpulessNodes,
+    /// One tier and no CPU-less node: there is no slow memory to study.
+    SingleTier,
+}
+
+impl fmt::Display for RoleSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RoleSource::KernelTiers => "kernel memory tiers",
+            RoleSource::CpulessNodes => "CPU-less nodes (the kernel puts all nodes in one tier)",
+            RoleSource::SingleTier => "single tier: no slow memory on this machine",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Roles {
+    pub fast: NodeSet,
+    pub slow: NodeSet,
+    pub source: RoleSource,
+}
+
+/// Where the CPU sets came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CpuSource {
+    Hwloc,
+    Sysfs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub nodes: Vec<Node>,
+    pub tiers: Vec<Tier>,
+    /// `distance[i][j]`, in the order of `nodes`, from `nodeN/distance`.
+    pub distances: Vec<Vec<u32>>,
+    pub roles: Roles,
+    pub cpu_source: CpuSource,
+    /// Things discovery noticed and the user should know.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("cannot read {path}: {source} (is sysfs mounted at /sys?)")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse { path: String, source: IdListError },
+}
+
+impl Topology {
+    /// Discovers the running machine: sysfs, then hwloc's CPU sets.
+    pub fn discover() -> Result<Self, TopologyError> {
+        let mut topo = Self::from_sysfs(&SysRoot::live())?;
+        topo.overlay_hwloc();
+        Ok(topo)
+    }
+
+    /// Discovers from sysfs alone (used directly by tests on captured trees).
+    pub fn from_sysfs(sys: &SysRoot) -> Result<Self, TopologyError> {
+        let online_path = "/sys/devices/system/node/online";
+        let online = sys
+            .read(online_path)
+            .map_err(|source| TopologyError::Read {
+                path: online_path.into(),
+                source,
+            })?;
+        let online: NodeSet = online.parse().map_err(|source| TopologyError::Parse {
+            path: online_path.into(),
+            source,
+        })?;
+        let tiers = read_tiers(sys)?;
+        let mut nodes = Vec::new();
+        let mut distances = Vec::new();
+        for id in online.iter() {
+            let dir = format!("/sys/devices/system/node/node{id}");
+            let cpulist = format!("{dir}/cpulist");
+            let cpus: CpuSet =
+                sys.read_opt(&cpulist)
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|source| TopologyError::Parse {
+                        path: cpulist.clone(),
+                        source,
+                    })?;
+            let meminfo = sys.read_opt(&format!("{dir}/meminfo")).unwrap_or_default();
+            let tier = tiers.iter().find(|t| t.nodes.contains(id)).map(|t| t.id);
+            nodes.push(Node {
+                id,
+                cpus,
+                mem_total_kib: meminfo_kib(&meminfo, "MemTotal"),
+                mem_free_kib: meminfo_kib(&meminfo, "MemFree"),
+                tier,
+                hmat: read_hmat(sys, &dir)?,
+            });
+            let row: Vec<u32> = sys
+                .read_opt(&format!("{dir}/distance"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|d| d.parse().ok())
+                .collect();
+            distances.push(row);
+        }
+        let roles = derive_roles(&nodes, &tiers);
+        let mut notes = Vec::new();
+        if tiers.is_empty() {
+            notes.push(
+                "no /sys/devices/virtual/memory_tiering: this kernel predates memory tiers (6.1)"
+                    .to_string(),
+            );
+        }
+        if roles.source == RoleSource::CpulessNodes {
+            notes.push(format!(
+                "the kernel puts all nodes in one memory tier; CPU-less node(s) {} taken as slow",
+                roles.slow
+            ));
+        }
+        if roles.source == RoleSource::SingleTier {
+            notes.push(
+                "single memory tier and no CPU-less node: no slow tier, promotion and \
+                 demotion cannot be shown here (use `tierbench vm` for emulated tiers)"
+                    .to_string(),
+            );
+        }
+        Ok(Self {
+            nodes,
+            tiers,
+            distances,
+            roles,
+            cpu_source: CpuSource::Sysfs,
+            notes,
+        })
+    }
+
+    /// Replaces the sysfs CPU lists with hwloc's view, which is what binding
+    /// uses. If hwloc cannot load, sysfs stays and the fact is noted.
+    pub fn overlay_hwloc(&mut self) {
+        match crate::pin::hwloc_node_cpus() {
+            Ok(by_node) => {
+                for node in &mut self.nodes {
+                    if let Some(cpus) = by_node.get(&node.id) {
+                        if *cpus != node.cpus {
+                            self.notes.push(format!(
+                                "node {}: hwloc lists CPUs {} where sysfs lists {}",
+                                node.id, cpus, node.cpus
+                            ));
+                        }
+                        node.cpus = cpus.clone();
+                    }
+                }
+                self.cpu_source = CpuSource::Hwloc;
+            }
+            Err(e) => self
+                .notes
+                .push(format!("hwloc unavailable ({e}); CPU lists from sysfs")),
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+    pub fn node_ids(&self) -> NodeSet {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+    pub fn memory_nodes(&self) -> NodeSet {
+        self.nodes
+            .iter()
+            .filter(|n| n.has_memory())
+            .map(|n| n.id)
+            .collect()
+    }
+    /// Free memory summed over `nodes`, in bytes (nodes without a reading
+    /// count as 0).
+    pub fn free_bytes(&self, nodes: &NodeSet) -> u64 {
+        nodes
+            .iter()
+            .filter_map(|id| self.node(id)?.mem_free_kib)
+            .sum::<u64>()
+            * 1024
+    }
+    pub fn has_slow_tier(&self) -> bool {
+        !self.roles.slow.is_empty()
+    }
+    /// The distance from `a` to `b`, from the kernel's SLIT table.
+    pub fn distance(&self, a: NodeId, b: NodeId) -> Option<u32> {
+        let i = self.nodes.iter().position(|n| n.id == a)?;
+        let j = self.nodes.iter().position(|n| n.id == b)?;
+        self.distances.get(i)?.get(j).copied()
+    }
+}
+
+fn meminfo_kib(meminfo: &str, key: &str) -> Option<u64> {
+    // Lines look like "Node 0 MemTotal:       24576000 kB".
+    meminfo.lines().find_map(|line| {
+        let (name, rest) = line.split_once(':')?;
+        if !name.trim_end().ends_with(key) {
+            return None;
+        }
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn read_tiers(sys: &SysRoot) -> Result<Vec<Tier>, TopologyError> {
+    let base = "/sys/devices/virtual/memory_tiering";
+    let mut tiers = Vec::new();
+    for name in sys.list(base) {
+        let Some(id) = name
+            .strip_prefix("memory_tier")
+            .and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let path = format!("{base}/{name}/nodelist");
+        let Some(list) = sys.read_opt(&path) else {
+            continue;
+        };
+        let nodes = list
+            .parse()
+            .map_err(|source| TopologyError::Parse { path, source })?;
+        tiers.push(Tier { id, nodes });
+    }
+    tiers.sort_by_key(|t| t.id);
+    Ok(tiers)
+}
+
+fn read_hmat(sys: &SysRoot, node_dir: &str) -> Result<Option<Hmat>, TopologyError> {
+    let dir = format!("{node_dir}/access0/initiators");
+    if !sys.exists(&dir) {
+        return Ok(None);
+    }
+    let attr = |name: &str| -> Option<u64> { sys.read_opt(&format!("{dir}/{name}"))?.parse().ok() };
+    let initiators = sys
+        .list(&dir)
+        .iter()
+        .filter_map(|e| e.strip_prefix("node")?.parse().ok())
+        .collect();
+    Ok(Some(Hmat {
+        initiators,
+        read_latency_ns: attr("read_latency"),
+        write_latency_ns: attr("write_latency"),
+        read_bandwidth_mbps: attr("read_bandwidth"),
+        write_bandwidth_mbps: attr("write_bandwidth"),
+    }))
+}
+
+/// Fast = the top tier, slow = the rest, where the kernel reports tiers
+/// that actually separate the memory nodes; see [`RoleSource`].
+fn derive_roles(nodes: &[Node], tiers: &[Tier]) -> Roles {
+    let memory: NodeSet = nodes
+        .iter()
+        .filter(|n| n.has_memory())
+        .map(|n| n.id)
+        .collect();
+    let populated: Vec<&Tier> = tiers
+        .iter()
+        .filter(|t| t.nodes.iter().any(|n| memory.contains(n)))
+        .collect();
+    if populated.len() >= 2 {
+        let fast = populated[0].nodes.clone();
+        let slow = memory.difference(&fast);
+        return Roles {
+            fast,
+            slow,
+            source: RoleSource::KernelTiers,
+        };
+    }
+    let cpuless: NodeSet = nodes
+        .iter()
+        .filter(|n| n.has_memory() && n.is_cpuless())
+        .map(|n| n.id)
+        .collect();
+    if !cpuless.is_empty() && cpuless != memory {
+        return Roles {
+            fast: memory.difference(&cpuless),
+            slow: cpuless,
+            source: RoleSource::CpulessNodes,
+        };
+    }
+    Roles {
+        fast: memory,
+        slow: NodeSet::new(),
+        source: RoleSource::SingleTier,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(name: &str) -> SysRoot {
+        SysRoot::at(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+    }
+
+    #[test]
+    fn dram_cxl_with_hmat_tiers() {
+        let t = Topology::from_sysfs(&data("dram-cxl-6.12")).unwrap();
+        assert_eq!(t.nodes.len(), 2);
+        assert_eq!(t.nodes[0].cpus.to_string(), "0-1");
+        assert!(t.nodes[1].is_cpuless());
+        assert_eq!(t.nodes[1].tier, Some(54));
+        assert_eq!(t.roles.source, RoleSource::KernelTiers);
+        assert_eq!(t.roles.fast.to_string(), "0");
+        assert_eq!(t.roles.slow.to_string(), "1");
+        assert_eq!(t.nodes[1].hmat.as_ref().unwrap().read_latency_ns, Some(300));
+        assert_eq!(t.nodes[0].mem_total_kib, Some(2_031_616));
+        assert_eq!(t.distance(0, 1), Some(20));
+    }
+
+    #[test]
+    fn old_kernel_one_tier_falls_back_to_cpuless() {
+        let t = Topology::from_sysfs(&data("dram-cxl-6.1")).unwrap();
+        assert_eq!(t.nodes[0].tier, Some(4));
+        assert_eq!(t.nodes[1].tier, Some(4));
+        assert_eq!(t.roles.source, RoleSource::CpulessNodes);
+        assert_eq!(t.roles.slow.to_string(), "1");
+        assert!(t.notes.iter().any(|n| n.contains("one memory tier")));
+    }
+
+    #[test]
+    fn single_node_has_no_slow_tier() {
+        let t = Topology::from_sysfs(&data("one-node")).unwrap();
+        assert_eq!(t.roles.source, RoleSource::SingleTier);
+        assert!(!t.has_slow_tier());
+        assert_eq!(t.roles.fast.to_string(), "0");
+    }
+
+    #[test]
+    fn meminfo_lines() {
+        let m = "Node 0 MemTotal:       2031616 kB\nNode 0 MemFree:        1900000 kB\n";
+        assert_eq!(meminfo_kib(m, "MemTotal"), Some(2_031_616));
+        assert_eq!(meminfo_kib(m, "MemFree"), Some(1_900_000));
+        assert_eq!(meminfo_kib(m, "MemUsed"), None);
+    }
+}
