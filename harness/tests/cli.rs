@@ -1,0 +1,252 @@
+//! CLI tests: every bad-input case exits 2 with one line and changes
+//! nothing; topo/probe/run work on the machine at hand; a SIGINT during a
+//! run that changed numa_balancing puts the old value back.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use predicates::prelude::*;
+
+fn tb() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("tierbench").unwrap()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn numa_balancing() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/numa_balancing")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn help_teaches_the_policy_spelling() {
+    tb().args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("MODE[:NODES][+FLAG...]"))
+        .stdout(predicate::str::contains("MPOL_F_NUMA_BALANCING"));
+}
+
+#[test]
+fn topo_formats() {
+    tb().arg("topo")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fast nodes:"));
+    let out = tb().args(["topo", "--format", "json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["nodes"][0]["id"], 0);
+    tb().args(["topo", "--format", "csv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("node,cpus,"));
+}
+
+#[test]
+fn probe_reports_bind_supported() {
+    let out = tb().args(["probe", "--format", "json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bind = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mode"] == "bind" && p["flag"] == "-")
+        .unwrap();
+    assert_eq!(bind["mbind"]["status"], "supported");
+}
+
+/// Each case: the arguments, and a word the one-line error must contain.
+#[test]
+fn bad_input_exits_2_with_one_line_and_changes_nothing() {
+    let before = numa_balancing();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--worker-node", "99"], "unknown node 99"),
+        (&["run", "--policy", "bind:99"], "unknown node 99"),
+        (&["run", "--policy", "bind:"], "needs a node list"),
+        (&["run", "--policy", "perferred:0"], "unknown policy mode"),
+        (&["run", "--policy", "bind:0+balanced"], "unknown policy flag"),
+        (&["run", "--size", "64T", "--numa-balancing", "tiering"], "does not fit"),
+        (&["run", "--duration", "0s", "--numa-balancing", "tiering"], "--duration"),
+        (&["run", "--hot-fraction", "0"], "--hot-fraction"),
+        (&["run", "--threads", "4096"], "--threads"),
+        (&["run", "--numab", "nonsense"], "NAME=VALUE"),
+        (&["run", "--numa-balancing", "7"], "invalid value"),
+        (&["run", "--first-touch", "slow,99", "--numa-balancing", "tiering"], "99"),
+    ];
+    for (args, needle) in cases {
+        let out = tb().args(*args).env("TIERBENCH_STATE_DIR", "/nonexistent-tb").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?} should mention {needle:?}: {err}");
+        // One error line (clap adds a "For more information" hint to its own).
+        assert_eq!(err.lines().filter(|l| l.contains("error")).count(), 1, "{args:?}: {err}");
+        assert_eq!(numa_balancing(), before, "{args:?} changed numa_balancing");
+    }
+    // A CPU-less node as the worker node, where this machine has one.
+    for entry in std::fs::read_dir("/sys/devices/system/node").unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(id) = name.strip_prefix("node") else { continue };
+        let cpus = std::fs::read_to_string(format!("/sys/devices/system/node/{name}/cpulist")).unwrap();
+        if cpus.trim().is_empty() {
+            tb().args(["run", "--worker-node", id])
+                .assert()
+                .code(2)
+                .stderr(predicate::str::contains("has no CPUs"));
+        }
+    }
+}
+
+#[test]
+fn knob_change_without_root_is_refused() {
+    if !is_root() {
+        tb().args(["run", "--numa-balancing", "tiering", "--duration", "1s"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("needs root"));
+        return;
+    }
+    // As root, drop to an unprivileged user for this one check.
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skip: setpriv not installed, cannot test the non-root path as root");
+        return;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("tierbench");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--numa-balancing", "tiering", "--duration", "1s"])
+        .env("TIERBENCH_STATE_DIR", "/tmp/tb-nonroot")
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("needs root"), "{err}");
+}
+
+#[test]
+fn run_writes_a_row_per_interval_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    tb().args(["run", "--size", "16M", "--duration", "2s", "--interval", "500ms", "-q", "-o"])
+        .arg(dir.path())
+        .args(["--policy", "default", "--policy", "bind:0"])
+        .assert()
+        .success();
+    let mut rd = csv::Reader::from_path(dir.path().join("samples.csv")).unwrap();
+    let header = rd.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let summaries: Vec<_> = rows.iter().filter(|r| &r[0] == "summary").collect();
+    assert_eq!(summaries.len(), 2);
+    assert_eq!(rows.iter().filter(|r| &r[0] == "interval").count(), 8);
+    for s in summaries {
+        assert_eq!(&s[col("status")], "ok");
+        assert!(s[col("accesses")].parse::<u64>().unwrap() > 0);
+        // 16 MiB of 4 KiB pages, all on node 0 for bind:0 and default alike
+        // on a one-node machine; on more nodes, at least all accounted for.
+        assert_eq!(s[col("hot_pages")].parse::<u64>().unwrap(), 4096);
+    }
+    let bind = rows.iter().find(|r| &r[0] == "summary" && &r[1] == "bind:0").unwrap();
+    assert_eq!(&bind[col("pages_node0")], "4096");
+    let sys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("system.json")).unwrap()).unwrap();
+    assert_eq!(sys["variants"].as_array().unwrap().len(), 2);
+    assert!(sys["variants"][0]["vmstat_delta"]["pgfault"].is_number());
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A run that changed numa_balancing is sent SIGINT: it exits 130, the old
+/// value is back, the state file is gone, and the CSV keeps its rows.
+#[test]
+fn sigint_restores_numa_balancing_and_keeps_rows() {
+    if !is_root() {
+        eprintln!("skip: needs root to change kernel.numa_balancing");
+        return;
+    }
+    let _lock = KNOB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let before = numa_balancing();
+    let target = if before == "2" { "1" } else { "2" };
+    let mode = if target == "2" { "tiering" } else { "normal" };
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args(["run", "--size", "16M", "--duration", "60s", "--interval", "200ms", "-q"])
+        .args(["--numa-balancing", mode, "-o"])
+        .arg(out.path())
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = out.path().join("samples.csv");
+    let lines = |p: &Path| std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0);
+    wait_for("two interval rows", Duration::from_secs(30), || lines(&csv) >= 3);
+    assert_eq!(numa_balancing(), target, "the run should have set numa_balancing");
+    assert!(state.path().join("knobs.json").exists());
+    // SAFETY: kill with a pid we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(numa_balancing(), before);
+    assert!(!state.path().join("knobs.json").exists());
+    let mut rd = csv::Reader::from_path(&csv).unwrap();
+    let rows: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
+    assert!(rows.len() >= 2);
+    let last = rows.last().unwrap();
+    assert_eq!((&last[0], &last[2]), ("summary", "interrupted"));
+}
+
+/// After a SIGKILL the state file remains; `knobs restore` puts it back.
+#[test]
+fn sigkill_leaves_state_that_knobs_restore_puts_back() {
+    if !is_root() {
+        eprintln!("skip: needs root to change kernel.numa_balancing");
+        return;
+    }
+    // Serialise with the SIGINT test: both change the same knob.
+    let _lock = KNOB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let before = numa_balancing();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args(["run", "--size", "16M", "--duration", "60s", "-q", "--numa-balancing", "normal"])
+        .arg("-o")
+        .arg(out.path())
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = state.path().join("knobs.json");
+    wait_for("the state file", Duration::from_secs(30), || file.exists());
+    wait_for("the knob change", Duration::from_secs(5), || numa_balancing() == "1" || before == "1");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(file.exists());
+    tb().args(["knobs", "restore"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("restored numa_balancing"));
+    assert_eq!(numa_balancing(), before);
+    assert!(!file.exists());
+}
+
+static KNOB_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
