@@ -657,7 +657,8 @@ mod tests {
     #[test]
     fn bad_input_is_refused_with_a_fix() {
         let t = topo("dram-cxl-6.12");
-        let cases: Vec<(Box<dyn Fn(&mut RunSpec)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut RunSpec)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|s| s.worker_node = Some(1)), "has no CPUs"),
             (Box::new(|s| s.worker_node = Some(7)), "unknown node 7"),
             (Box::new(|s| s.size_bytes = 8 << 30), "does not fit"),

@@ -72,29 +72,61 @@ fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         (&["run", "--policy", "bind:99"], "unknown node 99"),
         (&["run", "--policy", "bind:"], "needs a node list"),
         (&["run", "--policy", "perferred:0"], "unknown policy mode"),
-        (&["run", "--policy", "bind:0+balanced"], "unknown policy flag"),
-        (&["run", "--size", "64T", "--numa-balancing", "tiering"], "does not fit"),
-        (&["run", "--duration", "0s", "--numa-balancing", "tiering"], "--duration"),
+        (
+            &["run", "--policy", "bind:0+balanced"],
+            "unknown policy flag",
+        ),
+        (
+            &["run", "--size", "64T", "--numa-balancing", "tiering"],
+            "does not fit",
+        ),
+        (
+            &["run", "--duration", "0s", "--numa-balancing", "tiering"],
+            "--duration",
+        ),
         (&["run", "--hot-fraction", "0"], "--hot-fraction"),
         (&["run", "--threads", "4096"], "--threads"),
         (&["run", "--numab", "nonsense"], "NAME=VALUE"),
         (&["run", "--numa-balancing", "7"], "invalid value"),
-        (&["run", "--first-touch", "slow,99", "--numa-balancing", "tiering"], "99"),
+        (
+            &[
+                "run",
+                "--first-touch",
+                "slow,99",
+                "--numa-balancing",
+                "tiering",
+            ],
+            "99",
+        ),
     ];
     for (args, needle) in cases {
-        let out = tb().args(*args).env("TIERBENCH_STATE_DIR", "/nonexistent-tb").output().unwrap();
+        let out = tb()
+            .args(*args)
+            .env("TIERBENCH_STATE_DIR", "/nonexistent-tb")
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?} should mention {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?} should mention {needle:?}: {err}"
+        );
         // One error line (clap adds a "For more information" hint to its own).
-        assert_eq!(err.lines().filter(|l| l.contains("error")).count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert_eq!(numa_balancing(), before, "{args:?} changed numa_balancing");
     }
     // A CPU-less node as the worker node, where this machine has one.
     for entry in std::fs::read_dir("/sys/devices/system/node").unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        let Some(id) = name.strip_prefix("node") else { continue };
-        let cpus = std::fs::read_to_string(format!("/sys/devices/system/node/{name}/cpulist")).unwrap();
+        let Some(id) = name.strip_prefix("node") else {
+            continue;
+        };
+        let cpus =
+            std::fs::read_to_string(format!("/sys/devices/system/node/{name}/cpulist")).unwrap();
         if cpus.trim().is_empty() {
             tb().args(["run", "--worker-node", id])
                 .assert()
@@ -135,11 +167,21 @@ fn knob_change_without_root_is_refused() {
 #[test]
 fn run_writes_a_row_per_interval_and_a_summary() {
     let dir = tempfile::tempdir().unwrap();
-    tb().args(["run", "--size", "16M", "--duration", "2s", "--interval", "500ms", "-q", "-o"])
-        .arg(dir.path())
-        .args(["--policy", "default", "--policy", "bind:0"])
-        .assert()
-        .success();
+    tb().args([
+        "run",
+        "--size",
+        "16M",
+        "--duration",
+        "2s",
+        "--interval",
+        "500ms",
+        "-q",
+        "-o",
+    ])
+    .arg(dir.path())
+    .args(["--policy", "default", "--policy", "bind:0"])
+    .assert()
+    .success();
     let mut rd = csv::Reader::from_path(dir.path().join("samples.csv")).unwrap();
     let header = rd.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
@@ -154,7 +196,10 @@ fn run_writes_a_row_per_interval_and_a_summary() {
         // on a one-node machine; on more nodes, at least all accounted for.
         assert_eq!(s[col("hot_pages")].parse::<u64>().unwrap(), 4096);
     }
-    let bind = rows.iter().find(|r| &r[0] == "summary" && &r[1] == "bind:0").unwrap();
+    let bind = rows
+        .iter()
+        .find(|r| &r[0] == "summary" && &r[1] == "bind:0")
+        .unwrap();
     assert_eq!(&bind[col("pages_node0")], "4096");
     let sys: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("system.json")).unwrap()).unwrap();
@@ -186,7 +231,16 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::cargo_bin("tierbench")
         .unwrap()
-        .args(["run", "--size", "16M", "--duration", "60s", "--interval", "200ms", "-q"])
+        .args([
+            "run",
+            "--size",
+            "16M",
+            "--duration",
+            "60s",
+            "--interval",
+            "200ms",
+            "-q",
+        ])
         .args(["--numa-balancing", mode, "-o"])
         .arg(out.path())
         .env("TIERBENCH_STATE_DIR", state.path())
@@ -195,9 +249,19 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
         .spawn()
         .unwrap();
     let csv = out.path().join("samples.csv");
-    let lines = |p: &Path| std::fs::read_to_string(p).map(|s| s.lines().count()).unwrap_or(0);
-    wait_for("two interval rows", Duration::from_secs(30), || lines(&csv) >= 3);
-    assert_eq!(numa_balancing(), target, "the run should have set numa_balancing");
+    let lines = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    wait_for("two interval rows", Duration::from_secs(30), || {
+        lines(&csv) >= 3
+    });
+    assert_eq!(
+        numa_balancing(),
+        target,
+        "the run should have set numa_balancing"
+    );
     assert!(state.path().join("knobs.json").exists());
     // SAFETY: kill with a pid we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -226,7 +290,16 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::cargo_bin("tierbench")
         .unwrap()
-        .args(["run", "--size", "16M", "--duration", "60s", "-q", "--numa-balancing", "normal"])
+        .args([
+            "run",
+            "--size",
+            "16M",
+            "--duration",
+            "60s",
+            "-q",
+            "--numa-balancing",
+            "normal",
+        ])
         .arg("-o")
         .arg(out.path())
         .env("TIERBENCH_STATE_DIR", state.path())
@@ -236,7 +309,9 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
         .unwrap();
     let file = state.path().join("knobs.json");
     wait_for("the state file", Duration::from_secs(30), || file.exists());
-    wait_for("the knob change", Duration::from_secs(5), || numa_balancing() == "1" || before == "1");
+    wait_for("the knob change", Duration::from_secs(5), || {
+        numa_balancing() == "1" || before == "1"
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(file.exists());
