@@ -39,6 +39,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Show, or restore after a crash, the system knobs tierbench changes
     Knobs(KnobsArgs),
+    /// Boot a kernel on an emulated tiered machine (QEMU + HMAT) and run a command inside
+    Vm(VmArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -290,6 +292,45 @@ pub struct RunArgs {
     /// No per-interval progress lines on stderr
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  tierbench vm --host qemu-dram-cxl --kernel $(scripts/fetch-kernel 6.12 | cut -d' ' -f1) -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing")]
+pub struct VmArgs {
+    /// Host profile: a name from hosts/ (qemu-dram-cxl) or a path
+    #[arg(long)]
+    pub host: String,
+
+    /// Kernel image: a vmlinuz (scripts/fetch-kernel) or a built bzImage
+    #[arg(long)]
+    pub kernel: PathBuf,
+
+    /// Accelerator: auto takes KVM only after a KVM guest has booted here
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: crate::vm::qemu::Accel,
+
+    /// Longest the guest may run before it is killed (e.g. 300s, 10m)
+    #[arg(long, default_value = "600s", value_parser = duration_arg)]
+    pub timeout: Duration,
+
+    /// Results directory (the guest's files, console.log, vm.json)
+    #[arg(
+        long,
+        short = 'o',
+        long_help = "Directory for the results: what the guest command wrote (samples.csv, \
+                     system.json, stdout.txt), guest-topology.json, expectations.txt, the \
+                     guest console log and vm.json (accelerator, QEMU command line, timings). \
+                     Default: tierbench-results/vm-<UTC time>-<profile>."
+    )]
+    pub out: Option<PathBuf>,
+
+    /// Fewer messages on stderr
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// The tierbench command to run inside, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub inner: Vec<String>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{Format, KnobsAction, KnobsArgs, ProbeArgs, RunArgs, TopoArgs};
+use crate::cli::{Format, KnobsAction, KnobsArgs, ProbeArgs, RunArgs, TopoArgs, VmArgs};
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobPlan};
 use crate::probe::{Capabilities, Support};
@@ -485,6 +485,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         return Err(Interrupted.into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
+    let name = std::path::Path::new(&a.host)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("tierbench-results").join(format!("vm-{}-{name}", utc_stamp()))
+    });
+    crate::vm::run_vm(crate::vm::VmRequest {
+        host: a.host,
+        kernel: a.kernel,
+        accel: a.accel,
+        timeout: a.timeout,
+        out,
+        inner: a.inner,
+        quiet: a.quiet,
+    })
 }
 
 fn humantime(s: f64) -> String {

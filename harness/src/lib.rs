@@ -5,7 +5,8 @@
 //! counts pages; [`pin`] binds threads; [`workload`] drives accesses;
 //! [`telemetry`] reads counters; [`knobs`] changes and restores system
 //! settings; [`probe`] measures kernel support; [`run`] plans and executes
-//! a run; [`report`] writes rows; [`cli`] parses; [`commands`] glues.
+//! a run; [`report`] writes rows; [`cli`] parses; [`commands`] glues;
+//! [`vm`] boots emulated tiered machines under QEMU.
 
 pub mod buffer;
 pub mod cli;
@@ -21,4 +22,5 @@ pub mod run;
 pub mod sysfs;
 pub mod telemetry;
 pub mod topology;
+pub mod vm;
 pub mod workload;

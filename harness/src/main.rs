@@ -8,12 +8,17 @@ use tierbench::commands;
 use tierbench::error::{InputError, Interrupted};
 
 fn main() -> ExitCode {
+    // Inside an emulated machine this binary is /init.
+    if tierbench::vm::guest::is_init() {
+        tierbench::vm::guest::init_main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Topo(a) => commands::topo(a),
         Command::Probe(a) => commands::probe(a),
         Command::Run(a) => commands::run(*a),
         Command::Knobs(a) => commands::knobs(a),
+        Command::Vm(a) => commands::vm(a),
     };
     match result {
         Ok(code) => code,

@@ -206,12 +206,15 @@ impl Topology {
         })
     }
 
-    /// Replaces the sysfs CPU lists with hwloc's view, which is what binding
-    /// uses. If hwloc cannot load, sysfs stays and the fact is noted.
+    /// Takes hwloc's CPU sets, which are what binding uses, for nodes that
+    /// have CPUs. hwloc gives a CPU-less node the cpuset of the object it
+    /// hangs from (often the whole machine), so for those sysfs's empty
+    /// `cpulist` stays the truth. If hwloc cannot load, sysfs stays and the
+    /// fact is noted.
     pub fn overlay_hwloc(&mut self) {
         match crate::pin::hwloc_node_cpus() {
             Ok(by_node) => {
-                for node in &mut self.nodes {
+                for node in self.nodes.iter_mut().filter(|n| !n.is_cpuless()) {
                     if let Some(cpus) = by_node.get(&node.id) {
                         if *cpus != node.cpus {
                             self.notes.push(format!(

@@ -1,0 +1,208 @@
+//! Inside the emulated machine: tierbench runs as PID 1. It mounts the
+//! pseudo-filesystems, checks the kernel has what the profile needs, runs
+//! the inner tierbench command as a child, streams `/results` to the host
+//! over the second serial port as files grow, reports the exit code and
+//! powers off.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::profile::Profile;
+use super::stream;
+use crate::sysfs::SysRoot;
+use crate::topology::Topology;
+
+/// Where the host puts the guest's instructions inside the initramfs.
+pub const ARGS_FILE: &str = "/tierbench/args.json";
+pub const PROFILE_FILE: &str = "/tierbench/profile.toml";
+pub const RESULTS: &str = "/results";
+const STREAM_PORT: &str = "/dev/ttyS1";
+
+/// What the host tells the guest, in [`ARGS_FILE`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct GuestConfig {
+    /// The inner tierbench command line (without the program name).
+    pub args: Vec<String>,
+    /// The host profile's name, for messages.
+    pub profile: String,
+}
+
+/// Never returns: powers the machine off.
+pub fn init_main() -> ! {
+    mount_all();
+    let mut port = open_stream();
+    let code = match run(&mut port) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tierbench guest: {e}");
+            send(&mut port, &stream::error_record(&e));
+            1
+        }
+    };
+    send(&mut port, &stream::exit_record(code));
+    if let Some(p) = port.as_mut() {
+        let _ = p.flush();
+        // SAFETY: fsync/tcdrain on an open fd we own.
+        unsafe {
+            libc::tcdrain(p.as_raw_fd());
+        }
+    }
+    // SAFETY: sync and reboot take no pointers; PID 1 may power off.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    // reboot(2) does not return on success; as PID 1 exiting panics the
+    // kernel, which QEMU (-no-reboot) turns into an exit as well.
+    std::process::exit(code)
+}
+
+fn mount_all() {
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("debugfs", "/sys/kernel/debug", "debugfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+        ("tmpfs", "/run", "tmpfs"),
+    ] {
+        let _ = fs::create_dir_all(target);
+        let c = |s: &str| CString::new(s).expect("no NUL in mount args");
+        let (s, t, f) = (c(src), c(target), c(fstype));
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            eprintln!("tierbench guest: mount {target}: {}", std::io::Error::last_os_error());
+        }
+    }
+}
+
+/// The second serial port in raw mode (no newline translation), or `None`
+/// if the machine has no second port.
+fn open_stream() -> Option<File> {
+    let f = fs::OpenOptions::new().read(true).write(true).open(STREAM_PORT).ok()?;
+    // SAFETY: termios is plain data; the fd is open for the call.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(f.as_raw_fd(), &mut t) == 0 {
+            libc::cfmakeraw(&mut t);
+            libc::cfsetspeed(&mut t, libc::B115200);
+            libc::tcsetattr(f.as_raw_fd(), libc::TCSANOW, &t);
+        }
+    }
+    Some(f)
+}
+
+fn send(port: &mut Option<File>, bytes: &[u8]) {
+    if let Some(p) = port.as_mut() {
+        let _ = p.write_all(bytes);
+    }
+}
+
+/// Checks what the profile needs from the kernel, from what the guest's
+/// sysfs shows. Each missing option is named.
+fn check_kernel(profile: &Profile) -> Result<(), String> {
+    let sys = SysRoot::live();
+    let mut missing = Vec::new();
+    let online = sys.read_opt("/sys/devices/system/node/online").unwrap_or_default();
+    let nodes: crate::topology::NodeSet = online.parse().unwrap_or_default();
+    if nodes.len() < profile.nodes.len() {
+        missing.push(format!(
+            "CONFIG_NUMA / CONFIG_ACPI_NUMA (the guest sees node(s) {online:?}, the profile defines {})",
+            profile.nodes.len()
+        ));
+    }
+    if !sys.exists("/proc/sys/kernel/numa_balancing") {
+        missing.push("CONFIG_NUMA_BALANCING (no /proc/sys/kernel/numa_balancing)".into());
+    }
+    if !profile.hmat.is_empty() && !sys.exists("/sys/devices/system/node/node0/access0") {
+        missing.push("CONFIG_ACPI_HMAT (no nodeN/access0 in sysfs)".into());
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the kernel lacks {}", missing.join(", ")))
+    }
+}
+
+fn run(port: &mut Option<File>) -> Result<i32, String> {
+    let config: GuestConfig = serde_json::from_str(
+        &fs::read_to_string(ARGS_FILE).map_err(|e| format!("{ARGS_FILE}: {e}"))?,
+    )
+    .map_err(|e| format!("{ARGS_FILE}: {e}"))?;
+    let args = config.args;
+    let mut profile: Profile = toml::from_str(
+        &fs::read_to_string(PROFILE_FILE).map_err(|e| format!("{PROFILE_FILE}: {e}"))?,
+    )
+    .map_err(|e| format!("{PROFILE_FILE}: {e}"))?;
+    profile.name = config.profile;
+    check_kernel(&profile)?;
+
+    fs::create_dir_all(RESULTS).map_err(|e| e.to_string())?;
+    // What the kernel made of the emulated machine, and how that compares
+    // with the profile's expectations.
+    let topo = Topology::discover().map_err(|e| e.to_string())?;
+    let _ = fs::write(
+        format!("{RESULTS}/guest-topology.json"),
+        serde_json::to_string_pretty(&topo).unwrap_or_default(),
+    );
+    let _ = fs::write(
+        format!("{RESULTS}/uname.txt"),
+        fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default(),
+    );
+    let mismatches = profile.check(&topo);
+    let _ = fs::write(format!("{RESULTS}/expectations.txt"), mismatches.join("\n"));
+
+    let stdout = File::create(format!("{RESULTS}/stdout.txt")).map_err(|e| e.to_string())?;
+    let mut child = Command::new("/init")
+        .args(&args)
+        .env("TIERBENCH_STATE_DIR", "/run/tierbench")
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("starting the inner command: {e}"))?;
+    let mut sent: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let status = loop {
+        stream_results(port, &mut sent);
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(Duration::from_millis(250)),
+            Err(e) => return Err(format!("waiting for the inner command: {e}")),
+        }
+    };
+    stream_results(port, &mut sent);
+    Ok(status.code().unwrap_or(1))
+}
+
+/// Sends what changed in each file under /results since the last call:
+/// the bytes after the first one that differs from what was sent (an
+/// append for the CSV, a partial rewrite for system.json).
+fn stream_results(port: &mut Option<File>, sent: &mut BTreeMap<String, Vec<u8>>) {
+    let Ok(entries) = fs::read_dir(RESULTS) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !path.is_file() {
+            continue;
+        }
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let Ok(data) = fs::read(&path) else { continue };
+        let prev = sent.entry(name.clone()).or_default();
+        if *prev == data {
+            continue;
+        }
+        let same = prev.iter().zip(&data).take_while(|(a, b)| a == b).count();
+        send(port, &stream::file_record(&name, same, &data[same..]));
+        *prev = data;
+    }
+}
+
+/// True when this process is the machine's init.
+pub fn is_init() -> bool {
+    std::process::id() == 1 && Path::new(ARGS_FILE).exists()
+}

@@ -1,0 +1,359 @@
+//! `tierbench vm`: boots a kernel on an emulated tiered machine (QEMU with
+//! the NUMA + HMAT topology of a host profile), runs a tierbench command
+//! inside as PID 1, and brings its results back.
+//!
+//! Host side here; [`guest`] is the PID-1 side, [`stream`] the protocol
+//! between them over the second serial port, [`initramfs`] the archive
+//! holding this binary and its libraries, [`qemu`] the command line.
+
+pub mod guest;
+pub mod initramfs;
+pub mod profile;
+pub mod qemu;
+pub mod stream;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::error::input;
+use profile::{Kind, Profile};
+use qemu::{Accel, Boot, Ended};
+
+/// What `tierbench vm` was asked to do.
+#[derive(Debug, Clone)]
+pub struct VmRequest {
+    pub host: String,
+    pub kernel: PathBuf,
+    pub accel: Accel,
+    pub timeout: Duration,
+    pub out: PathBuf,
+    pub inner: Vec<String>,
+    pub quiet: bool,
+}
+
+/// `vm.json`: how the guest was run.
+#[derive(Debug, Serialize)]
+pub struct VmRecord {
+    pub profile: String,
+    pub kernel: String,
+    pub guest_kernel_release: Option<String>,
+    pub accel: Accel,
+    pub accel_reason: String,
+    pub qemu_args: Vec<String>,
+    pub inner_command: Vec<String>,
+    pub boot_wall_s: f64,
+    pub guest_exit: Option<i32>,
+    pub outcome: String,
+    pub expectation_mismatches: Vec<String>,
+    pub note: &'static str,
+}
+
+pub const EMULATION_NOTE: &str = "emulated NUMA: every node is the same host RAM, so placement and \
+     promotion counts are real, latency/bandwidth gaps between emulated nodes are not";
+
+/// Kernel options the experiment needs, checked in a config file found
+/// beside the image (Debian's boot/config-*, or a build tree's .config).
+const REQUIRED_CONFIG: &[&str] = &["CONFIG_NUMA", "CONFIG_NUMA_BALANCING", "CONFIG_MIGRATION", "CONFIG_ACPI_NUMA"];
+
+fn config_beside(kernel: &Path) -> Option<PathBuf> {
+    let name = kernel.file_name()?.to_string_lossy().into_owned();
+    let dir = kernel.parent()?;
+    let mut cands = Vec::new();
+    if let Some(v) = name.strip_prefix("vmlinuz-") {
+        cands.push(dir.join(format!("config-{v}")));
+    }
+    cands.push(dir.join("config"));
+    // arch/x86/boot/bzImage -> the tree's .config
+    cands.push(dir.join("../../../.config"));
+    // Debian 7.x layout: usr/lib/modules/V/vmlinuz beside config
+    cands.push(dir.join(".config"));
+    if let Some(v) = dir.file_name() {
+        cands.push(dir.join(format!("../../../../boot/config-{}", v.to_string_lossy())));
+    }
+    cands.into_iter().find(|p| p.is_file())
+}
+
+fn missing_config(config: &str, profile: &Profile) -> Vec<String> {
+    let mut need: Vec<&str> = REQUIRED_CONFIG.to_vec();
+    if !profile.hmat.is_empty() {
+        need.push("CONFIG_ACPI_HMAT");
+    }
+    need.into_iter()
+        .filter(|opt| !config.lines().any(|l| l == format!("{opt}=y")))
+        .map(String::from)
+        .collect()
+}
+
+/// Checks everything that can be checked before QEMU starts.
+fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
+    let profile = Profile::load(&req.host).map_err(|e| input(e.to_string()))?;
+    if profile.kind != Kind::Emulated {
+        return Err(input(format!(
+            "host profile {} describes a lab machine, not an emulated one: use it with \
+             `tierbench run --host`",
+            profile.name
+        )));
+    }
+    if which(qemu::QEMU).is_none() {
+        return Err(input(format!(
+            "{} not found: install it (apt-get install qemu-system-x86)",
+            qemu::QEMU
+        )));
+    }
+    let k = &req.kernel;
+    if !k.is_file() {
+        return Err(input(format!(
+            "--kernel {}: no such file (scripts/fetch-kernel 6.12 prints a path)",
+            k.display()
+        )));
+    }
+    if !qemu::is_kernel_image(k) {
+        return Err(input(format!(
+            "--kernel {}: not a Linux x86 kernel image (no bzImage header); give a vmlinuz or \
+             arch/x86/boot/bzImage",
+            k.display()
+        )));
+    }
+    if let Some(cfg) = config_beside(k) {
+        let text = std::fs::read_to_string(&cfg).unwrap_or_default();
+        let missing = missing_config(&text, &profile);
+        if !missing.is_empty() {
+            return Err(input(format!(
+                "--kernel {}: its config ({}) lacks {}: rebuild with them =y",
+                k.display(),
+                cfg.display(),
+                missing.join(", ")
+            )));
+        }
+    }
+    if req.timeout.is_zero() {
+        return Err(input("--timeout must be more than 0, e.g. --timeout 300s"));
+    }
+    Ok(profile)
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| Path::new(d).join(bin))
+        .find(|p| p.is_file())
+}
+
+/// The inner command as the guest runs it: results of `run` go to the
+/// guest's /results, which streams back.
+fn guest_args(inner: &[String]) -> Vec<String> {
+    let mut args = inner.to_vec();
+    let is_run = args.first().map(String::as_str) == Some("run");
+    let has_out = args.iter().any(|a| a == "-o" || a == "--out" || a.starts_with("--out="));
+    if is_run && !has_out {
+        args.push("--out".into());
+        args.push(guest::RESULTS.into());
+    }
+    args
+}
+
+struct Booted {
+    ended: Ended,
+    wall: Duration,
+    received: stream::Received,
+    console_tail: String,
+    panicked: bool,
+}
+
+fn boot_once(
+    profile: &Profile,
+    accel: Accel,
+    req: &VmRequest,
+    inner: &[String],
+    dir: &Path,
+    timeout: Duration,
+) -> anyhow::Result<(Booted, Vec<String>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let exe = std::env::current_exe().context("locating the tierbench binary")?;
+    let initrd = dir.join("initramfs.cpio");
+    let profile_text = std::fs::read(profile_path(&req.host)).context("reading the profile")?;
+    initramfs::build(
+        &exe,
+        &[
+            (
+                guest::ARGS_FILE,
+                serde_json::to_vec(&guest::GuestConfig {
+                    args: inner.to_vec(),
+                    profile: profile.name.clone(),
+                })?,
+            ),
+            (guest::PROFILE_FILE, profile_text),
+        ],
+        &initrd,
+    )?;
+    let files = Boot {
+        kernel: req.kernel.clone(),
+        initramfs: initrd.clone(),
+        console_log: dir.join("console.log"),
+        stream: dir.join("stream.bin"),
+    };
+    let args = qemu::args(profile, accel, &files);
+    let (ended, wall) = qemu::boot(profile, accel, &files, timeout).context("starting qemu")?;
+    let _ = std::fs::remove_file(&initrd);
+    let raw = std::fs::read(&files.stream).unwrap_or_default();
+    let _ = std::fs::remove_file(&files.stream);
+    let console = String::from_utf8_lossy(&std::fs::read(&files.console_log).unwrap_or_default()).into_owned();
+    let tail: Vec<&str> = console.lines().rev().take(30).collect();
+    let console_tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+    Ok((
+        Booted {
+            ended,
+            wall,
+            received: stream::decode(&raw),
+            panicked: console.contains("Kernel panic"),
+            console_tail,
+        },
+        args,
+    ))
+}
+
+fn profile_path(host: &str) -> PathBuf {
+    let p = Path::new(host);
+    if p.exists() || host.contains('/') || host.ends_with(".toml") {
+        p.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../hosts/{host}.toml"))
+    }
+}
+
+/// Picks the accelerator. `auto` boots a short KVM guest first and takes
+/// KVM only if it reports back: nested KVM can hang or fail to decompress.
+fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, String)> {
+    match req.accel {
+        Accel::Tcg => Ok((Accel::Tcg, "asked for tcg".into())),
+        Accel::Kvm => Ok((Accel::Kvm, "asked for kvm".into())),
+        Accel::Auto => {
+            if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+                return Ok((Accel::Tcg, "auto: /dev/kvm not usable".into()));
+            }
+            let dir = req.out.join("kvm-probe");
+            let inner = vec!["topo".to_string(), "--format".into(), "json".into()];
+            let (b, _) = boot_once(profile, Accel::Kvm, req, &inner, &dir, Duration::from_secs(30))?;
+            let _ = std::fs::remove_dir_all(&dir);
+            if b.received.exit == Some(0) {
+                Ok((Accel::Kvm, format!("auto: a KVM guest booted and ran in {:.1}s", b.wall.as_secs_f64())))
+            } else {
+                Ok((Accel::Tcg, format!(
+                    "auto: /dev/kvm exists but a KVM guest did not report back within 30s ({:?}); using tcg",
+                    b.ended
+                )))
+            }
+        }
+    }
+}
+
+pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
+    let profile = preflight(&req)?;
+    std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
+    let (accel, accel_reason) = choose_accel(&profile, &req)?;
+    let inner = guest_args(&req.inner);
+    if !req.quiet {
+        eprintln!(
+            "tierbench vm: {} ({}) with {} under {accel} ({accel_reason}); results in {}",
+            profile.name,
+            profile.description,
+            req.kernel.display(),
+            req.out.display()
+        );
+    }
+    let (b, qemu_args) = boot_once(&profile, accel, &req, &inner, &req.out, req.timeout)?;
+
+    // Results the guest sent, written as they arrived.
+    for (name, bytes) in &b.received.files {
+        let safe = Path::new(name).file_name().map(PathBuf::from).unwrap_or_default();
+        std::fs::write(req.out.join(safe), bytes)?;
+    }
+    let text = |n: &str| b.received.files.get(n).map(|v| String::from_utf8_lossy(v).into_owned());
+    let mismatches: Vec<String> = text("expectations.txt")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    let outcome = match (&b.ended, b.received.exit) {
+        (_, Some(code)) => format!("guest command exited with {code}"),
+        (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
+        (Ended::Exited(_), None) if b.panicked => "kernel panic".into(),
+        (Ended::Exited(c), None) => format!("qemu exited ({c:?}) before the guest reported an exit code"),
+    };
+    let record = VmRecord {
+        profile: profile.name.clone(),
+        kernel: req.kernel.display().to_string(),
+        guest_kernel_release: text("uname.txt").map(|s| s.trim().to_string()),
+        accel,
+        accel_reason,
+        qemu_args,
+        inner_command: inner,
+        boot_wall_s: b.wall.as_secs_f64(),
+        guest_exit: b.received.exit,
+        outcome: outcome.clone(),
+        expectation_mismatches: mismatches.clone(),
+        note: EMULATION_NOTE,
+    };
+    std::fs::write(req.out.join("vm.json"), serde_json::to_string_pretty(&record)?)?;
+
+    if let Some(out) = text("stdout.txt") {
+        print!("{out}");
+    }
+    for m in &mismatches {
+        eprintln!("tierbench vm: profile expectation not met: {m}");
+    }
+    for e in &b.received.errors {
+        eprintln!("tierbench vm: guest: {e}");
+    }
+    if !req.quiet {
+        eprintln!("note: {EMULATION_NOTE}");
+        eprintln!(
+            "tierbench vm: {outcome} ({:.1}s wall, guest kernel {}); console log {}",
+            b.wall.as_secs_f64(),
+            record.guest_kernel_release.as_deref().unwrap_or("?"),
+            req.out.join("console.log").display()
+        );
+    }
+    match b.received.exit {
+        Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        None => {
+            // A guest-side config error is bad input (wrong kernel).
+            if let Some(e) = b.received.errors.first() {
+                if e.contains("the kernel lacks") {
+                    return Err(input(format!("--kernel {}: {e}", req.kernel.display())));
+                }
+            }
+            anyhow::bail!(
+                "{outcome}; last console lines:\n{}\n(full log: {})",
+                b.console_tail,
+                req.out.join("console.log").display()
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_results_go_to_the_streamed_folder() {
+        let a = guest_args(&["run".into(), "--size".into(), "64M".into()]);
+        assert_eq!(a[a.len() - 2..], ["--out".to_string(), "/results".into()]);
+        let b = guest_args(&["probe".into()]);
+        assert_eq!(b, vec!["probe".to_string()]);
+    }
+
+    #[test]
+    fn missing_kernel_options_are_named() {
+        let p = Profile::load("qemu-dram-cxl").unwrap();
+        let cfg = "CONFIG_NUMA=y\nCONFIG_MIGRATION=y\n# CONFIG_NUMA_BALANCING is not set\nCONFIG_ACPI_NUMA=y\n";
+        assert_eq!(missing_config(cfg, &p), ["CONFIG_NUMA_BALANCING", "CONFIG_ACPI_HMAT"]);
+    }
+}

@@ -1,0 +1,307 @@
+//! Host profiles (`hosts/*.toml`): an emulated machine's NUMA + HMAT
+//! topology, or a lab machine's description, plus what the kernel is
+//! expected to make of it (which nodes form the top tier).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::topology::{CpuSet, NodeId, NodeSet, RoleSource, Topology};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Emulated,
+    Lab,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDef {
+    pub id: NodeId,
+    #[serde(deserialize_with = "de_idset")]
+    pub cpus: CpuSet,
+    pub memory_mib: u64,
+    /// The node whose CPUs are nearest (QEMU `initiator=`); required for
+    /// CPU-less nodes of an emulated machine with HMAT.
+    pub initiator: Option<NodeId>,
+    /// Free text for lab hosts: dram, cxl, hbm, ...
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Distance {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub value: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmatEntry {
+    pub initiator: NodeId,
+    pub target: NodeId,
+    pub latency_ns: u64,
+    /// MiB/s, as the kernel's `access0/initiators/read_bandwidth` reads.
+    pub bandwidth_mbps: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(deserialize_with = "de_idset")]
+    pub fast: NodeSet,
+    #[serde(deserialize_with = "de_idset")]
+    pub slow: NodeSet,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub description: String,
+    pub kind: Kind,
+    /// Guest CPUs (emulated).
+    pub cpus: Option<u32>,
+    pub sockets: Option<u32>,
+    /// Guest memory in MiB (emulated): must equal the nodes' sum.
+    pub memory_mib: Option<u64>,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeDef>,
+    #[serde(default, rename = "distance")]
+    pub distances: Vec<Distance>,
+    #[serde(default)]
+    pub hmat: Vec<HmatEntry>,
+    pub expect: Expect,
+    /// The file it came from (filled in by `load`).
+    #[serde(skip)]
+    pub name: String,
+}
+
+fn de_idset<'de, D, K>(d: D) -> Result<crate::topology::idset::IdSet<K>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let s = String::deserialize(d)?;
+    s.parse().map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("host profile {file}: {reason}")]
+pub struct ProfileError {
+    pub file: String,
+    pub reason: String,
+}
+
+impl Profile {
+    /// Loads a profile by path, or by name from the `hosts/` folder of this
+    /// source tree (`qemu-dram-cxl`).
+    pub fn load(spec: &str) -> Result<Self, ProfileError> {
+        let path = resolve_path(spec);
+        let file = path.display().to_string();
+        let err = |reason: String| ProfileError {
+            file: file.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            err(format!(
+                "{e} (give a path, or a name from hosts/: qemu-dram-cxl, qemu-2socket-cxl)"
+            ))
+        })?;
+        let mut p: Profile = toml::from_str(&text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
+        p.name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        p.validate().map_err(err)?;
+        Ok(p)
+    }
+
+    /// The checks QEMU would otherwise fail on with a less helpful message.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("no [[node]] entries".into());
+        }
+        let ids: NodeSet = self.nodes.iter().map(|n| n.id).collect();
+        if ids.len() != self.nodes.len() {
+            return Err("two [[node]] entries share an id".into());
+        }
+        for set in [&self.expect.fast, &self.expect.slow] {
+            if let Some(n) = set.iter().find(|n| !ids.contains(*n)) {
+                return Err(format!("[expect] names node {n}, which no [[node]] defines"));
+            }
+        }
+        if self.kind == Kind::Lab {
+            return Ok(());
+        }
+        let cpus = self.cpus.ok_or("an emulated profile needs `cpus`")?;
+        let memory = self.memory_mib.ok_or("an emulated profile needs `memory_mib`")?;
+        let node_sum: u64 = self.nodes.iter().map(|n| n.memory_mib).sum();
+        if node_sum != memory {
+            return Err(format!(
+                "node memory adds up to {node_sum} MiB but memory_mib is {memory}: make them equal"
+            ));
+        }
+        let mut all_cpus = CpuSet::new();
+        for n in &self.nodes {
+            if n.memory_mib == 0 {
+                return Err(format!("node {} has memory_mib = 0", n.id));
+            }
+            if n.cpus.iter().any(|c| all_cpus.contains(c)) {
+                return Err(format!("node {}: a CPU is listed in two nodes", n.id));
+            }
+            all_cpus = all_cpus.union(&n.cpus);
+            match n.initiator {
+                None if n.cpus.is_empty() && !self.hmat.is_empty() => {
+                    return Err(format!(
+                        "node {} has no CPUs and no `initiator`: name the node whose CPUs \
+                         reach it first (e.g. initiator = 0)",
+                        n.id
+                    ))
+                }
+                Some(i) if !ids.contains(i) => {
+                    return Err(format!("node {}: initiator {i} is not a node", n.id))
+                }
+                Some(i) if self.node(i).is_some_and(|x| x.cpus.is_empty()) => {
+                    return Err(format!("node {}: initiator {i} has no CPUs", n.id))
+                }
+                _ => {}
+            }
+        }
+        let want: CpuSet = (0..cpus).collect();
+        if all_cpus != want {
+            return Err(format!(
+                "the nodes' CPUs are {all_cpus} but cpus = {cpus} needs exactly {want}"
+            ));
+        }
+        for d in &self.distances {
+            if !ids.contains(d.from) || !ids.contains(d.to) || d.from == d.to {
+                return Err(format!("[[distance]] {} -> {}: not two distinct nodes", d.from, d.to));
+            }
+        }
+        for h in &self.hmat {
+            if !ids.contains(h.initiator) || !ids.contains(h.target) {
+                return Err(format!("[[hmat]] {} -> {}: unknown node", h.initiator, h.target));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeDef> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Compares a discovered topology with this profile. Returns one line
+    /// per mismatch; empty when the machine is what the profile says.
+    pub fn check(&self, topo: &Topology) -> Vec<String> {
+        let mut out = Vec::new();
+        let want: NodeSet = self.nodes.iter().map(|n| n.id).collect();
+        if topo.node_ids() != want {
+            out.push(format!(
+                "profile {} has nodes {want}, the machine has {}",
+                self.name,
+                topo.node_ids()
+            ));
+        }
+        for n in &self.nodes {
+            if let Some(t) = topo.node(n.id) {
+                if t.is_cpuless() != n.cpus.is_empty() {
+                    out.push(format!(
+                        "node {}: profile says CPUs {:?}, the machine has {:?}",
+                        n.id, n.cpus, t.cpus
+                    ));
+                }
+            }
+        }
+        if topo.roles.source != RoleSource::KernelTiers {
+            out.push(format!(
+                "profile {} expects the kernel to put nodes {} in a lower tier than {}, but the \
+                 kernel reports {} ({})",
+                self.name,
+                self.expect.slow,
+                self.expect.fast,
+                tiers_text(topo),
+                topo.roles.source
+            ));
+        } else if topo.roles.fast != self.expect.fast || topo.roles.slow != self.expect.slow {
+            out.push(format!(
+                "profile {} expects fast {} / slow {}, the kernel's tiers give fast {} / slow {}",
+                self.name, self.expect.fast, self.expect.slow, topo.roles.fast, topo.roles.slow
+            ));
+        }
+        out
+    }
+}
+
+fn tiers_text(topo: &Topology) -> String {
+    if topo.tiers.is_empty() {
+        return "no memory tiers".into();
+    }
+    topo.tiers
+        .iter()
+        .map(|t| format!("memory_tier{}={}", t.id, t.nodes))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `hosts/NAME.toml` beside the source tree, else the path as given.
+fn resolve_path(spec: &str) -> std::path::PathBuf {
+    let p = Path::new(spec);
+    if p.exists() || spec.contains('/') || spec.ends_with(".toml") {
+        return p.to_path_buf();
+    }
+    let hosts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hosts");
+    hosts.join(format!("{spec}.toml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysfs::SysRoot;
+
+    fn hosts(name: &str) -> String {
+        format!("{}/../hosts/{name}.toml", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn shipped_profiles_load() {
+        for name in ["qemu-dram-cxl", "qemu-2socket-cxl", "lab-template"] {
+            let p = Profile::load(&hosts(name)).unwrap();
+            assert_eq!(p.name, name);
+        }
+        assert_eq!(Profile::load("qemu-dram-cxl").unwrap().nodes.len(), 2);
+    }
+
+    fn broken(edit: &str, from: &str, to: &str) -> String {
+        let text = std::fs::read_to_string(hosts("qemu-dram-cxl")).unwrap();
+        assert!(text.contains(from), "{edit}: {from:?} not in the profile");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        Profile::load(path.to_str().unwrap()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_profiles_say_what_to_fix() {
+        let e = broken("no initiator", "memory_mib = 2048\ninitiator = 0\n\n[[distance]]", "memory_mib = 2048\n\n[[distance]]");
+        assert!(e.contains("no CPUs and no `initiator`"), "{e}");
+        let e = broken("sizes", "memory_mib = 4096", "memory_mib = 5000");
+        assert!(e.contains("adds up to 4096 MiB"), "{e}");
+        let e = broken("unknown key", "kind = \"emulated\"", "kind = \"emulated\"\nlatency = 3");
+        assert!(e.contains("unknown field"), "{e}");
+        let e = broken("cpus", "cpus = 2", "cpus = 3");
+        assert!(e.contains("needs exactly 0-2"), "{e}");
+    }
+
+    #[test]
+    fn check_flags_a_kernel_without_hmat_tiers() {
+        let p = Profile::load(&hosts("qemu-dram-cxl")).unwrap();
+        let data = |n: &str| SysRoot::at(format!("{}/tests/data/{n}", env!("CARGO_MANIFEST_DIR")));
+        let new = Topology::from_sysfs(&data("dram-cxl-6.12")).unwrap();
+        assert!(p.check(&new).is_empty(), "{:?}", p.check(&new));
+        let old = Topology::from_sysfs(&data("dram-cxl-6.1")).unwrap();
+        let m = p.check(&old);
+        assert_eq!(m.len(), 1);
+        assert!(m[0].contains("memory_tier4=0-1"), "{m:?}");
+    }
+}
