@@ -295,7 +295,9 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  tierbench vm --host qemu-dram-cxl --kernel $(scripts/fetch-kernel 6.12 | cut -d' ' -f1) -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing")]
+#[command(
+    after_help = "Example:\n  tierbench vm --host qemu-dram-cxl --kernel $(scripts/fetch-kernel 6.12 | cut -d' ' -f1) -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing"
+)]
 pub struct VmArgs {
     /// Host profile: a name from hosts/ (qemu-dram-cxl) or a path
     #[arg(long)]

@@ -325,3 +325,100 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
 }
 
 static KNOB_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `tierbench vm` refuses bad input before starting QEMU.
+#[test]
+fn vm_bad_input_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_kernel = dir.path().join("vmlinuz-9.9");
+    std::fs::write(&not_kernel, b"text").unwrap();
+    let mut fake = vec![0u8; 0x400];
+    fake[0x202..0x206].copy_from_slice(b"HdrS");
+    let fake_kernel = dir.path().join("vmlinuz-9.8");
+    std::fs::write(&fake_kernel, &fake).unwrap();
+    std::fs::write(
+        dir.path().join("config-9.8"),
+        "CONFIG_NUMA=y\nCONFIG_MIGRATION=y\nCONFIG_ACPI_NUMA=y\n# CONFIG_NUMA_BALANCING is not set\nCONFIG_ACPI_HMAT=y\n",
+    )
+    .unwrap();
+    let profile = |from: &str, to: &str| {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../hosts/qemu-dram-cxl.toml"
+        ))
+        .unwrap();
+        let p = dir.path().join(format!("p{}.toml", to.len()));
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+        p.display().to_string()
+    };
+    let no_initiator = profile(
+        "memory_mib = 2048\ninitiator = 0\n\n[[distance]]",
+        "memory_mib = 2048\n\n[[distance]]",
+    );
+    let bad_sum = profile("memory_mib = 4096", "memory_mib = 4000");
+    let k = not_kernel.display().to_string();
+    let fk = fake_kernel.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--host",
+                "qemu-dram-cxl",
+                "--kernel",
+                "/nonexistent/vmlinuz",
+            ],
+            "no such file",
+        ),
+        (
+            vec!["--host", "qemu-dram-cxl", "--kernel", &k],
+            "not a Linux x86 kernel image",
+        ),
+        (
+            vec!["--host", "qemu-dram-cxl", "--kernel", &fk],
+            "CONFIG_NUMA_BALANCING",
+        ),
+        (
+            vec!["--host", &no_initiator, "--kernel", &fk],
+            "no `initiator`",
+        ),
+        (
+            vec!["--host", &bad_sum, "--kernel", &fk],
+            "adds up to 4096 MiB",
+        ),
+        (
+            vec!["--host", "no-such-profile", "--kernel", &fk],
+            "no-such-profile",
+        ),
+        (
+            vec!["--host", "lab-template", "--kernel", &fk],
+            "lab machine",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = tb()
+            .arg("vm")
+            .args(&args)
+            .args(["--accel", "tcg", "--", "probe"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?} should mention {needle:?}: {err}"
+        );
+    }
+    // No QEMU on the PATH.
+    tb().args([
+        "vm",
+        "--host",
+        "qemu-dram-cxl",
+        "--kernel",
+        &fk,
+        "--",
+        "probe",
+    ])
+    .env("PATH", "/nonexistent")
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("qemu-system-x86_64 not found"));
+}

@@ -78,7 +78,10 @@ fn mount_all() {
         // SAFETY: valid NUL-terminated strings; no data argument.
         let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
         if rc != 0 {
-            eprintln!("tierbench guest: mount {target}: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "tierbench guest: mount {target}: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -86,7 +89,11 @@ fn mount_all() {
 /// The second serial port in raw mode (no newline translation), or `None`
 /// if the machine has no second port.
 fn open_stream() -> Option<File> {
-    let f = fs::OpenOptions::new().read(true).write(true).open(STREAM_PORT).ok()?;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(STREAM_PORT)
+        .ok()?;
     // SAFETY: termios is plain data; the fd is open for the call.
     unsafe {
         let mut t: libc::termios = std::mem::zeroed();
@@ -110,7 +117,9 @@ fn send(port: &mut Option<File>, bytes: &[u8]) {
 fn check_kernel(profile: &Profile) -> Result<(), String> {
     let sys = SysRoot::live();
     let mut missing = Vec::new();
-    let online = sys.read_opt("/sys/devices/system/node/online").unwrap_or_default();
+    let online = sys
+        .read_opt("/sys/devices/system/node/online")
+        .unwrap_or_default();
     let nodes: crate::topology::NodeSet = online.parse().unwrap_or_default();
     if nodes.len() < profile.nodes.len() {
         missing.push(format!(
@@ -184,13 +193,19 @@ fn run(port: &mut Option<File>) -> Result<i32, String> {
 /// the bytes after the first one that differs from what was sent (an
 /// append for the CSV, a partial rewrite for system.json).
 fn stream_results(port: &mut Option<File>, sent: &mut BTreeMap<String, Vec<u8>>) {
-    let Ok(entries) = fs::read_dir(RESULTS) else { return };
+    let Ok(entries) = fs::read_dir(RESULTS) else {
+        return;
+    };
     for e in entries.flatten() {
         let path = e.path();
         if !path.is_file() {
             continue;
         }
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let Ok(data) = fs::read(&path) else { continue };
         let prev = sent.entry(name.clone()).or_default();
         if *prev == data {

@@ -21,10 +21,13 @@ pub enum InitramfsError {
 
 /// The shared objects `binary` loads, the dynamic loader included.
 pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, InitramfsError> {
-    let out = Command::new("ldd").arg(binary).output().map_err(|e| InitramfsError::Ldd {
-        binary: binary.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let out = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| InitramfsError::Ldd {
+            binary: binary.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         if text.contains("not a dynamic executable") {
@@ -41,7 +44,10 @@ pub fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, InitramfsError> {
         // "/lib64/ld-linux-x86-64.so.2 (0x...)"; vdso has no path.
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
         };
         if let Some(p) = path.filter(|p| p.starts_with('/')) {
             libs.push(PathBuf::from(p));
@@ -161,7 +167,8 @@ pub fn build(binary: &Path, extra: &[(&str, Vec<u8>)], dest: &Path) -> Result<()
             let mode = std::fs::metadata(&lib)
                 .map(|m| m.permissions().mode() & 0o777)
                 .unwrap_or(0o755);
-            cpio.file(&lib.to_string_lossy(), mode, &read(&lib)?).map_err(werr)?;
+            cpio.file(&lib.to_string_lossy(), mode, &read(&lib)?)
+                .map_err(werr)?;
         }
         for (path, data) in extra {
             cpio.file(path, 0o644, data).map_err(werr)?;
@@ -211,13 +218,19 @@ mod tests {
         child.stdin.take().unwrap().write_all(&bytes).unwrap();
         let out = child.wait_with_output().unwrap();
         let list = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(list.lines().collect::<Vec<_>>(), ["x", "x/y.txt", "dev/console"]);
+        assert_eq!(
+            list.lines().collect::<Vec<_>>(),
+            ["x", "x/y.txt", "dev/console"]
+        );
     }
 
     #[test]
     fn this_test_binary_has_libc() {
         let exe = std::env::current_exe().unwrap();
         let libs = shared_libraries(&exe).unwrap();
-        assert!(libs.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libs:?}");
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
     }
 }

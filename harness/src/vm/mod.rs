@@ -52,12 +52,18 @@ pub struct VmRecord {
     pub note: &'static str,
 }
 
-pub const EMULATION_NOTE: &str = "emulated NUMA: every node is the same host RAM, so placement and \
+pub const EMULATION_NOTE: &str =
+    "emulated NUMA: every node is the same host RAM, so placement and \
      promotion counts are real, latency/bandwidth gaps between emulated nodes are not";
 
 /// Kernel options the experiment needs, checked in a config file found
 /// beside the image (Debian's boot/config-*, or a build tree's .config).
-const REQUIRED_CONFIG: &[&str] = &["CONFIG_NUMA", "CONFIG_NUMA_BALANCING", "CONFIG_MIGRATION", "CONFIG_ACPI_NUMA"];
+const REQUIRED_CONFIG: &[&str] = &[
+    "CONFIG_NUMA",
+    "CONFIG_NUMA_BALANCING",
+    "CONFIG_MIGRATION",
+    "CONFIG_ACPI_NUMA",
+];
 
 fn config_beside(kernel: &Path) -> Option<PathBuf> {
     let name = kernel.file_name()?.to_string_lossy().into_owned();
@@ -149,7 +155,9 @@ fn which(bin: &str) -> Option<PathBuf> {
 fn guest_args(inner: &[String]) -> Vec<String> {
     let mut args = inner.to_vec();
     let is_run = args.first().map(String::as_str) == Some("run");
-    let has_out = args.iter().any(|a| a == "-o" || a == "--out" || a.starts_with("--out="));
+    let has_out = args
+        .iter()
+        .any(|a| a == "-o" || a == "--out" || a.starts_with("--out="));
     if is_run && !has_out {
         args.push("--out".into());
         args.push(guest::RESULTS.into());
@@ -202,7 +210,8 @@ fn boot_once(
     let _ = std::fs::remove_file(&initrd);
     let raw = std::fs::read(&files.stream).unwrap_or_default();
     let _ = std::fs::remove_file(&files.stream);
-    let console = String::from_utf8_lossy(&std::fs::read(&files.console_log).unwrap_or_default()).into_owned();
+    let console = String::from_utf8_lossy(&std::fs::read(&files.console_log).unwrap_or_default())
+        .into_owned();
     let tail: Vec<&str> = console.lines().rev().take(30).collect();
     let console_tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
     Ok((
@@ -233,15 +242,33 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
         Accel::Tcg => Ok((Accel::Tcg, "asked for tcg".into())),
         Accel::Kvm => Ok((Accel::Kvm, "asked for kvm".into())),
         Accel::Auto => {
-            if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
+            if std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+                .is_err()
+            {
                 return Ok((Accel::Tcg, "auto: /dev/kvm not usable".into()));
             }
             let dir = req.out.join("kvm-probe");
             let inner = vec!["topo".to_string(), "--format".into(), "json".into()];
-            let (b, _) = boot_once(profile, Accel::Kvm, req, &inner, &dir, Duration::from_secs(30))?;
+            let (b, _) = boot_once(
+                profile,
+                Accel::Kvm,
+                req,
+                &inner,
+                &dir,
+                Duration::from_secs(30),
+            )?;
             let _ = std::fs::remove_dir_all(&dir);
             if b.received.exit == Some(0) {
-                Ok((Accel::Kvm, format!("auto: a KVM guest booted and ran in {:.1}s", b.wall.as_secs_f64())))
+                Ok((
+                    Accel::Kvm,
+                    format!(
+                        "auto: a KVM guest booted and ran in {:.1}s",
+                        b.wall.as_secs_f64()
+                    ),
+                ))
             } else {
                 Ok((Accel::Tcg, format!(
                     "auto: /dev/kvm exists but a KVM guest did not report back within 30s ({:?}); using tcg",
@@ -270,10 +297,18 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
 
     // Results the guest sent, written as they arrived.
     for (name, bytes) in &b.received.files {
-        let safe = Path::new(name).file_name().map(PathBuf::from).unwrap_or_default();
+        let safe = Path::new(name)
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
         std::fs::write(req.out.join(safe), bytes)?;
     }
-    let text = |n: &str| b.received.files.get(n).map(|v| String::from_utf8_lossy(v).into_owned());
+    let text = |n: &str| {
+        b.received
+            .files
+            .get(n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
     let mismatches: Vec<String> = text("expectations.txt")
         .unwrap_or_default()
         .lines()
@@ -284,7 +319,9 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
         (_, Some(code)) => format!("guest command exited with {code}"),
         (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
         (Ended::Exited(_), None) if b.panicked => "kernel panic".into(),
-        (Ended::Exited(c), None) => format!("qemu exited ({c:?}) before the guest reported an exit code"),
+        (Ended::Exited(c), None) => {
+            format!("qemu exited ({c:?}) before the guest reported an exit code")
+        }
     };
     let record = VmRecord {
         profile: profile.name.clone(),
@@ -300,10 +337,18 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
         expectation_mismatches: mismatches.clone(),
         note: EMULATION_NOTE,
     };
-    std::fs::write(req.out.join("vm.json"), serde_json::to_string_pretty(&record)?)?;
+    std::fs::write(
+        req.out.join("vm.json"),
+        serde_json::to_string_pretty(&record)?,
+    )?;
 
     if let Some(out) = text("stdout.txt") {
-        print!("{out}");
+        // Paths the guest printed point into its /results: show the host's.
+        let host_dir = format!("{}/", req.out.display());
+        print!(
+            "{}",
+            out.replace(&format!("{}/", guest::RESULTS), &host_dir)
+        );
     }
     for m in &mismatches {
         eprintln!("tierbench vm: profile expectation not met: {m}");
@@ -354,6 +399,9 @@ mod tests {
     fn missing_kernel_options_are_named() {
         let p = Profile::load("qemu-dram-cxl").unwrap();
         let cfg = "CONFIG_NUMA=y\nCONFIG_MIGRATION=y\n# CONFIG_NUMA_BALANCING is not set\nCONFIG_ACPI_NUMA=y\n";
-        assert_eq!(missing_config(cfg, &p), ["CONFIG_NUMA_BALANCING", "CONFIG_ACPI_HMAT"]);
+        assert_eq!(
+            missing_config(cfg, &p),
+            ["CONFIG_NUMA_BALANCING", "CONFIG_ACPI_HMAT"]
+        );
     }
 }

@@ -108,7 +108,8 @@ impl Profile {
                 "{e} (give a path, or a name from hosts/: qemu-dram-cxl, qemu-2socket-cxl)"
             ))
         })?;
-        let mut p: Profile = toml::from_str(&text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
+        let mut p: Profile =
+            toml::from_str(&text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
         p.name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -128,14 +129,18 @@ impl Profile {
         }
         for set in [&self.expect.fast, &self.expect.slow] {
             if let Some(n) = set.iter().find(|n| !ids.contains(*n)) {
-                return Err(format!("[expect] names node {n}, which no [[node]] defines"));
+                return Err(format!(
+                    "[expect] names node {n}, which no [[node]] defines"
+                ));
             }
         }
         if self.kind == Kind::Lab {
             return Ok(());
         }
         let cpus = self.cpus.ok_or("an emulated profile needs `cpus`")?;
-        let memory = self.memory_mib.ok_or("an emulated profile needs `memory_mib`")?;
+        let memory = self
+            .memory_mib
+            .ok_or("an emulated profile needs `memory_mib`")?;
         let node_sum: u64 = self.nodes.iter().map(|n| n.memory_mib).sum();
         if node_sum != memory {
             return Err(format!(
@@ -176,12 +181,18 @@ impl Profile {
         }
         for d in &self.distances {
             if !ids.contains(d.from) || !ids.contains(d.to) || d.from == d.to {
-                return Err(format!("[[distance]] {} -> {}: not two distinct nodes", d.from, d.to));
+                return Err(format!(
+                    "[[distance]] {} -> {}: not two distinct nodes",
+                    d.from, d.to
+                ));
             }
         }
         for h in &self.hmat {
             if !ids.contains(h.initiator) || !ids.contains(h.target) {
-                return Err(format!("[[hmat]] {} -> {}: unknown node", h.initiator, h.target));
+                return Err(format!(
+                    "[[hmat]] {} -> {}: unknown node",
+                    h.initiator, h.target
+                ));
             }
         }
         Ok(())
@@ -278,16 +289,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
-        Profile::load(path.to_str().unwrap()).unwrap_err().to_string()
+        Profile::load(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn bad_profiles_say_what_to_fix() {
-        let e = broken("no initiator", "memory_mib = 2048\ninitiator = 0\n\n[[distance]]", "memory_mib = 2048\n\n[[distance]]");
+        let e = broken(
+            "no initiator",
+            "memory_mib = 2048\ninitiator = 0\n\n[[distance]]",
+            "memory_mib = 2048\n\n[[distance]]",
+        );
         assert!(e.contains("no CPUs and no `initiator`"), "{e}");
         let e = broken("sizes", "memory_mib = 4096", "memory_mib = 5000");
         assert!(e.contains("adds up to 4096 MiB"), "{e}");
-        let e = broken("unknown key", "kind = \"emulated\"", "kind = \"emulated\"\nlatency = 3");
+        let e = broken(
+            "unknown key",
+            "kind = \"emulated\"",
+            "kind = \"emulated\"\nlatency = 3",
+        );
         assert!(e.contains("unknown field"), "{e}");
         let e = broken("cpus", "cpus = 2", "cpus = 3");
         assert!(e.contains("needs exactly 0-2"), "{e}");

@@ -92,7 +92,10 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
     }
     for n in &profile.nodes {
         push("-object".into());
-        push(format!("memory-backend-ram,id=m{},size={}M", n.id, n.memory_mib));
+        push(format!(
+            "memory-backend-ram,id=m{},size={}M",
+            n.id, n.memory_mib
+        ));
         let mut node = format!("node,nodeid={},memdev=m{}", n.id, n.id);
         // QEMU wants one cpus= per contiguous range.
         for range in n.cpus.to_string().split(',').filter(|r| !r.is_empty()) {
@@ -134,7 +137,12 @@ pub enum Ended {
 
 /// Starts QEMU and waits for it at most `timeout`; kills it past that, so
 /// nothing is left running.
-pub fn boot(profile: &Profile, accel: Accel, files: &Boot, timeout: Duration) -> std::io::Result<(Ended, Duration)> {
+pub fn boot(
+    profile: &Profile,
+    accel: Accel,
+    files: &Boot,
+    timeout: Duration,
+) -> std::io::Result<(Ended, Duration)> {
     for f in [&files.console_log, &files.stream] {
         std::fs::write(f, b"")?;
     }
@@ -154,7 +162,9 @@ pub fn boot(profile: &Profile, accel: Accel, files: &Boot, timeout: Duration) ->
             }
             if !err.trim().is_empty() {
                 // QEMU's own complaints go to the console log's end.
-                let mut log = std::fs::OpenOptions::new().append(true).open(&files.console_log)?;
+                let mut log = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&files.console_log)?;
                 use std::io::Write;
                 writeln!(log, "\n[qemu stderr] {}", err.trim())?;
             }
@@ -172,7 +182,9 @@ pub fn boot(profile: &Profile, accel: Accel, files: &Boot, timeout: Duration) ->
 /// Whether `path` starts like a Linux x86 boot image ("HdrS" at 0x202).
 pub fn is_kernel_image(path: &Path) -> bool {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return false };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
     let mut magic = [0u8; 4];
     f.seek(SeekFrom::Start(0x202)).is_ok() && f.read_exact(&mut magic).is_ok() && &magic == b"HdrS"
 }

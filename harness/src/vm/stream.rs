@@ -80,7 +80,7 @@ mod tests {
         s.extend(file_record("samples.csv", 0, b"a,b\n"));
         s.extend(file_record("system.json", 0, b"{\"v\": []}"));
         s.extend(file_record("samples.csv", 4, b"1,2\n"));
-        s.extend(file_record("system.json", 7, b"[1]}"));
+        s.extend(file_record("system.json", 7, b"1]}"));
         s.extend(error_record("no\nnewlines"));
         s.extend(exit_record(0));
         let r = decode(&s);

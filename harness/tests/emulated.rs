@@ -1,0 +1,327 @@
+//! Behaviour checks on emulated tiered machines (QEMU + HMAT, TCG), against
+//! real Debian kernels. scripts/test fetches the kernels and passes their
+//! paths in TIERBENCH_KERNEL_6_1, TIERBENCH_KERNEL_6_12 and
+//! TIERBENCH_KERNEL_LATEST. Without them (or without QEMU) each test says
+//! it skips; under CI=true a missing kernel or QEMU is a failure instead.
+//!
+//! The scenario (one boot per kernel): 64 MiB of 4 KiB pages first-touched
+//! on the slow node, numa_balancing=2 (tiering), then the policy switched in
+//! place to PREFERRED_MANY({fast}) without and with MPOL_F_NUMA_BALANCING,
+//! while a worker on a fast-node CPU reads one word per page of the hot
+//! half. The scanner is made eager (scan_delay_ms=0,
+//! scan_period_min_ms=100) so that its first pass falls inside the run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The kernel for `var`, or None (with a skip line) where it cannot run.
+fn kernel(var: &str) -> Option<PathBuf> {
+    let qemu = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let k = std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file());
+    match (qemu, k) {
+        (true, Some(k)) => Some(k),
+        (q, k) => {
+            let why = if !q {
+                "qemu-system-x86_64 not installed".to_string()
+            } else {
+                format!("{var} not set")
+            };
+            assert!(
+                !in_ci(),
+                "CI must run the emulated tests, but {why} (scripts/test sets it up)"
+            );
+            eprintln!("skip: {why}; run scripts/test to fetch kernels and install QEMU");
+            let _ = k;
+            None
+        }
+    }
+}
+
+struct Run {
+    rows: Vec<csv::StringRecord>,
+    header: csv::StringRecord,
+    vm: serde_json::Value,
+    stderr: String,
+}
+
+impl Run {
+    fn summary(&self, variant: &str) -> &csv::StringRecord {
+        self.rows
+            .iter()
+            .find(|r| &r[0] == "summary" && &r[1] == variant)
+            .unwrap_or_else(|| panic!("no summary row for {variant}"))
+    }
+    fn cell<'a>(&self, row: &'a csv::StringRecord, col: &str) -> &'a str {
+        let i = self
+            .header
+            .iter()
+            .position(|h| h == col)
+            .unwrap_or_else(|| panic!("no column {col}"));
+        &row[i]
+    }
+    fn num(&self, row: &csv::StringRecord, col: &str) -> f64 {
+        self.cell(row, col)
+            .parse()
+            .unwrap_or_else(|_| panic!("{col} = {:?}", self.cell(row, col)))
+    }
+}
+
+fn promotion_run(kernel: &Path, out: &Path) -> Run {
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "240s",
+            "-q",
+            "--kernel",
+        ])
+        .arg(kernel)
+        .arg("-o")
+        .arg(out)
+        .args([
+            "--",
+            "run",
+            "--size",
+            "64M",
+            "--first-touch",
+            "slow",
+            "--numa-balancing",
+            "tiering",
+        ])
+        .args([
+            "--numab",
+            "scan_delay_ms=0",
+            "--numab",
+            "scan_period_min_ms=100",
+        ])
+        .args([
+            "--stride",
+            "4096",
+            "--hot-fraction",
+            "0.5",
+            "--duration",
+            "6s",
+            "-q",
+        ])
+        .args([
+            "--policy",
+            "preferred-many:fast",
+            "--policy",
+            "preferred-many:fast+balancing",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "tierbench vm failed: {stderr}");
+    let mut rd = csv::Reader::from_path(out.join("samples.csv")).unwrap();
+    let header = rd.headers().unwrap().clone();
+    let rows = rd.records().map(|r| r.unwrap()).collect();
+    let vm = serde_json::from_slice(&std::fs::read(out.join("vm.json")).unwrap()).unwrap();
+    Run {
+        rows,
+        header,
+        vm,
+        stderr,
+    }
+}
+
+/// With the flag, hot pages on the slow node are promoted: pgpromote_success
+/// rises on the fast node and >= 90% of the hot set ends on it. Without the
+/// flag the VMA is not scanned: nothing is promoted, the hot set stays slow.
+fn check_promotion(run: &Run) {
+    let without = run.summary("preferred-many:0");
+    let with = run.summary("preferred-many:0+balancing");
+    assert_eq!(run.cell(with, "status"), "ok");
+    assert!(
+        run.num(with, "node0.pgpromote_success") > 0.0,
+        "no promotion with the flag"
+    );
+    assert!(run.num(with, "vmstat.pgpromote_success") > 0.0);
+    assert!(
+        run.num(with, "hot_fast_share") >= 0.9,
+        "hot set not on the fast node"
+    );
+    assert_eq!(run.num(without, "vmstat.pgpromote_success"), 0.0);
+    assert_eq!(run.num(without, "vmstat.numa_hint_faults"), 0.0);
+    assert_eq!(
+        run.num(without, "hot_fast_share"),
+        0.0,
+        "hot set left the slow node without the flag"
+    );
+    assert_eq!(run.vm["accel"], "tcg");
+    assert!(
+        run.vm["expectation_mismatches"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{:?}",
+        run.vm
+    );
+}
+
+#[test]
+fn promotion_follows_the_flag_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promotion_run(&k, out.path());
+    assert!(run.vm["guest_kernel_release"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.12"));
+    check_promotion(&run);
+}
+
+#[test]
+fn promotion_follows_the_flag_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promotion_run(&k, out.path());
+    check_promotion(&run);
+}
+
+/// 6.1 predates PREFERRED_MANY|NUMA_BALANCING (6.10) and HMAT tiers for
+/// CPU-less nodes (6.10): the variant is recorded unsupported (EINVAL), the
+/// other still runs, and the profile's expectation is flagged.
+#[test]
+fn old_kernel_reports_the_flag_unsupported_on_6_1() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_1") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promotion_run(&k, out.path());
+    assert!(run.vm["guest_kernel_release"]
+        .as_str()
+        .unwrap()
+        .starts_with("6.1."));
+    let with = run.summary("preferred-many:0+balancing");
+    assert_eq!(run.cell(with, "status"), "unsupported");
+    assert!(run.cell(with, "notes").contains("EINVAL"), "{:?}", with);
+    assert!(run.cell(with, "notes").contains("6.10"));
+    let without = run.summary("preferred-many:0");
+    assert_eq!(run.cell(without, "status"), "ok");
+    assert_eq!(run.num(without, "hot_fast_share"), 0.0);
+    let topo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("guest-topology.json")).unwrap())
+            .unwrap();
+    let tiers = topo["tiers"].as_array().unwrap();
+    assert_eq!(
+        tiers.len(),
+        1,
+        "6.1 should put both nodes in one tier: {tiers:?}"
+    );
+    assert_eq!(tiers[0]["nodes"], "0-1");
+    let mism = run.vm["expectation_mismatches"].as_array().unwrap();
+    assert_eq!(mism.len(), 1);
+    assert!(
+        run.stderr.contains("profile expectation not met"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The guest is killed at the deadline: exit 1, the console tail shown,
+/// and no QEMU left running.
+#[test]
+fn a_hung_guest_is_killed_at_the_timeout() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "1s",
+            "-q",
+            "--kernel",
+        ])
+        .arg(&k)
+        .arg("-o")
+        .arg(out.path())
+        .args(["--", "run", "--duration", "60s"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(err.contains("console"), "{err}");
+    assert!(out.path().join("console.log").exists());
+    let ps = Command::new("pgrep")
+        .args(["-f", &out.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ps.stdout.is_empty(),
+        "qemu still running: {}",
+        String::from_utf8_lossy(&ps.stdout)
+    );
+}
+
+/// `auto` takes KVM only when a KVM guest boots; here (nested KVM) it must
+/// fall back to TCG and say why; on a host with working KVM it takes KVM.
+#[test]
+fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "auto",
+            "--timeout",
+            "120s",
+            "-q",
+            "--kernel",
+        ])
+        .arg(&k)
+        .arg("-o")
+        .arg(out.path())
+        .args(["--", "topo", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let vm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    let reason = vm["accel_reason"].as_str().unwrap();
+    assert!(reason.starts_with("auto:"), "{reason}");
+    if vm["accel"] == "kvm" {
+        assert!(reason.contains("booted"), "{reason}");
+    }
+    // The guest's topology came back: the CPU-less node is node 1.
+    let topo: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(topo["nodes"][1]["cpus"], "");
+}
