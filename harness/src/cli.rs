@@ -205,6 +205,18 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Placement")]
     pub force: bool,
 
+    /// Host profile (hosts/*.toml) this machine must match
+    #[arg(
+        long,
+        value_name = "PROFILE",
+        help_heading = "Placement",
+        long_help = "Host profile (a name from hosts/ or a path) describing this machine: node \
+                     ids, which nodes have CPUs, and the tiers the kernel should build. A machine \
+                     of another shape is refused; tiers other than expected are recorded in the \
+                     results and printed."
+    )]
+    pub host: Option<String>,
+
     // --- Workload
     /// Node whose CPUs run the workers (default: first fast node with CPUs)
     #[arg(long, help_heading = "Workload")]

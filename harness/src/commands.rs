@@ -14,7 +14,7 @@ use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobPlan};
 use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
-use crate::report::table::{ConsoleSink, Table};
+use crate::report::table::{ConsoleSink, Table, TimelineSink};
 use crate::report::{RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
 use crate::sysfs::SysRoot;
@@ -389,7 +389,21 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         force: a.force,
     };
     // Everything that can be refused is refused here, before any change.
-    let plan = Plan::resolve(&spec, &topo)?;
+    let mut plan = Plan::resolve(&spec, &topo)?;
+    if let Some(host) = &a.host {
+        let profile = crate::vm::profile::Profile::load(host).map_err(|e| input(e.to_string()))?;
+        let shape = profile.check_shape(&topo);
+        if !shape.is_empty() {
+            return Err(input(format!(
+                "this machine is not the one --host {host} describes: {}",
+                shape.join("; ")
+            )));
+        }
+        for m in profile.check_tiers(&topo) {
+            eprintln!("tierbench run: profile expectation not met: {m}");
+            plan.notes.push(format!("profile expectation not met: {m}"));
+        }
+    }
     let knob_plan = knob_plan(&a)?;
     let sys = SysRoot::live();
     let state = a
@@ -455,7 +469,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut console = ConsoleSink;
-    let mut sinks: Vec<&mut dyn RowSink> = vec![&mut csv];
+    let mut timeline = TimelineSink::default();
+    let mut sinks: Vec<&mut dyn RowSink> = vec![&mut csv, &mut timeline];
     if !a.quiet {
         sinks.push(&mut console);
     }
@@ -476,6 +491,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     restored.context("restoring knobs")?;
 
     print_summary(&outcomes, &cols);
+    if let Some(t) = timeline.render() {
+        print!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast);
+    }
     println!(
         "\nresults: {}  {}",
         csv_path.display(),
@@ -547,8 +565,33 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         t.push(row);
     }
     print!("\n{}", t.render());
-    for o in outcomes.iter().filter(|o| !o.summary.notes.is_empty()) {
-        println!("{}: {}", o.summary.variant, o.summary.notes);
+    // Notes every variant shares are printed once.
+    let split = |o: &VariantOutcome| -> Vec<String> {
+        o.summary
+            .notes
+            .split("; ")
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let common: Vec<String> = outcomes
+        .first()
+        .map(split)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| outcomes.iter().all(|o| split(o).contains(n)))
+        .collect();
+    for n in &common {
+        println!("note: {n}");
+    }
+    for o in outcomes {
+        let own: Vec<String> = split(o)
+            .into_iter()
+            .filter(|n| !common.contains(n))
+            .collect();
+        if !own.is_empty() {
+            println!("{}: {}", o.summary.variant, own.join("; "));
+        }
     }
 }
 

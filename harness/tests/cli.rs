@@ -119,6 +119,20 @@ fn bad_input_exits_2_with_one_line_and_changes_nothing() {
         );
         assert_eq!(numa_balancing(), before, "{args:?} changed numa_balancing");
     }
+    // A --host profile describing another machine.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        "description = \"x\"\nkind = \"lab\"\n[[node]]\nid = 999\ncpus = \"0\"\nmemory_mib = 1\n[expect]\nfast = \"999\"\nslow = \"\"\n",
+    )
+    .unwrap();
+    tb().args(["run", "--numa-balancing", "tiering", "--host"])
+        .arg(&other)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not the one --host"));
+    assert_eq!(numa_balancing(), before);
     // A CPU-less node as the worker node, where this machine has one.
     for entry in std::fs::read_dir("/sys/devices/system/node").unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();

@@ -94,3 +94,62 @@ mod tests {
         assert_eq!(lines[2], "wide cell  x");
     }
 }
+
+/// Keeps the interval rows' hot-set share per variant, to print the
+/// placement timeline side by side once the run is over.
+#[derive(Default)]
+pub struct TimelineSink {
+    /// (variant, t_s, hot_fast_share) in arrival order.
+    points: Vec<(String, f64, Option<f64>)>,
+}
+
+impl RowSink for TimelineSink {
+    fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
+        if r.kind == RowKind::Interval {
+            self.points
+                .push((r.variant.clone(), r.t_s, r.hot_fast_share));
+        }
+        Ok(())
+    }
+}
+
+impl TimelineSink {
+    /// One row per interval index, one column per variant: the share of
+    /// the hot set on fast nodes at the end of that interval.
+    pub fn render(&self) -> Option<String> {
+        let mut variants: Vec<&str> = Vec::new();
+        for (v, _, _) in &self.points {
+            if !variants.contains(&v.as_str()) {
+                variants.push(v);
+            }
+        }
+        if self.points.iter().all(|p| p.2.is_none()) {
+            return None;
+        }
+        let series: Vec<Vec<&(String, f64, Option<f64>)>> = variants
+            .iter()
+            .map(|v| self.points.iter().filter(|p| p.0 == *v).collect())
+            .collect();
+        let len = series.iter().map(Vec::len).max().unwrap_or(0);
+        let mut t = Table::new(
+            std::iter::once("t_s".to_string())
+                .chain(variants.iter().map(|v| format!("{v} hot on fast"))),
+        );
+        for i in 0..len {
+            let ts = series
+                .iter()
+                .find_map(|s| s.get(i))
+                .map(|p| p.1)
+                .unwrap_or(0.0);
+            let mut row = vec![format!("{ts:.1}")];
+            for s in &series {
+                row.push(match s.get(i).and_then(|p| p.2) {
+                    Some(x) => format!("{:.1}%", x * 100.0),
+                    None => "-".into(),
+                });
+            }
+            t.push(row);
+        }
+        Some(t.render())
+    }
+}

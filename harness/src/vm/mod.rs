@@ -270,10 +270,21 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
                     ),
                 ))
             } else {
-                Ok((Accel::Tcg, format!(
-                    "auto: /dev/kvm exists but a KVM guest did not report back within 30s ({:?}); using tcg",
-                    b.ended
-                )))
+                let how = match b.ended {
+                    Ended::TimedOut => "no report within 30s".to_string(),
+                    Ended::Exited(code) => format!("qemu exited ({code:?}) without a report"),
+                };
+                let last = b
+                    .console_tail
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                Ok((
+                    Accel::Tcg,
+                    format!("auto: /dev/kvm exists but a KVM guest did not boot ({how}: {last}); using tcg"),
+                ))
             }
         }
     }

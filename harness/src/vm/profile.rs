@@ -205,6 +205,13 @@ impl Profile {
     /// Compares a discovered topology with this profile. Returns one line
     /// per mismatch; empty when the machine is what the profile says.
     pub fn check(&self, topo: &Topology) -> Vec<String> {
+        let mut out = self.check_shape(topo);
+        out.extend(self.check_tiers(topo));
+        out
+    }
+
+    /// Node ids and which nodes have CPUs: is this the machine at all?
+    pub fn check_shape(&self, topo: &Topology) -> Vec<String> {
         let mut out = Vec::new();
         let want: NodeSet = self.nodes.iter().map(|n| n.id).collect();
         if topo.node_ids() != want {
@@ -224,7 +231,20 @@ impl Profile {
                 }
             }
         }
-        if topo.roles.source != RoleSource::KernelTiers {
+        out
+    }
+
+    /// The tiers the kernel built against the profile's expectation.
+    pub fn check_tiers(&self, topo: &Topology) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.expect.slow.is_empty() {
+            if topo.has_slow_tier() {
+                out.push(format!(
+                    "profile {} expects no slow nodes, the machine has slow node(s) {} ({})",
+                    self.name, topo.roles.slow, topo.roles.source
+                ));
+            }
+        } else if topo.roles.source != RoleSource::KernelTiers {
             out.push(format!(
                 "profile {} expects the kernel to put nodes {} in a lower tier than {}, but the \
                  kernel reports {} ({})",
