@@ -41,6 +41,14 @@ pub enum Command {
     Knobs(KnobsArgs),
     /// Boot a kernel on an emulated tiered machine (QEMU + HMAT) and run a command inside
     Vm(VmArgs),
+    /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
+    Conform(ConformArgs),
+    /// One conformance case, in a fresh process (used by `conform`)
+    #[command(hide = true)]
+    ConformCase {
+        /// The case, as JSON
+        spec: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -345,6 +353,52 @@ pub struct VmArgs {
     /// The tierbench command to run inside, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub inner: Vec<String>,
+}
+
+fn modes_arg(s: &str) -> Result<Vec<u8>, String> {
+    s.split(',')
+        .map(|m| {
+            m.trim()
+                .parse::<u8>()
+                .map_err(|_| format!("{m:?} is not a numa_balancing mode (1, 2 or 3)"))
+        })
+        .collect()
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "For each case of policy (PREFERRED_MANY|NUMA_BALANCING, BIND|NUMA_BALANCING, \
+                  and the default policy as a control) x node mask ({A}, {A, slow}) x executing \
+                  node (A, B) x page node (slow, A, B) x numa_balancing mode (2, 3): first-touch a \
+                  buffer on the page node, switch the policy in place, read it from a CPU of the \
+                  executing node for --period, and count where the pages are (move_pages). Each \
+                  result is compared with the rule as merged in 6.10 (migrate only when the \
+                  executing node is in the mask) and as first proposed (also when both nodes are \
+                  outside it). Needs root and two CPU nodes plus a slow node: run it on the \
+                  emulated machine with `tierbench vm --host qemu-2socket-cxl --kernel K -- \
+                  conform`. Exit codes (kselftest): 0 every supported case matches the merged \
+                  rule, 1 some do not, 4 skipped (machine or privileges missing)."
+)]
+pub struct ConformArgs {
+    /// numa_balancing modes to test, comma-separated
+    #[arg(long, default_value = "2,3", value_parser = modes_arg)]
+    pub modes: std::vec::Vec<u8>,
+
+    /// Buffer size per case
+    #[arg(long, default_value = "2M", value_parser = size_arg)]
+    pub size: u64,
+
+    /// How long each case reads its buffer
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    pub period: Duration,
+
+    /// Results directory (conform.csv)
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+
+    /// No per-case lines on stderr
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{Format, KnobsAction, KnobsArgs, ProbeArgs, RunArgs, TopoArgs, VmArgs};
+use crate::cli::{
+    ConformArgs, Format, KnobsAction, KnobsArgs, ProbeArgs, RunArgs, TopoArgs, VmArgs,
+};
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobPlan};
 use crate::probe::{Capabilities, Support};
@@ -522,6 +524,28 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         inner: a.inner,
         quiet: a.quiet,
     })
+}
+
+pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("tierbench-results").join(format!("conform-{}", utc_stamp()))
+    });
+    crate::conform::run(crate::conform::ConformRequest {
+        modes: a.modes,
+        size_bytes: a.size as usize,
+        period: a.period,
+        out,
+        quiet: a.quiet,
+    })
+}
+
+/// The child side of `conform`: one case, its result as JSON on stdout.
+pub fn conform_case(spec: &str) -> anyhow::Result<ExitCode> {
+    let spec: crate::conform::case::CaseSpec =
+        serde_json::from_str(spec).map_err(|e| input(format!("conform-case: bad case: {e}")))?;
+    let result = crate::conform::case::run_case(&spec)?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn humantime(s: f64) -> String {

@@ -6,11 +6,13 @@
 //! [`telemetry`] reads counters; [`knobs`] changes and restores system
 //! settings; [`probe`] measures kernel support; [`run`] plans and executes
 //! a run; [`report`] writes rows; [`cli`] parses; [`commands`] glues;
-//! [`vm`] boots emulated tiered machines under QEMU.
+//! [`vm`] boots emulated tiered machines under QEMU; [`conform`] checks
+//! the kernel's NUMA-fault migration decisions against the merged rule.
 
 pub mod buffer;
 pub mod cli;
 pub mod commands;
+pub mod conform;
 pub mod error;
 pub mod interrupt;
 pub mod knobs;

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Command::Run(a) => commands::run(*a),
         Command::Knobs(a) => commands::knobs(a),
         Command::Vm(a) => commands::vm(a),
+        Command::Conform(a) => commands::conform(a),
+        Command::ConformCase { spec } => commands::conform_case(&spec),
     };
     match result {
         Ok(code) => code,

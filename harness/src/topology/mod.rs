@@ -255,6 +255,25 @@ impl Topology {
             .sum::<u64>()
             * 1024
     }
+    /// The nodes the kernel treats as top tier (`node_is_toptier()`): the
+    /// lowest memory tier holding memory, or, on kernels without memory
+    /// tiers, the nodes with CPUs.
+    pub fn kernel_toptier(&self) -> NodeSet {
+        let memory = self.memory_nodes();
+        match self
+            .tiers
+            .iter()
+            .find(|t| t.nodes.iter().any(|n| memory.contains(n)))
+        {
+            Some(t) => t.nodes.clone(),
+            None => self
+                .nodes
+                .iter()
+                .filter(|n| !n.is_cpuless())
+                .map(|n| n.id)
+                .collect(),
+        }
+    }
     pub fn has_slow_tier(&self) -> bool {
         !self.roles.slow.is_empty()
     }

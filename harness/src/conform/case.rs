@@ -1,0 +1,121 @@
+//! One conformance case, run in a process of its own (`tierbench
+//! conform-case`), so every case starts with a fresh address space and
+//! fresh NUMA-scanner state: the scan period of one case's task never
+//! delays the next case's first scan.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::rule::CasePolicy;
+use crate::buffer::{Buffer, BufferError, PageKind};
+use crate::mempolicy::{Flags, Mode, MoveFlags, Policy};
+use crate::pin;
+use crate::topology::{NodeId, NodeSet};
+use crate::workload::AccessLoop;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseSpec {
+    pub policy: CasePolicy,
+    /// Node mask of the policy, kernel list form (empty for default).
+    pub mask: String,
+    pub exec_cpu: u32,
+    pub page_node: NodeId,
+    pub size_bytes: usize,
+    pub period_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaseStatus {
+    Ok,
+    /// The kernel refused the policy; `reason` says why.
+    Unsupported,
+    /// The setup did not hold (e.g. the pages did not land on the page
+    /// node): no verdict is possible.
+    SetupFailed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub status: CaseStatus,
+    pub reason: String,
+    /// Census after the access period: pages per node.
+    pub per_node: BTreeMap<NodeId, u64>,
+    pub pages: u64,
+}
+
+impl CaseSpec {
+    pub fn policy(&self) -> Policy {
+        let mask: NodeSet = self.mask.parse().unwrap_or_default();
+        match self.policy {
+            CasePolicy::Default => Policy::default_policy(),
+            CasePolicy::BindBalancing => Policy::new(Mode::Bind, Flags::NUMA_BALANCING, mask),
+            CasePolicy::PreferredManyBalancing => {
+                Policy::new(Mode::PreferredMany, Flags::NUMA_BALANCING, mask)
+            }
+        }
+    }
+}
+
+/// Places the pages on the page node, switches the policy in place, reads
+/// every page from a thread on `exec_cpu` for the period, then counts
+/// where the pages are.
+pub fn run_case(spec: &CaseSpec) -> Result<CaseResult, BufferError> {
+    let mut buf = Buffer::map(spec.size_bytes, PageKind::Base)?;
+    let stop = AtomicBool::new(false);
+    buf.set_policy(
+        &Policy::bind(NodeSet::single(spec.page_node)),
+        MoveFlags::NONE,
+    )?;
+    buf.populate(&[spec.exec_cpu], &stop)?;
+    let placed = buf.census(0..buf.len())?;
+    let total = placed.total();
+    if placed.per_node.get(&spec.page_node).copied().unwrap_or(0) != total {
+        return Ok(CaseResult {
+            status: CaseStatus::SetupFailed,
+            reason: format!(
+                "first touch under BIND({}) left pages on {:?}",
+                spec.page_node, placed.per_node
+            ),
+            per_node: placed.per_node,
+            pages: total,
+        });
+    }
+    let policy = spec.policy();
+    if let Err(BufferError::Policy { source, .. }) = buf.set_policy(&policy, MoveFlags::NONE) {
+        return Ok(CaseResult {
+            status: CaseStatus::Unsupported,
+            reason: format!("{source}: {}", crate::probe::diagnose(&policy, &source)),
+            per_node: placed.per_node,
+            pages: total,
+        });
+    }
+    let count = AtomicU64::new(0);
+    let lp = AccessLoop {
+        stride: crate::buffer::BASE_PAGE,
+        write: false,
+    };
+    let (base, len) = (buf.as_mut_ptr() as usize, buf.len());
+    std::thread::scope(|s| -> Result<(), BufferError> {
+        let worker = s.spawn(|| -> Result<(), pin::PinError> {
+            pin::pin_current_thread(spec.exec_cpu)?;
+            // SAFETY: the buffer outlives the scope; this is its only user.
+            unsafe { lp.run(base as *mut u8, len, &stop, &count) };
+            Ok(())
+        });
+        std::thread::sleep(Duration::from_millis(spec.period_ms));
+        stop.store(true, Ordering::SeqCst);
+        worker.join().expect("case worker panicked")?;
+        Ok(())
+    })?;
+    let after = buf.census(0..buf.len())?;
+    Ok(CaseResult {
+        status: CaseStatus::Ok,
+        reason: String::new(),
+        pages: after.total(),
+        per_node: after.per_node,
+    })
+}

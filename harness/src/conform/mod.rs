@@ -1,0 +1,500 @@
+//! `tierbench conform`: measures where NUMA balancing moves pages for each
+//! policy x mask x executing node x page node x numa_balancing mode, and
+//! checks the result against the rule derived in [`rule`] (as merged, and
+//! as first proposed in the seed patch).
+//!
+//! Needs two nodes with CPUs (A, B) and a slow node; on the emulated
+//! `qemu-2socket-cxl` machine: `tierbench vm --host qemu-2socket-cxl
+//! --kernel K -- conform`. Each case runs in a child process
+//! ([`case`]); knobs are set per mode and restored after.
+
+pub mod case;
+pub mod rule;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::error::input;
+use crate::knobs::{self, Knob, KnobPlan};
+use crate::report::table::Table;
+use crate::sysfs::SysRoot;
+use crate::telemetry::Snapshot;
+use crate::topology::{NodeId, NodeSet, Topology};
+use case::{CaseResult, CaseSpec, CaseStatus};
+use rule::{BalancingMode, CasePolicy, Expect, Rule, Situation};
+
+/// kselftest's exit code for a skipped test.
+pub const EXIT_SKIP: u8 = 4;
+
+#[derive(Debug, Clone)]
+pub struct ConformRequest {
+    pub modes: Vec<u8>,
+    pub size_bytes: usize,
+    pub period: Duration,
+    pub out: PathBuf,
+    pub quiet: bool,
+}
+
+/// The nodes the matrix is built from.
+#[derive(Debug, Clone)]
+struct Cast {
+    a: NodeId,
+    b: NodeId,
+    slow: NodeId,
+    cpu_of: Vec<(NodeId, u32)>,
+    toptier: NodeSet,
+}
+
+impl Cast {
+    fn find(topo: &Topology) -> Result<Cast, String> {
+        let cpu_nodes: Vec<&crate::topology::Node> =
+            topo.nodes.iter().filter(|n| !n.is_cpuless()).collect();
+        if cpu_nodes.len() < 2 {
+            return Err(format!(
+                "needs two NUMA nodes with CPUs, this machine has {} (use tierbench vm --host qemu-2socket-cxl)",
+                cpu_nodes.len()
+            ));
+        }
+        let Some(slow) = topo.roles.slow.first() else {
+            return Err("needs a slow memory node, this machine has none (use tierbench vm --host qemu-2socket-cxl)".into());
+        };
+        let cpu_of = cpu_nodes
+            .iter()
+            .map(|n| (n.id, n.cpus.first().expect("node with CPUs")))
+            .collect();
+        Ok(Cast {
+            a: cpu_nodes[0].id,
+            b: cpu_nodes[1].id,
+            slow,
+            cpu_of,
+            toptier: topo.kernel_toptier(),
+        })
+    }
+    fn cpu(&self, node: NodeId) -> u32 {
+        self.cpu_of
+            .iter()
+            .find(|(n, _)| *n == node)
+            .map(|(_, c)| *c)
+            .expect("CPU node")
+    }
+}
+
+/// One case of the matrix.
+#[derive(Debug, Clone)]
+struct Case {
+    id: usize,
+    mode: BalancingMode,
+    policy: CasePolicy,
+    mask: NodeSet,
+    exec: NodeId,
+    page: NodeId,
+}
+
+fn matrix(cast: &Cast, modes: &[u8]) -> Vec<Case> {
+    let masks = [
+        NodeSet::single(cast.a),
+        NodeSet::from_iter([cast.a, cast.slow]),
+    ];
+    let mut out = Vec::new();
+    for &m in modes {
+        for policy in [
+            CasePolicy::PreferredManyBalancing,
+            CasePolicy::BindBalancing,
+            CasePolicy::Default,
+        ] {
+            let masks: Vec<NodeSet> = if policy == CasePolicy::Default {
+                vec![NodeSet::new()]
+            } else {
+                masks.to_vec()
+            };
+            for mask in masks {
+                for exec in [cast.a, cast.b] {
+                    for page in [cast.slow, cast.a, cast.b] {
+                        out.push(Case {
+                            id: out.len() + 1,
+                            mode: BalancingMode(m),
+                            policy,
+                            mask: mask.clone(),
+                            exec,
+                            page,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One CSV row; the header is derived from these fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConformRow {
+    pub case: usize,
+    pub numa_balancing: u8,
+    pub policy: String,
+    pub mask: String,
+    pub exec_node: NodeId,
+    pub page_node: NodeId,
+    pub expect_merged: String,
+    pub expect_first_version: String,
+    pub measured: String,
+    pub pages: u64,
+    pub pages_on_exec: u64,
+    pub pages_on_page_node: u64,
+    pub numa_hint_faults: Option<u64>,
+    pub numa_pages_migrated: Option<u64>,
+    pub pgpromote_success: Option<u64>,
+    pub verdict: String,
+    pub notes: String,
+}
+
+/// What the census says happened: at least 90% of the pages in one place.
+fn measured(res: &CaseResult, case: &Case) -> Option<Expect> {
+    let share =
+        |n: NodeId| res.per_node.get(&n).copied().unwrap_or(0) as f64 / res.pages.max(1) as f64;
+    if share(case.page) >= 0.9 {
+        Some(Expect::Stay)
+    } else {
+        res.per_node
+            .keys()
+            .find(|n| share(**n) >= 0.9)
+            .map(|n| Expect::MigrateTo(*n))
+    }
+}
+
+fn describe(res: &CaseResult, case: &Case, got: Option<Expect>) -> String {
+    match got {
+        Some(Expect::Stay) => "stayed".into(),
+        Some(Expect::MigrateTo(n)) => format!("migrated->{n}"),
+        None => {
+            let on_exec = res.per_node.get(&case.exec).copied().unwrap_or(0);
+            format!(
+                "mixed ({:.0}% on exec node)",
+                100.0 * on_exec as f64 / res.pages.max(1) as f64
+            )
+        }
+    }
+}
+
+fn verdict(got: Option<Expect>, merged: Expect, first: Expect) -> &'static str {
+    match (got == Some(merged), got == Some(first)) {
+        (true, true) => "match (rules agree)",
+        (true, false) => "matches merged",
+        (false, true) => "matches first version",
+        (false, false) => "matches neither",
+    }
+}
+
+fn run_child(spec: &CaseSpec) -> anyhow::Result<CaseResult> {
+    let exe = std::env::current_exe().context("locating tierbench")?;
+    let out = Command::new(exe)
+        .arg("conform-case")
+        .arg(serde_json::to_string(spec)?)
+        .output()
+        .context("starting a conform-case process")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "conform-case failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("reading the case result")
+}
+
+pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
+    let topo = Topology::discover()?;
+    let cast = match Cast::find(&topo) {
+        Ok(c) => c,
+        Err(why) => {
+            println!("conform: SKIP: {why}");
+            return Ok(ExitCode::from(EXIT_SKIP));
+        }
+    };
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("conform: SKIP: needs root to set kernel.numa_balancing (run as root)");
+        return Ok(ExitCode::from(EXIT_SKIP));
+    }
+    if let Some(bad) = req.modes.iter().find(|m| !matches!(m, 1..=3)) {
+        return Err(input(format!(
+            "--modes: {bad} is not a numa_balancing mode with scanning (1, 2 or 3)"
+        )));
+    }
+    let sys = SysRoot::live();
+    let state = knobs::default_state_file();
+    let stop = crate::interrupt::install(state.clone())?;
+    std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
+    let csv_path = req.out.join("conform.csv");
+    let mut csv = csv::Writer::from_path(&csv_path)
+        .with_context(|| format!("creating {}", csv_path.display()))?;
+
+    let cases = matrix(&cast, &req.modes);
+    let kernel = sys
+        .read_opt("/proc/sys/kernel/osrelease")
+        .unwrap_or_default();
+    if !req.quiet {
+        eprintln!(
+            "conform: {} cases on {kernel}: A = node {}, B = node {}, slow = node {}, top tier {}; {:?} per case",
+            cases.len(), cast.a, cast.b, cast.slow, cast.toptier, req.period
+        );
+    }
+    let mut rows = Vec::new();
+    for &mode in &req.modes {
+        let mut plan = KnobPlan::default();
+        plan.set(Knob::NumaBalancing, mode.to_string());
+        // An eager scanner, so its first pass falls inside the period.
+        for (k, v) in [("scan_delay_ms", "0"), ("scan_period_min_ms", "100")] {
+            let knob = Knob::Numab(k.into());
+            if sys.exists(&knob.path()) {
+                plan.set(knob, v);
+            }
+        }
+        plan.check(&sys, &state, true).map_err(|e| {
+            if e.is_input_error() {
+                input(e.to_string())
+            } else {
+                e.into()
+            }
+        })?;
+        let guard = plan.apply(&sys, &state)?;
+        for case in cases.iter().filter(|c| c.mode.0 == mode) {
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let row = run_one(case, &cast, &req, &sys, &topo)?;
+            csv.serialize(&row)?;
+            csv.flush()?;
+            if !req.quiet {
+                eprintln!(
+                    "  case {:>2} nb={} {:<24} mask={:<4} exec={} page={}: {:<12} {}",
+                    row.case,
+                    row.numa_balancing,
+                    row.policy,
+                    row.mask,
+                    row.exec_node,
+                    row.page_node,
+                    row.measured,
+                    row.verdict
+                );
+            }
+            rows.push(row);
+        }
+        guard.restore()?;
+    }
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(crate::error::Interrupted.into());
+    }
+    print_report(&rows, &kernel, &csv_path);
+    let bad = rows.iter().any(|r| {
+        matches!(
+            r.verdict.as_str(),
+            "matches first version" | "matches neither" | "setup failed"
+        )
+    });
+    Ok(if bad {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_one(
+    case: &Case,
+    cast: &Cast,
+    req: &ConformRequest,
+    sys: &SysRoot,
+    topo: &Topology,
+) -> anyhow::Result<ConformRow> {
+    let spec = CaseSpec {
+        policy: case.policy,
+        mask: case.mask.to_string(),
+        exec_cpu: cast.cpu(case.exec),
+        page_node: case.page,
+        size_bytes: req.size_bytes,
+        period_ms: req.period.as_millis() as u64,
+    };
+    let nodes = topo.memory_nodes();
+    let before = Snapshot::read(sys, &nodes)?;
+    let res = run_child(&spec)?;
+    let after = Snapshot::read(sys, &nodes)?;
+    let delta = |name: &str| {
+        Some(
+            after
+                .global
+                .get(name)?
+                .saturating_sub(before.global.get(name)?),
+        )
+    };
+    let situation = Situation {
+        policy: case.policy,
+        mask: &case.mask,
+        exec: case.exec,
+        page: case.page,
+        mode: case.mode,
+        toptier: &cast.toptier,
+    };
+    let merged = rule::expected(Rule::Merged, &situation);
+    let first = rule::expected(Rule::FirstVersion, &situation);
+    let (measured_s, verdict_s) = match res.status {
+        CaseStatus::Ok => {
+            let got = measured(&res, case);
+            (
+                describe(&res, case, got),
+                verdict(got, merged, first).to_string(),
+            )
+        }
+        CaseStatus::Unsupported => ("unsupported".into(), "unsupported".into()),
+        CaseStatus::SetupFailed => ("-".into(), "setup failed".into()),
+    };
+    Ok(ConformRow {
+        case: case.id,
+        numa_balancing: case.mode.0,
+        policy: case.policy.to_string(),
+        mask: if case.mask.is_empty() {
+            "-".into()
+        } else {
+            case.mask.to_string()
+        },
+        exec_node: case.exec,
+        page_node: case.page,
+        expect_merged: merged.to_string(),
+        expect_first_version: first.to_string(),
+        measured: measured_s,
+        pages: res.pages,
+        pages_on_exec: res.per_node.get(&case.exec).copied().unwrap_or(0),
+        pages_on_page_node: res.per_node.get(&case.page).copied().unwrap_or(0),
+        numa_hint_faults: delta("numa_hint_faults"),
+        numa_pages_migrated: delta("numa_pages_migrated"),
+        pgpromote_success: delta("pgpromote_success"),
+        verdict: verdict_s,
+        notes: res.reason,
+    })
+}
+
+fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
+    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let mut t = Table::new([
+        "case",
+        "nb",
+        "policy",
+        "mask",
+        "exec",
+        "page",
+        "merged",
+        "first version",
+        "measured",
+        "hint faults",
+        "migrated",
+        "verdict",
+    ]);
+    for r in rows {
+        t.push([
+            r.case.to_string(),
+            r.numa_balancing.to_string(),
+            r.policy.clone(),
+            r.mask.clone(),
+            r.exec_node.to_string(),
+            r.page_node.to_string(),
+            r.expect_merged.clone(),
+            r.expect_first_version.clone(),
+            r.measured.clone(),
+            opt(r.numa_hint_faults),
+            opt(r.numa_pages_migrated),
+            r.verdict.clone(),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", t.render());
+    let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
+    let agree = count("match (rules agree)");
+    let merged_only = count("matches merged");
+    let unsupported = count("unsupported");
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.verdict.as_str(),
+                "matches first version" | "matches neither" | "setup failed"
+            )
+        })
+        .map(|r| format!("{} ({})", r.case, r.verdict))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nconform on {kernel}: {} cases: {} match the merged rule ({} of them only the merged rule), {} unsupported, {} do not match{}",
+        rows.len(),
+        agree + merged_only,
+        merged_only,
+        unsupported,
+        bad.len(),
+        if bad.is_empty() { String::new() } else { format!(": cases {}", bad.join(", ")) }
+    );
+    let _ = writeln!(out, "csv: {}", csv_path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_covers_every_combination_once() {
+        let cast = Cast {
+            a: 0,
+            b: 1,
+            slow: 2,
+            cpu_of: vec![(0, 0), (1, 1)],
+            toptier: "0-1".parse().unwrap(),
+        };
+        let m = matrix(&cast, &[2, 3]);
+        // (2 policies x 2 masks + 1 control) x 2 exec x 3 page x 2 modes
+        assert_eq!(m.len(), 60);
+        let separating: Vec<&Case> = m
+            .iter()
+            .filter(|c| {
+                let s = Situation {
+                    policy: c.policy,
+                    mask: &c.mask,
+                    exec: c.exec,
+                    page: c.page,
+                    mode: c.mode,
+                    toptier: &cast.toptier,
+                };
+                rule::expected(Rule::Merged, &s) != rule::expected(Rule::FirstVersion, &s)
+            })
+            .collect();
+        assert_eq!(separating.len(), 2, "one reviewed case per mode");
+    }
+
+    #[test]
+    fn census_to_outcome() {
+        let case = Case {
+            id: 1,
+            mode: BalancingMode(2),
+            policy: CasePolicy::Default,
+            mask: NodeSet::new(),
+            exec: 0,
+            page: 2,
+        };
+        let res = |v: Vec<(u32, u64)>| CaseResult {
+            status: CaseStatus::Ok,
+            reason: String::new(),
+            pages: v.iter().map(|x| x.1).sum(),
+            per_node: v.into_iter().collect(),
+        };
+        assert_eq!(measured(&res(vec![(2, 512)]), &case), Some(Expect::Stay));
+        assert_eq!(
+            measured(&res(vec![(0, 500), (2, 12)]), &case),
+            Some(Expect::MigrateTo(0))
+        );
+        assert_eq!(measured(&res(vec![(0, 256), (2, 256)]), &case), None);
+        assert_eq!(
+            verdict(Some(Expect::Stay), Expect::Stay, Expect::MigrateTo(1)),
+            "matches merged"
+        );
+    }
+}
