@@ -230,9 +230,13 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Workload")]
     pub worker_node: Option<u32>,
 
-    /// Worker threads, one per CPU of the worker node
+    /// Worker threads, each pinned to its own CPU of the worker node
     #[arg(long, default_value_t = 1, help_heading = "Workload")]
     pub threads: usize,
+
+    /// Pin workers to every CPU (hardware thread) or one per physical core
+    #[arg(long, value_enum, default_value = "cpu", help_heading = "Workload")]
+    pub pin: crate::run::PinUnit,
 
     /// Share of the buffer the workers touch (the hot set), in (0, 1]
     #[arg(long, default_value_t = 1.0, help_heading = "Workload")]

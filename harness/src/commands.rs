@@ -382,6 +382,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         move_on_switch: a.move_on_switch,
         worker_node: a.worker_node,
         threads: a.threads,
+        pin: a.pin,
         hot_fraction: a.hot_fraction,
         stride: a.stride,
         write: a.write,

@@ -59,6 +59,27 @@ pub fn hwloc_node_cpus() -> Result<BTreeMap<NodeId, CpuSet>, String> {
     Ok(out)
 }
 
+/// One CPU per physical core among `cpus` (the first hardware thread of
+/// each core, as hwloc groups them), in order.
+pub fn one_per_core(cpus: &CpuSet) -> Result<CpuSet, String> {
+    let topo = hwloc()?;
+    let mut out = CpuSet::new();
+    for core in topo.objects_with_type(ObjectType::Core) {
+        let first = core.cpuset().and_then(|set| {
+            set.iter_set()
+                .map(|i| usize::from(i) as u32)
+                .find(|c| cpus.contains(*c))
+        });
+        if let Some(c) = first {
+            out.insert(c);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("hwloc lists no cores among CPUs {cpus}"));
+    }
+    Ok(out)
+}
+
 /// Binds the calling thread to one CPU.
 pub fn pin_current_thread(cpu: u32) -> Result<PinMethod, PinError> {
     let hwloc_err = match hwloc() {
@@ -111,6 +132,17 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(method, PinMethod::Hwloc);
+    }
+
+    #[test]
+    fn one_cpu_per_core_is_a_subset() {
+        let all: CpuSet = (0..crate::topology::idset::MAX_ID).collect();
+        let cores = one_per_core(&all).unwrap();
+        let online: CpuSet = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(cores.is_subset(&online) && !cores.is_empty());
     }
 
     #[test]

@@ -23,6 +23,16 @@ use crate::telemetry::vmstat::{self, CounterId, Snapshot};
 use crate::topology::{NodeId, NodeSet, Topology};
 use crate::workload::AccessLoop;
 
+/// What each worker is pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinUnit {
+    /// One worker per CPU (hardware thread) of the node
+    Cpu,
+    /// One worker per physical core of the node (hwloc's cores)
+    Core,
+}
+
 /// The run as typed: node roles unresolved.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -36,6 +46,7 @@ pub struct RunSpec {
     pub move_on_switch: bool,
     pub worker_node: Option<NodeId>,
     pub threads: usize,
+    pub pin: PinUnit,
     pub hot_fraction: f64,
     pub stride: usize,
     pub write: bool,
@@ -127,15 +138,22 @@ impl Plan {
                  choose --worker-node from {with_cpus}"
             )));
         }
-        if spec.threads > node.cpus.len() {
+        let (targets, unit) = match spec.pin {
+            PinUnit::Cpu => (node.cpus.clone(), "CPUs"),
+            PinUnit::Core => (
+                pin::one_per_core(&node.cpus).map_err(|e| bad(format!("--pin core: {e}")))?,
+                "cores",
+            ),
+        };
+        if spec.threads > targets.len() {
             return Err(bad(format!(
-                "--threads {} is more than node {worker_node}'s {} CPUs ({}): lower --threads",
+                "--threads {} is more than node {worker_node}'s {} {unit} ({}): lower --threads",
                 spec.threads,
-                node.cpus.len(),
-                node.cpus
+                targets.len(),
+                targets
             )));
         }
-        let worker_cpus = buffer::worker_cpus(&node.cpus, spec.threads);
+        let worker_cpus = buffer::worker_cpus(&targets, spec.threads);
 
         let first_touch = match &spec.first_touch {
             None => None,
@@ -635,6 +653,7 @@ mod tests {
             move_on_switch: false,
             worker_node: None,
             threads: 1,
+            pin: PinUnit::Cpu,
             hot_fraction: 0.5,
             stride: 64,
             write: false,

@@ -325,3 +325,123 @@ fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
     let topo: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(topo["nodes"][1]["cpus"], "");
 }
+
+/// The conformance matrix on the two-socket machine: 60 cases, with the
+/// CSV rows keyed by column name.
+fn conform_run(
+    kernel: &Path,
+    out: &Path,
+) -> (Vec<std::collections::HashMap<String, String>>, Option<i32>) {
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-2socket-cxl",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "900s",
+            "-q",
+            "--kernel",
+        ])
+        .arg(kernel)
+        .arg("-o")
+        .arg(out)
+        .args(["--", "conform", "-q"])
+        .output()
+        .unwrap();
+    let mut rd = csv::Reader::from_path(out.join("conform.csv")).unwrap_or_else(|e| {
+        panic!(
+            "no conform.csv ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        rd.deserialize().map(|r| r.unwrap()).collect();
+    assert_eq!(
+        rows.len(),
+        60,
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    (rows, output.status.code())
+}
+
+fn check_merged_rule(rows: &[std::collections::HashMap<String, String>], code: Option<i32>) {
+    for r in rows {
+        assert!(
+            matches!(
+                r["verdict"].as_str(),
+                "match (rules agree)" | "matches merged"
+            ),
+            "case {} does not match the merged rule: {r:?}",
+            r["case"]
+        );
+    }
+    // The reviewed case (PREFERRED_MANY({A}), executing on B, page on the
+    // slow node) tells the merged rule from the first version, per mode.
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["verdict"] == "matches merged")
+            .count(),
+        2
+    );
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn conformance_matches_the_merged_rule_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let (rows, code) = conform_run(&k, out.path());
+    check_merged_rule(&rows, code);
+}
+
+#[test]
+fn conformance_matches_the_merged_rule_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let (rows, code) = conform_run(&k, out.path());
+    check_merged_rule(&rows, code);
+}
+
+/// 6.1: PREFERRED_MANY|NUMA_BALANCING is refused (EINVAL) and reported
+/// unsupported; BIND|NUMA_BALANCING (5.12+) and the default policy still
+/// follow the rule, with every node in the top tier (no HMAT tiers before
+/// 6.10), so numa_balancing=2 scans nothing and =3 migrates towards the
+/// executing node as normal NUMA balancing does.
+#[test]
+fn conformance_on_6_1_reports_preferred_many_balancing_unsupported() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_1") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let (rows, code) = conform_run(&k, out.path());
+    for r in &rows {
+        if r["policy"] == "preferred-many+balancing" {
+            assert_eq!(r["verdict"], "unsupported", "{r:?}");
+            assert!(r["notes"].contains("EINVAL"), "{r:?}");
+        } else {
+            assert_eq!(r["verdict"], "match (rules agree)", "{r:?}");
+        }
+        if r["policy"] == "default"
+            && r["numa_balancing"] == "3"
+            && r["exec_node"] != r["page_node"]
+        {
+            assert_eq!(
+                r["measured"],
+                format!("migrated->{}", r["exec_node"]),
+                "{r:?}"
+            );
+        }
+        if r["numa_balancing"] == "2" && r["verdict"] != "unsupported" {
+            assert_eq!(r["measured"], "stayed", "{r:?}");
+        }
+    }
+    assert_eq!(code, Some(0));
+}
