@@ -354,6 +354,10 @@ pub struct VmArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Test hook: the guest's init exits at once, so its kernel panics
+    #[arg(long, hide = true)]
+    pub crash_init_for_test: bool,
+
     /// The tierbench command to run inside, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub inner: Vec<String>,
@@ -393,7 +397,7 @@ pub struct ConformArgs {
     pub size: u64,
 
     /// How long each case reads its buffer
-    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
     pub period: Duration,
 
     /// Results directory (conform.csv)

@@ -524,6 +524,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         out,
         inner: a.inner,
         quiet: a.quiet,
+        crash_init: a.crash_init_for_test,
     })
 }
 

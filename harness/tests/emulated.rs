@@ -230,6 +230,18 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
         "6.1 should put both nodes in one tier: {tiers:?}"
     );
     assert_eq!(tiers[0]["nodes"], "0-1");
+    // The probe in the guest says so too, with the errno.
+    let sys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    let probe = sys["capabilities"]["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["mode"] == "preferred-many" && p["flag"] == "balancing")
+        .unwrap();
+    assert_eq!(probe["mbind"]["status"], "unsupported");
+    assert_eq!(probe["mbind"]["errno"], "EINVAL");
+    assert_eq!(probe["set_mempolicy"]["errno"], "EINVAL");
     let mism = run.vm["expectation_mismatches"].as_array().unwrap();
     assert_eq!(mism.len(), 1);
     assert!(
@@ -444,4 +456,41 @@ fn conformance_on_6_1_reports_preferred_many_balancing_unsupported() {
         }
     }
     assert_eq!(code, Some(0));
+}
+
+/// A guest kernel panic (here: init exits, "Attempted to kill init") ends
+/// `tierbench vm` with exit 1, says "kernel panic", and shows the console.
+#[test]
+fn a_kernel_panic_is_reported_with_the_console_tail() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "120s",
+            "-q",
+        ])
+        .arg("--crash-init-for-test")
+        .arg("--kernel")
+        .arg(&k)
+        .arg("-o")
+        .arg(out.path())
+        .args(["--", "probe"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("kernel panic"), "{err}");
+    assert!(err.contains("Kernel panic"), "console tail missing: {err}");
+    let vm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    assert_eq!(vm["outcome"], "kernel panic");
 }

@@ -31,11 +31,22 @@ pub struct GuestConfig {
     pub args: Vec<String>,
     /// The host profile's name, for messages.
     pub profile: String,
+    /// Test hook: PID 1 exits at once, so the kernel panics ("Attempted to
+    /// kill init"); lets the tests prove a real panic is reported.
+    #[serde(default)]
+    pub crash_init: bool,
 }
 
 /// Never returns: powers the machine off.
 pub fn init_main() -> ! {
     mount_all();
+    let crash = fs::read_to_string(ARGS_FILE)
+        .ok()
+        .and_then(|t| serde_json::from_str::<GuestConfig>(&t).ok())
+        .is_some_and(|c| c.crash_init);
+    if crash {
+        std::process::exit(1);
+    }
     let mut port = open_stream();
     let code = match run(&mut port) {
         Ok(code) => code,

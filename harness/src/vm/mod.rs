@@ -33,6 +33,8 @@ pub struct VmRequest {
     pub out: PathBuf,
     pub inner: Vec<String>,
     pub quiet: bool,
+    /// Test hook: make the guest's PID 1 exit, so the kernel panics.
+    pub crash_init: bool,
 }
 
 /// `vm.json`: how the guest was run.
@@ -193,6 +195,7 @@ fn boot_once(
                 serde_json::to_vec(&guest::GuestConfig {
                     args: inner.to_vec(),
                     profile: profile.name.clone(),
+                    crash_init: req.crash_init,
                 })?,
             ),
             (guest::PROFILE_FILE, profile_text),
