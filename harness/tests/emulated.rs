@@ -489,8 +489,19 @@ fn a_kernel_panic_is_reported_with_the_console_tail() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(err.contains("kernel panic"), "{err}");
-    assert!(err.contains("Kernel panic"), "console tail missing: {err}");
+    assert!(
+        err.contains("Attempted to kill init"),
+        "panic line missing: {err}"
+    );
+    assert!(
+        err.contains("last console lines"),
+        "console tail missing: {err}"
+    );
     let vm: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
-    assert_eq!(vm["outcome"], "kernel panic");
+    let outcome = vm["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("kernel panic (") && outcome.contains("Kernel panic - not syncing"),
+        "{outcome}"
+    );
 }

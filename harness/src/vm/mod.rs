@@ -172,7 +172,8 @@ struct Booted {
     wall: Duration,
     received: stream::Received,
     console_tail: String,
-    panicked: bool,
+    /// The kernel's "Kernel panic - not syncing: ..." line, if it panicked.
+    panic_line: Option<String>,
 }
 
 fn boot_once(
@@ -222,7 +223,10 @@ fn boot_once(
             ended,
             wall,
             received: stream::decode(&raw),
-            panicked: console.contains("Kernel panic"),
+            panic_line: console
+                .lines()
+                .find(|l| l.contains("Kernel panic"))
+                .map(|l| l.trim().to_string()),
             console_tail,
         },
         args,
@@ -332,7 +336,12 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let outcome = match (&b.ended, b.received.exit) {
         (_, Some(code)) => format!("guest command exited with {code}"),
         (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
-        (Ended::Exited(_), None) if b.panicked => "kernel panic".into(),
+        (Ended::Exited(_), None) if b.panic_line.is_some() => {
+            format!(
+                "kernel panic ({})",
+                b.panic_line.as_deref().unwrap_or_default()
+            )
+        }
         (Ended::Exited(c), None) => {
             format!("qemu exited ({c:?}) before the guest reported an exit code")
         }
