@@ -41,6 +41,10 @@ pub enum Command {
     Knobs(KnobsArgs),
     /// Boot a kernel on an emulated tiered machine (QEMU + HMAT) and run a command inside
     Vm(VmArgs),
+    /// Bandwidth of a kernel (read, write, copy, triad, mixes) from a CPU node to a memory node
+    Bw(BwArgs),
+    /// Idle load-to-use latency by pointer chase from a CPU node to a memory node
+    Latency(LatencyArgs),
     /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
     Conform(ConformArgs),
     /// One conformance case, in a fresh process (used by `conform`)
@@ -361,6 +365,65 @@ pub struct VmArgs {
     /// The tierbench command to run inside, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub inner: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BwArgs {
+    /// Kernel: read, write, write-nt, copy, triad, or mix:R:W (e.g. mix:3:1)
+    #[arg(long, default_value = "read")]
+    pub kernel: crate::workload::bandwidth::BwKernel,
+    /// Working set: all arrays of all threads together
+    #[arg(long, default_value = "1G", value_parser = size_arg)]
+    pub size: u64,
+    /// Worker threads, one per CPU of the CPU node
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Node whose CPUs run the workers (default: the first with CPUs)
+    #[arg(long)]
+    pub cpu_node: Option<u32>,
+    /// Node the buffer is bound to (default: the CPU node)
+    #[arg(long)]
+    pub mem_node: Option<u32>,
+    /// Page size: 4k, thp, 2m, 1g
+    #[arg(long, default_value = "thp")]
+    pub page_size: PageKind,
+    /// How long to measure
+    #[arg(long, default_value = "5s", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LatencyArgs {
+    /// Working set of the chase
+    #[arg(long, default_value = "256M", value_parser = size_arg)]
+    pub size: u64,
+    /// Bytes between slots (64 = one cache line)
+    #[arg(long, default_value = "64", value_parser = size_arg)]
+    pub stride: u64,
+    /// Randomisation window (TLB reach modelled), e.g. 4K, 2M, or the size for fully random
+    #[arg(long, default_value = "1G", value_parser = size_arg)]
+    pub window: u64,
+    /// Independent chains (memory-level parallelism)
+    #[arg(long, default_value_t = 1)]
+    pub chains: usize,
+    /// Node whose CPU runs the chase (default: the first with CPUs)
+    #[arg(long)]
+    pub cpu_node: Option<u32>,
+    /// Node the buffer is bound to (default: the CPU node)
+    #[arg(long)]
+    pub mem_node: Option<u32>,
+    /// Page size: 4k, thp, 2m, 1g
+    #[arg(long, default_value = "4k")]
+    pub page_size: PageKind,
+    /// How long to measure
+    #[arg(long, default_value = "3s", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn modes_arg(s: &str) -> Result<Vec<u8>, String> {

@@ -10,7 +10,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{
-    ConformArgs, Format, KnobsAction, KnobsArgs, ProbeArgs, RunArgs, TopoArgs, VmArgs,
+    BwArgs, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs, ProbeArgs, RunArgs, TopoArgs,
+    VmArgs,
 };
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobPlan};
@@ -547,6 +548,128 @@ pub fn conform_case(spec: &str) -> anyhow::Result<ExitCode> {
         serde_json::from_str(spec).map_err(|e| input(format!("conform-case: bad case: {e}")))?;
     let result = crate::conform::case::run_case(&spec)?;
     println!("{}", serde_json::to_string(&result)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The CPU node (first with CPUs by default) and memory node (the CPU node
+/// by default), checked against the machine.
+fn nodes_for(topo: &Topology, cpu: Option<u32>, mem: Option<u32>) -> anyhow::Result<(u32, u32)> {
+    let cpu_node = match cpu {
+        Some(n) => n,
+        None => topo
+            .nodes
+            .iter()
+            .find(|n| !n.is_cpuless())
+            .map(|n| n.id)
+            .ok_or_else(|| input("no node with CPUs"))?,
+    };
+    let node = topo.node(cpu_node).ok_or_else(|| {
+        input(format!(
+            "unknown node {cpu_node} in --cpu-node: this machine has nodes {}",
+            topo.node_ids()
+        ))
+    })?;
+    if node.is_cpuless() {
+        return Err(input(format!(
+            "node {cpu_node} has no CPUs: choose another --cpu-node"
+        )));
+    }
+    let mem_node = mem.unwrap_or(cpu_node);
+    if !topo.memory_nodes().contains(mem_node) {
+        return Err(input(format!(
+            "--mem-node {mem_node} is not a node with memory: this machine has {}",
+            topo.memory_nodes()
+        )));
+    }
+    Ok((cpu_node, mem_node))
+}
+
+pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
+    let topo = discover()?;
+    let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
+    let cpus = &topo.node(cpu_node).expect("checked").cpus;
+    if a.threads == 0 || a.threads > cpus.len() {
+        return Err(input(format!(
+            "--threads {} must be between 1 and node {cpu_node}'s {} CPUs ({cpus})",
+            a.threads,
+            cpus.len()
+        )));
+    }
+    let min = (a.threads * a.kernel.arrays() * 4096) as u64;
+    if a.size < min {
+        return Err(input(format!(
+            "--size must be at least {min} bytes for {} x {} threads",
+            a.kernel, a.threads
+        )));
+    }
+    if a.duration.is_zero() {
+        return Err(input("--duration must be more than 0"));
+    }
+    let spec = crate::workload::measure::BwSpec {
+        kernel: a.kernel,
+        size_bytes: a.size as usize,
+        cpus: crate::buffer::worker_cpus(cpus, a.threads),
+        mem_node,
+        page: a.page_size,
+        duration: a.duration,
+    };
+    let r = crate::workload::measure::bandwidth(&spec)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} {} thread(s) cpu node {cpu_node} -> mem node {mem_node}, {} MiB: {:.0} MB/s ({} passes in {:.2} s)",
+            r.kernel, r.threads, r.size_bytes >> 20, r.mb_per_s, r.passes, r.seconds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
+    let topo = discover()?;
+    let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
+    if a.stride < 8 || a.stride % 8 != 0 {
+        return Err(input(format!(
+            "--stride {} must be a multiple of 8 bytes",
+            a.stride
+        )));
+    }
+    if a.size < a.stride * 2 * a.chains.max(1) as u64 {
+        return Err(input(format!(
+            "--size {} is too small for the chase: it needs at least two slots per chain",
+            a.size
+        )));
+    }
+    if a.chains == 0 || a.duration.is_zero() {
+        return Err(input("--chains and --duration must be more than 0"));
+    }
+    let cpu = topo
+        .node(cpu_node)
+        .expect("checked")
+        .cpus
+        .first()
+        .expect("node with CPUs");
+    let spec = crate::workload::measure::ChaseSpec {
+        size_bytes: a.size as usize,
+        stride: a.stride as usize,
+        window: a.window as usize,
+        chains: a.chains,
+        cpu,
+        mem_node,
+        page: a.page_size,
+        duration: a.duration,
+    };
+    let r = std::thread::spawn(move || crate::workload::measure::latency(&spec))
+        .join()
+        .expect("chase thread")?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "chase cpu node {cpu_node} -> mem node {mem_node}, {} MiB, stride {} B, {} chain(s): {:.2} ns/load ({} loads; cycle built in {:.2} s)",
+            r.size_bytes >> 20, r.stride, r.chains, r.ns_per_load, r.loads, r.build_seconds
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

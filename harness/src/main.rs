@@ -20,6 +20,8 @@ fn main() -> ExitCode {
         Command::Knobs(a) => commands::knobs(a),
         Command::Vm(a) => commands::vm(a),
         Command::Conform(a) => commands::conform(a),
+        Command::Bw(a) => commands::bw(a),
+        Command::Latency(a) => commands::latency(a),
         Command::ConformCase { spec } => commands::conform_case(&spec),
     };
     match result {

@@ -1,8 +1,13 @@
 //! The access loop the first `tierbench run` drives: each pinned worker
 //! sweeps its share of the hot range at a fixed stride, reading (or
 //! read-modify-writing) one 8-byte word per step, and counts its accesses.
-//! The bandwidth, pointer-chase and hot/cold kernels come in their own
-//! module; this loop is what makes NUMA hint faults happen on the hot set.
+//! The bandwidth kernels ([`bandwidth`]) and the pointer chase ([`chase`])
+//! live beside it, run on a machine by [`measure`]; this loop is what makes
+//! NUMA hint faults happen on the hot set.
+
+pub mod bandwidth;
+pub mod chase;
+pub mod measure;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

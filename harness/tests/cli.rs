@@ -436,3 +436,61 @@ fn vm_bad_input_exits_2() {
     .code(2)
     .stderr(predicate::str::contains("qemu-system-x86_64 not found"));
 }
+
+/// The bandwidth and latency commands measure, and refuse bad input.
+#[test]
+fn bw_and_latency_measure_and_refuse_bad_input() {
+    let out = tb()
+        .args([
+            "bw",
+            "--kernel",
+            "triad",
+            "--size",
+            "24M",
+            "--duration",
+            "200ms",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["mb_per_s"].as_f64().unwrap() > 0.0 && v["passes"].as_u64().unwrap() > 0);
+    let out = tb()
+        .args(["latency", "--size", "16K", "--duration", "200ms", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["ns_per_load"].as_f64().unwrap() > 0.0);
+    for (args, needle) in [
+        (vec!["bw", "--kernel", "stream"], "use read"),
+        (vec!["bw", "--kernel", "mix:0:1"], "at least 1"),
+        (vec!["bw", "--threads", "4096"], "--threads"),
+        (vec!["bw", "--size", "1K"], "--size must be at least"),
+        (vec!["bw", "--duration", "0s"], "--duration"),
+        (vec!["bw", "--mem-node", "99"], "--mem-node 99"),
+        (vec!["latency", "--stride", "12"], "multiple of 8"),
+        (
+            vec!["latency", "--size", "64", "--stride", "64"],
+            "too small",
+        ),
+        (vec!["latency", "--cpu-node", "99"], "unknown node 99"),
+    ] {
+        let out = tb().args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?} should mention {needle:?}: {err}"
+        );
+    }
+}
