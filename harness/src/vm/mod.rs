@@ -187,7 +187,7 @@ fn boot_once(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let exe = std::env::current_exe().context("locating the tierbench binary")?;
     let initrd = dir.join("initramfs.cpio");
-    let profile_text = std::fs::read(profile_path(&req.host)).context("reading the profile")?;
+    let profile_text = std::fs::read(&profile.path).context("reading the profile")?;
     initramfs::build(
         &exe,
         &[
@@ -231,15 +231,6 @@ fn boot_once(
         },
         args,
     ))
-}
-
-fn profile_path(host: &str) -> PathBuf {
-    let p = Path::new(host);
-    if p.exists() || host.contains('/') || host.ends_with(".toml") {
-        p.to_path_buf()
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../hosts/{host}.toml"))
-    }
 }
 
 /// Picks the accelerator. `auto` boots a short KVM guest first and takes

@@ -73,9 +73,12 @@ pub struct Profile {
     #[serde(default)]
     pub hmat: Vec<HmatEntry>,
     pub expect: Expect,
-    /// The file it came from (filled in by `load`).
+    /// The file's stem, for messages (filled in by `load`).
     #[serde(skip)]
     pub name: String,
+    /// The file it came from (filled in by `load`).
+    #[serde(skip)]
+    pub path: std::path::PathBuf,
 }
 
 fn de_idset<'de, D, K>(d: D) -> Result<crate::topology::idset::IdSet<K>, D::Error>
@@ -114,6 +117,7 @@ impl Profile {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        p.path = path;
         p.validate().map_err(err)?;
         Ok(p)
     }
@@ -275,14 +279,19 @@ fn tiers_text(topo: &Topology) -> String {
         .join(" ")
 }
 
-/// `hosts/NAME.toml` beside the source tree, else the path as given.
+/// A path as given; a bare name is looked up as `hosts/NAME.toml` under
+/// the current directory, then in the source tree this binary was built
+/// from.
 fn resolve_path(spec: &str) -> std::path::PathBuf {
     let p = Path::new(spec);
     if p.exists() || spec.contains('/') || spec.ends_with(".toml") {
         return p.to_path_buf();
     }
-    let hosts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hosts");
-    hosts.join(format!("{spec}.toml"))
+    let local = Path::new("hosts").join(format!("{spec}.toml"));
+    if local.exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../hosts/{spec}.toml"))
 }
 
 #[cfg(test)]
