@@ -166,6 +166,12 @@ fn numab_arg(s: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example (the promotion setup: first-touch on the slow tier, switch the \
+policy in place, read the hot half from a fast-node CPU):\n  \
+tierbench run --size 256M --stride 4096 --hot-fraction 0.5 --numa-balancing tiering \\\n    \
+--first-touch slow --policy preferred-many:fast --policy preferred-many:fast+balancing"
+)]
 pub struct RunArgs {
     // --- Placement
     /// Buffer size (K, M, G: powers of 1024)
@@ -186,6 +192,7 @@ pub struct RunArgs {
     /// Policy under test, MODE[:NODES][+FLAG...]; repeat for variants
     #[arg(
         long = "policy",
+        value_name = "POLICY",
         default_value = "default",
         help_heading = "Placement",
         long_help = "Memory policy under test, spelled MODE[:NODES][+FLAG...]. Modes: default, \

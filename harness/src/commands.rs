@@ -132,7 +132,11 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                 },
                 t.roles.source
             )?;
-            writeln!(out, "cpu lists from: {:?}", t.cpu_source)?;
+            let source = match t.cpu_source {
+                crate::topology::CpuSource::Hwloc => "hwloc",
+                crate::topology::CpuSource::Sysfs => "sysfs",
+            };
+            writeln!(out, "cpu lists from: {source}")?;
             for n in &t.notes {
                 writeln!(out, "note: {n}")?;
             }
