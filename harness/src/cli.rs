@@ -365,6 +365,16 @@ pub struct VmArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
+    /// Boot again (up to N times) when the kernel dies before init runs
+    #[arg(
+        long,
+        default_value_t = 1,
+        long_help = "Boot again, up to N times, when the guest kernel dies before tierbench's init \
+                     has reported anything (an early-boot or emulator fault, not the experiment). \
+                     Every failed boot is printed and kept in vm.json with its console log."
+    )]
+    pub boot_retries: u32,
+
     /// Test hook: the guest's init exits at once, so its kernel panics
     #[arg(long, hide = true)]
     pub crash_init_for_test: bool,

@@ -530,6 +530,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         inner: a.inner,
         quiet: a.quiet,
         crash_init: a.crash_init_for_test,
+        boot_retries: a.boot_retries,
     })
 }
 

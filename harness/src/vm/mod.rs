@@ -35,6 +35,9 @@ pub struct VmRequest {
     pub quiet: bool,
     /// Test hook: make the guest's PID 1 exit, so the kernel panics.
     pub crash_init: bool,
+    /// Boots to retry when the kernel dies before the guest's init has
+    /// said anything (an emulator or early-boot fault, not the run).
+    pub boot_retries: u32,
 }
 
 /// `vm.json`: how the guest was run.
@@ -50,6 +53,8 @@ pub struct VmRecord {
     pub boot_wall_s: f64,
     pub guest_exit: Option<i32>,
     pub outcome: String,
+    /// Boots that died before the guest's init reported anything, retried.
+    pub failed_boots: Vec<String>,
     pub expectation_mismatches: Vec<String>,
     pub note: &'static str,
 }
@@ -302,7 +307,31 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
             req.out.display()
         );
     }
-    let (b, qemu_args) = boot_once(&profile, accel, &req, &inner, &req.out, req.timeout)?;
+    let mut failed_boots = Vec::new();
+    let (b, qemu_args) = loop {
+        let (b, args) = boot_once(&profile, accel, &req, &inner, &req.out, req.timeout)?;
+        let silent = b.received.files.is_empty()
+            && b.received.exit.is_none()
+            && b.received.errors.is_empty();
+        let died = matches!(b.ended, Ended::Exited(_));
+        if !(silent && died) || failed_boots.len() as u32 >= req.boot_retries || req.crash_init {
+            break (b, args);
+        }
+        let why = b
+            .panic_line
+            .clone()
+            .unwrap_or_else(|| "qemu exited before init ran".into());
+        eprintln!(
+            "tierbench vm: boot {} died before init reported ({why}); booting again",
+            failed_boots.len() + 1
+        );
+        let kept = req.out.join(format!(
+            "console-failed-boot-{}.log",
+            failed_boots.len() + 1
+        ));
+        let _ = std::fs::rename(req.out.join("console.log"), &kept);
+        failed_boots.push(format!("{why} (console: {})", kept.display()));
+    };
 
     // Results the guest sent, written as they arrived.
     for (name, bytes) in &b.received.files {
@@ -348,6 +377,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
         boot_wall_s: b.wall.as_secs_f64(),
         guest_exit: b.received.exit,
         outcome: outcome.clone(),
+        failed_boots,
         expectation_mismatches: mismatches.clone(),
         note: EMULATION_NOTE,
     };

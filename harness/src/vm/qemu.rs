@@ -55,7 +55,10 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
             push("-accel".into());
             push("tcg".into());
             push("-cpu".into());
-            push("max".into());
+            // 5-level paging under TCG crashed a 7.3 guest early in boot
+            // once in about ten boots here ("Fatal exception in interrupt"
+            // at a 57-bit address); tiering does not care about it.
+            push("max,la57=off".into());
         }
     }
     let cpus = profile.cpus.unwrap_or(1);
@@ -204,7 +207,7 @@ mod tests {
         };
         let a = args(&p, Accel::Tcg, &boot).join(" ");
         for want in [
-            "-accel tcg -cpu max",
+            "-accel tcg -cpu max,la57=off",
             "-machine q35,hmat=on",
             "-m 3072M",
             "-smp 2,sockets=2,cores=1,threads=1",
