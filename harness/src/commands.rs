@@ -559,26 +559,7 @@ pub fn conform_case(spec: &str) -> anyhow::Result<ExitCode> {
 /// The CPU node (first with CPUs by default) and memory node (the CPU node
 /// by default), checked against the machine.
 fn nodes_for(topo: &Topology, cpu: Option<u32>, mem: Option<u32>) -> anyhow::Result<(u32, u32)> {
-    let cpu_node = match cpu {
-        Some(n) => n,
-        None => topo
-            .nodes
-            .iter()
-            .find(|n| !n.is_cpuless())
-            .map(|n| n.id)
-            .ok_or_else(|| input("no node with CPUs"))?,
-    };
-    let node = topo.node(cpu_node).ok_or_else(|| {
-        input(format!(
-            "unknown node {cpu_node} in --cpu-node: this machine has nodes {}",
-            topo.node_ids()
-        ))
-    })?;
-    if node.is_cpuless() {
-        return Err(input(format!(
-            "node {cpu_node} has no CPUs: choose another --cpu-node"
-        )));
-    }
+    let cpu_node = topo.cpu_node(cpu, "--cpu-node").map_err(input)?.id;
     let mem_node = mem.unwrap_or(cpu_node);
     if !topo.memory_nodes().contains(mem_node) {
         return Err(input(format!(

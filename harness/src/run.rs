@@ -110,34 +110,10 @@ impl Plan {
         if spec.threads == 0 {
             return Err(bad("--threads must be at least 1".into()));
         }
-        let worker_node = match spec.worker_node {
-            Some(n) => n,
-            None => topo
-                .nodes
-                .iter()
-                .find(|n| topo.roles.fast.contains(n.id) && !n.is_cpuless())
-                .or_else(|| topo.nodes.iter().find(|n| !n.is_cpuless()))
-                .map(|n| n.id)
-                .ok_or_else(|| bad("no NUMA node with CPUs found".into()))?,
-        };
-        let node = topo.node(worker_node).ok_or_else(|| {
-            bad(format!(
-                "unknown node {worker_node} in --worker-node: this machine has nodes {}; see `tierbench topo`",
-                topo.node_ids()
-            ))
-        })?;
-        if node.is_cpuless() {
-            let with_cpus: NodeSet = topo
-                .nodes
-                .iter()
-                .filter(|n| !n.is_cpuless())
-                .map(|n| n.id)
-                .collect();
-            return Err(bad(format!(
-                "node {worker_node} has no CPUs (a memory-only node) and cannot run workers: \
-                 choose --worker-node from {with_cpus}"
-            )));
-        }
+        let node = topo
+            .cpu_node(spec.worker_node, "--worker-node")
+            .map_err(bad)?;
+        let worker_node = node.id;
         let (targets, unit) = match spec.pin {
             PinUnit::Cpu => (node.cpus.clone(), "CPUs"),
             PinUnit::Core => (

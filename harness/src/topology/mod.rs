@@ -233,6 +233,38 @@ impl Topology {
         }
     }
 
+    /// The node whose CPUs run a workload: `requested` (named by the
+    /// option `flag` in messages), or by default the first fast node with
+    /// CPUs. Refuses unknown and CPU-less nodes, naming the ones to use.
+    pub fn cpu_node(&self, requested: Option<NodeId>, flag: &str) -> Result<&Node, String> {
+        let Some(id) = requested else {
+            return self
+                .nodes
+                .iter()
+                .find(|n| self.roles.fast.contains(n.id) && !n.is_cpuless())
+                .or_else(|| self.nodes.iter().find(|n| !n.is_cpuless()))
+                .ok_or_else(|| "no NUMA node with CPUs found".to_string());
+        };
+        let node = self.node(id).ok_or_else(|| {
+            format!(
+                "unknown node {id} in {flag}: this machine has nodes {}; see `tierbench topo`",
+                self.node_ids()
+            )
+        })?;
+        if node.is_cpuless() {
+            let with_cpus: NodeSet = self
+                .nodes
+                .iter()
+                .filter(|n| !n.is_cpuless())
+                .map(|n| n.id)
+                .collect();
+            return Err(format!(
+                "node {id} has no CPUs (a memory-only node) and cannot run workers: choose {flag} from {with_cpus}"
+            ));
+        }
+        Ok(node)
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
     }
