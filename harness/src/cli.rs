@@ -365,11 +365,11 @@ pub struct VmArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    /// Boot again (up to N times) when the kernel dies before init runs
+    /// Boot again (up to N times) when the kernel dies or hangs before init runs
     #[arg(
         long,
         default_value_t = 1,
-        long_help = "Boot again, up to N times, when the guest kernel dies before tierbench's init \
+        long_help = "Boot again, up to N times, when the guest kernel dies or hangs (until --timeout) before tierbench's init \
                      has reported anything (an early-boot or emulator fault, not the experiment). \
                      Every failed boot is printed and kept in vm.json with its console log."
     )]

@@ -270,6 +270,8 @@ fn a_hung_guest_is_killed_at_the_timeout() {
             "--timeout",
             "1s",
             "-q",
+            "--boot-retries",
+            "0",
             "--kernel",
         ])
         .arg(&k)

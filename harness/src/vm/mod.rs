@@ -35,8 +35,8 @@ pub struct VmRequest {
     pub quiet: bool,
     /// Test hook: make the guest's PID 1 exit, so the kernel panics.
     pub crash_init: bool,
-    /// Boots to retry when the kernel dies before the guest's init has
-    /// said anything (an emulator or early-boot fault, not the run).
+    /// Boots to retry when the kernel dies or hangs before the guest's init
+    /// has said anything (an emulator or early-boot fault, not the run).
     pub boot_retries: u32,
 }
 
@@ -53,7 +53,8 @@ pub struct VmRecord {
     pub boot_wall_s: f64,
     pub guest_exit: Option<i32>,
     pub outcome: String,
-    /// Boots that died before the guest's init reported anything, retried.
+    /// Boots that died or hung before the guest's init reported anything,
+    /// retried.
     pub failed_boots: Vec<String>,
     pub expectation_mismatches: Vec<String>,
     pub note: &'static str,
@@ -310,19 +311,21 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let mut failed_boots = Vec::new();
     let (b, qemu_args) = loop {
         let (b, args) = boot_once(&profile, accel, &req, &inner, &req.out, req.timeout)?;
+        // Init streams its first files within seconds of starting: a boot
+        // that ended (died or hung) with nothing streamed never reached it.
         let silent = b.received.files.is_empty()
             && b.received.exit.is_none()
             && b.received.errors.is_empty();
-        let died = matches!(b.ended, Ended::Exited(_));
-        if !(silent && died) || failed_boots.len() as u32 >= req.boot_retries || req.crash_init {
+        if !silent || failed_boots.len() as u32 >= req.boot_retries || req.crash_init {
             break (b, args);
         }
-        let why = b
-            .panic_line
-            .clone()
-            .unwrap_or_else(|| "qemu exited before init ran".into());
+        let why = match (&b.ended, &b.panic_line) {
+            (_, Some(line)) => line.clone(),
+            (Ended::TimedOut, None) => format!("no sign of init within {:?}", req.timeout),
+            (Ended::Exited(_), None) => "qemu exited before init ran".into(),
+        };
         eprintln!(
-            "tierbench vm: boot {} died before init reported ({why}); booting again",
+            "tierbench vm: boot {} ended before init reported ({why}); booting again",
             failed_boots.len() + 1
         );
         let kept = req.out.join(format!(

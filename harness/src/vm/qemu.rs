@@ -89,7 +89,9 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
         "-initrd".into(),
         boot.initramfs.display().to_string(),
         "-append".into(),
-        "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init".into(),
+        // The whole boot log goes to console.log: when a guest hangs,
+        // it shows where.
+        "console=ttyS0 panic=-1 loglevel=6 rdinit=/init".into(),
     ] {
         push(s);
     }
