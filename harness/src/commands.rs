@@ -14,7 +14,7 @@ use crate::cli::{
     VmArgs,
 };
 use crate::error::{input, Interrupted};
-use crate::knobs::{self, Knob, KnobPlan};
+use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
 use crate::report::table::{ConsoleSink, Table, TimelineSink};
@@ -420,13 +420,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(knobs::default_state_file);
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    knob_plan.check(&sys, &state, is_root).map_err(|e| {
-        if e.is_input_error() {
-            input(e.to_string())
-        } else {
-            e.into()
-        }
-    })?;
+    knob_plan
+        .check(&sys, &state, is_root)
+        .map_err(KnobError::into_anyhow)?;
 
     let caps = Capabilities::probe(&topo);
     let out_dir = a.out.clone().unwrap_or_else(default_out_dir);

@@ -189,6 +189,16 @@ impl KnobError {
                 | KnobError::Invalid(_)
         )
     }
+
+    /// For the glue: an input error becomes [`crate::error::InputError`]
+    /// (exit 2, one line), anything else stays a runtime failure.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        if self.is_input_error() {
+            crate::error::input(self.to_string())
+        } else {
+            self.into()
+        }
+    }
 }
 
 /// What the state file holds: the values to put back.

@@ -20,7 +20,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::error::input;
-use crate::knobs::{self, Knob, KnobPlan};
+use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::report::table::Table;
 use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
@@ -254,13 +254,8 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                 plan.set(knob, v);
             }
         }
-        plan.check(&sys, &state, true).map_err(|e| {
-            if e.is_input_error() {
-                input(e.to_string())
-            } else {
-                e.into()
-            }
-        })?;
+        plan.check(&sys, &state, true)
+            .map_err(KnobError::into_anyhow)?;
         let guard = plan.apply(&sys, &state)?;
         for case in cases.iter().filter(|c| c.mode.0 == mode) {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
