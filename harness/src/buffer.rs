@@ -232,6 +232,14 @@ pub struct Census {
 }
 
 impl Census {
+    /// Adds another range's counts to this one.
+    pub fn add(&mut self, other: &Census) {
+        for (n, c) in &other.per_node {
+            *self.per_node.entry(*n).or_default() += c;
+        }
+        self.absent += other.absent;
+        self.errors += other.errors;
+    }
     pub fn total(&self) -> u64 {
         self.per_node.values().sum::<u64>() + self.absent + self.errors
     }

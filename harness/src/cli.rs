@@ -43,8 +43,10 @@ pub enum Command {
     Vm(VmArgs),
     /// Bandwidth of a kernel (read, write, copy, triad, mixes) from a CPU node to a memory node
     Bw(BwArgs),
-    /// Idle load-to-use latency by pointer chase from a CPU node to a memory node
+    /// Load-to-use latency by pointer chase, idle or under a bandwidth load
     Latency(LatencyArgs),
+    /// Idle latency and bandwidth from every CPU node to every memory node
+    Matrix(MatrixArgs),
     /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
     Conform(ConformArgs),
     /// One conformance case, in a fresh process (used by `conform`)
@@ -220,6 +222,20 @@ pub struct RunArgs {
     #[arg(long = "move", help_heading = "Placement")]
     pub move_on_switch: bool,
 
+    /// Fill the fast tier first, leaving this much free above its watermarks
+    #[arg(
+        long,
+        value_name = "SIZE",
+        value_parser = size_arg,
+        help_heading = "Placement",
+        long_help = "Before each variant, fill the fast tier with a memory eater tierbench owns \
+                     (bound to the fast nodes) until only SIZE stays free above the zones' high \
+                     watermarks; the eater is freed after the variant. With demotion on, kswapd \
+                     demotes the eater's cold pages to make room for promotions: the seed \
+                     patch's own setup."
+    )]
+    pub fill_fast_leave: Option<u64>,
+
     /// Allocate even if the buffer exceeds the target nodes' free memory
     #[arg(long, help_heading = "Placement")]
     pub force: bool,
@@ -245,25 +261,79 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, help_heading = "Workload")]
     pub threads: usize,
 
+    /// Run more workers than the node has CPUs (they share CPUs)
+    #[arg(long, help_heading = "Workload")]
+    pub oversubscribe: bool,
+
     /// Pin workers to every CPU (hardware thread) or one per physical core
     #[arg(long, value_enum, default_value = "cpu", help_heading = "Workload")]
     pub pin: crate::run::PinUnit,
 
-    /// Share of the buffer the workers touch (the hot set), in (0, 1]
+    /// Access pattern over the buffer's pages
+    #[arg(
+        long,
+        value_enum,
+        default_value = "sweep",
+        help_heading = "Workload",
+        long_help = "Access pattern over the buffer's 4 KiB pages. The first --hot-fraction of \
+                     the pages is the hot set. sweep: each worker walks its slice of the hot set \
+                     at --stride. hot-cold: --hot-share of the accesses land uniformly on the hot \
+                     set, the rest on the cold pages (10% of pages taking 90%: --hot-fraction 0.1 \
+                     --hot-share 0.9). uniform: all pages alike. gaussian: a normal around the \
+                     hot set's middle, --hot-share of it inside the hot set. zipf: page rank r \
+                     weighs 1/(r+1)^--zipf-theta. Random patterns read one word of a random cache \
+                     line of the chosen page."
+    )]
+    pub pattern: crate::workload::pattern::PatternKind,
+
+    /// Share of the buffer that is hot, in (0, 1]
     #[arg(long, default_value_t = 1.0, help_heading = "Workload")]
     pub hot_fraction: f64,
 
-    /// Bytes between accesses (a multiple of 8; 4096 = one per page)
+    /// Share of accesses on the hot set (hot-cold, gaussian), in (0, 1)
+    #[arg(long, default_value_t = 0.9, help_heading = "Workload")]
+    pub hot_share: f64,
+
+    /// Zipf exponent (zipf pattern)
+    #[arg(long, default_value_t = 1.0, help_heading = "Workload")]
+    pub zipf_theta: f64,
+
+    /// Bytes between accesses of a sweep (a multiple of 8; 4096 = one per page)
     #[arg(long, default_value_t = 64, help_heading = "Workload")]
     pub stride: usize,
 
-    /// Read-modify-write instead of read
-    #[arg(long, help_heading = "Workload")]
+    /// Reads to writes, R:W (a write is a load and a store of one word)
+    #[arg(long, default_value = "1:0", help_heading = "Workload")]
+    pub mix: crate::workload::pattern::Mix,
+
+    /// Every access writes (same as --mix 0:1)
+    #[arg(long, conflicts_with = "mix", help_heading = "Workload")]
     pub write: bool,
 
-    /// How long each variant's access loop runs (e.g. 10s, 500ms, 2m)
+    /// Move the hot set onto cold pages at this time (e.g. 5s)
+    #[arg(long, value_name = "T", value_parser = duration_arg, help_heading = "Workload")]
+    pub move_hot_at: Option<Duration>,
+
+    /// Time one access in N (a power of two; 0: none) for latency percentiles
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1024,
+        help_heading = "Workload"
+    )]
+    pub latency_every: u64,
+
+    /// Let the workers run this long before the measured window
+    #[arg(long, default_value = "0s", value_parser = duration_arg, help_heading = "Workload")]
+    pub warmup: Duration,
+
+    /// How long each variant's measured window lasts (e.g. 10s, 500ms, 2m)
     #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Workload")]
     pub duration: Duration,
+
+    /// Repeat every variant N times (variants interleaved in each round)
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Workload")]
+    pub iterations: u32,
 
     // --- Telemetry
     /// Sampling interval (one CSV row each)
@@ -312,19 +382,20 @@ pub struct RunArgs {
     pub state_file: Option<PathBuf>,
 
     // --- Output
-    /// Results directory (samples.csv + system.json)
+    /// Results directory (summary.csv, timeseries.csv, system.json)
     #[arg(
         long,
         short = 'o',
         help_heading = "Output",
-        long_help = "Directory for the results: samples.csv (one row per interval and one \
-                     summary row per variant, flushed as measured) and system.json (kernel, \
-                     topology, knobs, capabilities, plan). Default: \
+        long_help = "Directory for the results: summary.csv (one row per variant and \
+                     iteration), timeseries.csv (one row per interval), both flushed as \
+                     measured, and system.json (kernel, topology, knobs, capabilities, plan, \
+                     every vmstat counter's change). Columns: results/README.md. Default: \
                      tierbench-results/run-<UTC time>."
     )]
     pub out: Option<PathBuf>,
 
-    /// No per-interval progress lines on stderr
+    /// No progress on stderr
     #[arg(long, short = 'q', help_heading = "Output")]
     pub quiet: bool,
 }
@@ -395,6 +466,9 @@ pub struct BwArgs {
     /// Worker threads, one per CPU of the CPU node
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Allow more threads than the node has CPUs
+    #[arg(long)]
+    pub oversubscribe: bool,
     /// Node whose CPUs run the workers (default: the first with CPUs)
     #[arg(long)]
     pub cpu_node: Option<u32>,
@@ -423,9 +497,18 @@ pub struct LatencyArgs {
     /// Randomisation window (TLB reach modelled), e.g. 4K, 2M, or the size for fully random
     #[arg(long, default_value = "1G", value_parser = size_arg)]
     pub window: u64,
-    /// Independent chains (memory-level parallelism)
+    /// Independent chains (memory-level parallelism), 1 to 8
     #[arg(long, default_value_t = 1)]
     pub chains: usize,
+    /// Bandwidth threads beside the chase, on the CPU node's other CPUs (loaded latency)
+    #[arg(long, default_value_t = 0)]
+    pub load_threads: usize,
+    /// Kernel of the load threads: read, write, write-nt, copy, triad, mix:R:W
+    #[arg(long, default_value = "read")]
+    pub load_kernel: crate::workload::bandwidth::BwKernel,
+    /// Working set of the load threads together
+    #[arg(long, default_value = "512M", value_parser = size_arg)]
+    pub load_size: u64,
     /// Node whose CPU runs the chase (default: the first with CPUs)
     #[arg(long)]
     pub cpu_node: Option<u32>,
@@ -441,6 +524,38 @@ pub struct LatencyArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Idle load-to-use latency (pointer chase from the first CPU of the CPU node) \
+                  and bandwidth (read kernel, one thread per CPU of the CPU node) from every node \
+                  with CPUs to every node with memory, CPU-less nodes included, as Intel MLC's \
+                  --latency_matrix and --bandwidth_matrix do. Cells are measured one after the \
+                  other, each with its own buffer bound to the memory node."
+)]
+pub struct MatrixArgs {
+    /// Working set of each latency cell
+    #[arg(long, default_value = "256M", value_parser = size_arg)]
+    pub latency_size: u64,
+    /// Working set of each bandwidth cell (all threads together)
+    #[arg(long, default_value = "512M", value_parser = size_arg)]
+    pub bw_size: u64,
+    /// Bandwidth threads per CPU node (default: all its CPUs)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Page size: 4k, thp, 2m, 1g
+    #[arg(long, default_value = "thp")]
+    pub page_size: PageKind,
+    /// How long each cell measures
+    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    pub duration: Duration,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Also write matrix.csv here, a row per cell as measured
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }
 
 fn modes_arg(s: &str) -> Result<Vec<u8>, String> {

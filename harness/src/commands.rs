@@ -10,19 +10,22 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{
-    BwArgs, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs, ProbeArgs, RunArgs, TopoArgs,
-    VmArgs,
+    BwArgs, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs, MatrixArgs, ProbeArgs,
+    RunArgs, TopoArgs, VmArgs,
 };
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
-use crate::report::table::{ConsoleSink, Table, TimelineSink};
-use crate::report::{RowSink, SCHEMA_VERSION};
+use crate::report::progress::RunProgress;
+use crate::report::table::{Table, TimelineSink};
+use crate::report::{RowKind, RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
 use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
 use crate::topology::Topology;
+use crate::workload::bandwidth::BwKernel;
+use crate::workload::pattern::{Mix, PatternSpec};
 
 fn discover() -> anyhow::Result<Topology> {
     Topology::discover().context("discovering the NUMA topology")
@@ -377,25 +380,48 @@ fn utc_stamp() -> String {
     )
 }
 
-pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let topo = discover()?;
-    let spec = RunSpec {
+/// The run the arguments describe.
+fn run_spec(a: &RunArgs) -> RunSpec {
+    RunSpec {
         size_bytes: a.size,
         page: a.page_size,
         first_touch: a.first_touch.clone(),
         variants: a.policies.clone(),
         move_on_switch: a.move_on_switch,
+        fill_fast_leave: a.fill_fast_leave,
         worker_node: a.worker_node,
         threads: a.threads,
+        oversubscribe: a.oversubscribe,
         pin: a.pin,
-        hot_fraction: a.hot_fraction,
-        stride: a.stride,
-        write: a.write,
+        pattern: PatternSpec {
+            kind: a.pattern,
+            hot_fraction: a.hot_fraction,
+            hot_share: a.hot_share,
+            zipf_theta: a.zipf_theta,
+            stride: a.stride,
+            mix: if a.write {
+                Mix {
+                    reads: 0,
+                    writes: 1,
+                }
+            } else {
+                a.mix
+            },
+        },
+        move_hot_at: a.move_hot_at,
+        latency_every: a.latency_every,
+        warmup: a.warmup,
         duration: a.duration,
         interval: a.interval,
+        iterations: a.iterations,
         census: !a.no_census,
         force: a.force,
-    };
+    }
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let topo = discover()?;
+    let spec = run_spec(&a);
     // Everything that can be refused is refused here, before any change.
     let mut plan = Plan::resolve(&spec, &topo)?;
     if let Some(host) = &a.host {
@@ -430,9 +456,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("creating results directory {}", out_dir.display()))?;
     let first = Snapshot::read(&sys, &topo.memory_nodes())?;
     let cols = plan.columns(&topo, &first);
-    let csv_path = out_dir.join("samples.csv");
-    let mut csv = CsvSink::create(&csv_path, cols.clone())
-        .with_context(|| format!("creating {}", csv_path.display()))?;
+    let summary_path = out_dir.join("summary.csv");
+    let series_path = out_dir.join("timeseries.csv");
+    let mut summary_csv = CsvSink::create(&summary_path, cols.clone(), RowKind::Summary)
+        .with_context(|| format!("creating {}", summary_path.display()))?;
+    let mut series_csv = CsvSink::create(&series_path, cols.clone(), RowKind::Interval)
+        .with_context(|| format!("creating {}", series_path.display()))?;
 
     let stop = crate::interrupt::install(state.clone()).context("installing signal handlers")?;
     let guard = knob_plan.apply(&sys, &state)?;
@@ -462,8 +491,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     write_record(&record)?;
     if !a.quiet {
         eprintln!(
-            "tierbench run: {} variant(s), {} each, results in {}",
+            "tierbench run: {} variant(s) x {} iteration(s), {} each, results in {}",
             plan.variants.len(),
+            plan.iterations,
             humantime(plan.duration_s),
             out_dir.display()
         );
@@ -472,13 +502,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let mut console = ConsoleSink;
+    let progress = RunProgress::for_stderr(
+        plan.runs(),
+        plan.warmup_s + plan.duration_s,
+        plan.iterations,
+    );
     let mut timeline = TimelineSink::default();
-    let mut sinks: Vec<&mut dyn RowSink> = vec![&mut csv, &mut timeline];
-    if !a.quiet {
-        sinks.push(&mut console);
-    }
-    let outcomes = crate::run::execute(&plan, &cols, &mut sinks, &stop);
+    let outcomes = {
+        let (mut shown, mut hook) = (&progress, &progress);
+        let mut sinks: Vec<&mut dyn RowSink> =
+            vec![&mut summary_csv, &mut series_csv, &mut timeline];
+        if a.quiet {
+            crate::run::execute(&plan, &cols, &mut sinks, &mut (), &stop)
+        } else {
+            sinks.push(&mut shown);
+            crate::run::execute(&plan, &cols, &mut sinks, &mut hook, &stop)
+        }
+    };
+    progress.finish();
     let restored = guard.restore();
     let outcomes: Vec<VariantOutcome> = outcomes?;
     record.variants = outcomes
@@ -499,8 +540,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         print!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast);
     }
     println!(
-        "\nresults: {}  {}",
-        csv_path.display(),
+        "\nresults: {}  {}  {}",
+        summary_path.display(),
+        series_path.display(),
         record_path.display()
     );
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -566,24 +608,31 @@ fn nodes_for(topo: &Topology, cpu: Option<u32>, mem: Option<u32>) -> anyhow::Res
     Ok((cpu_node, mem_node))
 }
 
+/// Refuses a working set too small for `threads` workers of `kernel`.
+fn check_bw_size(size: u64, kernel: BwKernel, threads: usize, flag: &str) -> anyhow::Result<()> {
+    let min = crate::workload::measure::min_bw_size(kernel, threads);
+    if size < min {
+        return Err(input(format!(
+            "{flag} {size} is too small for {kernel} x {threads} threads: at least {min} bytes \
+             (one page per array per thread)"
+        )));
+    }
+    Ok(())
+}
+
 pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
     let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
     let cpus = &topo.node(cpu_node).expect("checked").cpus;
-    if a.threads == 0 || a.threads > cpus.len() {
+    if a.threads == 0 || (a.threads > cpus.len() && !a.oversubscribe) {
         return Err(input(format!(
-            "--threads {} must be between 1 and node {cpu_node}'s {} CPUs ({cpus})",
+            "--threads {} must be between 1 and node {cpu_node}'s {} CPUs ({cpus}), or pass \
+             --oversubscribe",
             a.threads,
             cpus.len()
         )));
     }
-    let min = (a.threads * a.kernel.arrays() * 4096) as u64;
-    if a.size < min {
-        return Err(input(format!(
-            "--size must be at least {min} bytes for {} x {} threads",
-            a.kernel, a.threads
-        )));
-    }
+    check_bw_size(a.size, a.kernel, a.threads, "--size")?;
     if a.duration.is_zero() {
         return Err(input("--duration must be more than 0"));
     }
@@ -600,8 +649,14 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "{} {} thread(s) cpu node {cpu_node} -> mem node {mem_node}, {} MiB: {:.0} MB/s ({} passes in {:.2} s)",
-            r.kernel, r.threads, r.size_bytes >> 20, r.mb_per_s, r.passes, r.seconds
+            "{} {} thread(s) cpu node {cpu_node} -> mem node {mem_node}, {} MiB: {:.0} MB/s \
+             (MB = 10^6 bytes, STREAM counting; {} passes in {:.2} s)",
+            r.kernel,
+            r.threads,
+            r.size_bytes >> 20,
+            r.mb_per_s,
+            r.passes,
+            r.seconds
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -616,21 +671,39 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
             a.stride
         )));
     }
-    if a.size < a.stride * 2 * a.chains.max(1) as u64 {
+    if !(1..=8).contains(&a.chains) {
+        return Err(input(format!("--chains {} must be 1 to 8", a.chains)));
+    }
+    if a.size < a.stride * 2 * a.chains as u64 {
         return Err(input(format!(
             "--size {} is too small for the chase: it needs at least two slots per chain",
             a.size
         )));
     }
-    if a.chains == 0 || a.duration.is_zero() {
-        return Err(input("--chains and --duration must be more than 0"));
+    if a.duration.is_zero() {
+        return Err(input("--duration must be more than 0"));
     }
-    let cpu = topo
-        .node(cpu_node)
-        .expect("checked")
-        .cpus
-        .first()
-        .expect("node with CPUs");
+    let cpus = &topo.node(cpu_node).expect("checked").cpus;
+    let cpu = cpus.first().expect("node with CPUs");
+    let load = if a.load_threads > 0 {
+        let others: Vec<u32> = cpus.iter().filter(|&c| c != cpu).collect();
+        if a.load_threads > others.len() {
+            return Err(input(format!(
+                "--load-threads {} is more than node {cpu_node}'s {} CPUs besides the chase's \
+                 (CPU {cpu}): lower it",
+                a.load_threads,
+                others.len()
+            )));
+        }
+        check_bw_size(a.load_size, a.load_kernel, a.load_threads, "--load-size")?;
+        Some(crate::workload::measure::LoadSpec {
+            kernel: a.load_kernel,
+            size_bytes: a.load_size as usize,
+            cpus: others[..a.load_threads].to_vec(),
+        })
+    } else {
+        None
+    };
     let spec = crate::workload::measure::ChaseSpec {
         size_bytes: a.size as usize,
         stride: a.stride as usize,
@@ -640,6 +713,7 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         mem_node,
         page: a.page_size,
         duration: a.duration,
+        load,
     };
     let r = std::thread::spawn(move || crate::workload::measure::latency(&spec))
         .join()
@@ -648,9 +722,118 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "chase cpu node {cpu_node} -> mem node {mem_node}, {} MiB, stride {} B, {} chain(s): {:.2} ns/load ({} loads; cycle built in {:.2} s)",
-            r.size_bytes >> 20, r.stride, r.chains, r.ns_per_load, r.loads, r.build_seconds
+            "chase cpu node {cpu_node} -> mem node {mem_node}, {} MiB, stride {} B, {} chain(s): \
+             {:.2} ns/load ({} loads; cycle built in {:.2} s)",
+            r.size_bytes >> 20,
+            r.stride,
+            r.chains,
+            r.ns_per_load,
+            r.loads,
+            r.build_seconds
         );
+        if let (Some(k), Some(mb)) = (&r.load_kernel, r.load_mb_per_s) {
+            println!(
+                "load: {} x {k} on node {cpu_node}'s other CPUs: {mb:.0} MB/s during the chase",
+                r.load_threads
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
+    use crate::workload::matrix;
+    let topo = discover()?;
+    let spec = matrix::MatrixSpec {
+        latency_size: a.latency_size as usize,
+        bw_size: a.bw_size as usize,
+        threads: a.threads,
+        page: a.page_size,
+        duration: a.duration,
+    };
+    matrix::check(&spec, &topo).map_err(input)?;
+    let mut csv = match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("matrix.csv");
+            let f = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Some(csv::Writer::from_writer(f))
+        }
+        None => None,
+    };
+    let mut cells = Vec::new();
+    for (c, m) in matrix::cells(&topo) {
+        eprintln!("matrix: cpu node {c} -> mem node {m} ...");
+        let cell = matrix::measure(&spec, &topo, c, m)?;
+        if let Some(w) = csv.as_mut() {
+            w.serialize(&cell)?;
+            w.flush()?;
+        }
+        cells.push(cell);
+    }
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&cells)?)?,
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            for c in &cells {
+                w.serialize(c)?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            let mems: Vec<u32> = topo.memory_nodes().iter().collect();
+            let label = |m: u32| {
+                let c = cells.iter().find(|c| c.mem_node == m).expect("measured");
+                format!(
+                    "node{m} ({}{})",
+                    c.mem_role,
+                    if c.cpuless { ", no CPUs" } else { "" }
+                )
+            };
+            for (title, get) in [
+                (
+                    "idle latency, ns per load (pointer chase, one chain)",
+                    Box::new(|c: &matrix::Cell| format!("{:.1}", c.latency_ns))
+                        as Box<dyn Fn(&matrix::Cell) -> String>,
+                ),
+                (
+                    "read bandwidth, MB/s (10^6 bytes), all CPUs of the CPU node",
+                    Box::new(|c: &matrix::Cell| format!("{:.0}", c.read_mb_per_s)),
+                ),
+            ] {
+                writeln!(out, "{title}")?;
+                let mut t = Table::new(
+                    std::iter::once("cpu node \\ memory".to_string())
+                        .chain(mems.iter().map(|&m| label(m))),
+                );
+                let mut cpu_nodes: Vec<u32> = cells.iter().map(|c| c.cpu_node).collect();
+                cpu_nodes.dedup();
+                for c in cpu_nodes {
+                    t.push(
+                        std::iter::once(format!("node{c}")).chain(mems.iter().map(|&m| {
+                            cells
+                                .iter()
+                                .find(|x| x.cpu_node == c && x.mem_node == m)
+                                .map(&get)
+                                .unwrap_or_default()
+                        })),
+                    );
+                }
+                writeln!(out, "{}", t.render())?;
+            }
+            for n in &topo.notes {
+                writeln!(out, "note: {n}")?;
+            }
+            if crate::probe::is_emulated() {
+                writeln!(
+                    out,
+                    "note: emulated NUMA (QEMU): nodes share host RAM, so the gaps between \
+                     columns are not real"
+                )?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -678,8 +861,12 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         .collect();
     let mut header = vec![
         "variant".to_string(),
+        "iter".into(),
         "status".into(),
         "accesses/s".into(),
+        "hot share".into(),
+        "p50 ns".into(),
+        "p99 ns".into(),
         "hot on fast".into(),
     ];
     header.extend(promote.iter().map(|&i| cols.counters[i].name.clone()));
@@ -688,8 +875,12 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         let s = &o.summary;
         let mut row = vec![
             s.variant.clone(),
+            s.iteration.to_string(),
             s.status.to_string(),
             opt(s.accesses_per_s.map(|x| format!("{x:.4e}"))),
+            opt(s.hot_access_share.map(|x| format!("{:.1}%", x * 100.0))),
+            opt(s.latency.map(|l| l.p50)),
+            opt(s.latency.map(|l| l.p99)),
             opt(s.hot_fast_share.map(|x| format!("{:.1}%", x * 100.0))),
         ];
         row.extend(promote.iter().map(|&i| opt(s.counters[i])));

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Conform(a) => commands::conform(a),
         Command::Bw(a) => commands::bw(a),
         Command::Latency(a) => commands::latency(a),
+        Command::Matrix(a) => commands::matrix(a),
         Command::ConformCase { spec } => commands::conform_case(&spec),
     };
     match result {

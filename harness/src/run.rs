@@ -1,13 +1,15 @@
 //! `tierbench run`: a plan resolved against the machine, then for each
-//! policy variant: map the buffer, place it, drive the access loop from
-//! pinned workers, sample counters and the census every interval, and hand
-//! each row to the sinks as it is measured.
+//! iteration and each policy variant (interleaved, so drift hits every
+//! variant alike): map the buffer, place it, drive the access pattern from
+//! pinned workers, sample counters, latency and the census every interval,
+//! and hand each row to the sinks as it is measured.
 //!
-//! [`RunSpec`] is what the user typed; [`Plan::resolve`] checks it against
-//! the topology and turns it into concrete node sets before anything on the
-//! system changes. Only a `Plan` reaches the buffer, the workers or knobs.
+//! [`RunSpec`] is what the user typed (or a scenario file said);
+//! [`Plan::resolve`] checks it against the topology and turns it into
+//! concrete node sets before anything on the system changes. Only a `Plan`
+//! reaches the buffer, the workers or knobs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -21,7 +23,9 @@ use crate::sysfs::SysRoot;
 use crate::telemetry::perf::{PerfCounters, EVENTS};
 use crate::telemetry::vmstat::{self, CounterId, Snapshot};
 use crate::topology::{NodeId, NodeSet, Topology};
-use crate::workload::AccessLoop;
+use crate::workload::clock::AccessClock;
+use crate::workload::histogram::Counts;
+use crate::workload::pattern::{Pattern, PatternSpec, Shared, Worker};
 
 /// What each worker is pinned to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -44,14 +48,23 @@ pub struct RunSpec {
     pub variants: Vec<PolicySpec>,
     /// Switch policies with MPOL_MF_MOVE instead of leaving pages in place.
     pub move_on_switch: bool,
+    /// Before each variant, fill the fast tier with a memory eater the
+    /// harness owns until only this many bytes above the high watermarks
+    /// stay free; freed after the variant.
+    pub fill_fast_leave: Option<u64>,
     pub worker_node: Option<NodeId>,
     pub threads: usize,
+    pub oversubscribe: bool,
     pub pin: PinUnit,
-    pub hot_fraction: f64,
-    pub stride: usize,
-    pub write: bool,
+    pub pattern: PatternSpec,
+    /// Move the hot set onto cold pages at this time.
+    pub move_hot_at: Option<Duration>,
+    /// Time one access in this many (a power of two), 0 for none.
+    pub latency_every: u64,
+    pub warmup: Duration,
     pub duration: Duration,
     pub interval: Duration,
+    pub iterations: u32,
     pub census: bool,
     pub force: bool,
 }
@@ -64,13 +77,19 @@ pub struct Plan {
     pub first_touch: Option<NodeSet>,
     pub variants: Vec<Policy>,
     pub move_on_switch: bool,
+    pub fill_fast_leave: Option<u64>,
     pub worker_node: NodeId,
     pub worker_cpus: Vec<u32>,
+    pub pattern: PatternSpec,
     pub hot_bytes: usize,
-    pub stride: usize,
-    pub write: bool,
+    /// The share of accesses the distribution puts on the hot set.
+    pub expected_hot_share: f64,
+    pub move_hot_at_s: Option<f64>,
+    pub latency_every: u64,
+    pub warmup_s: f64,
     pub duration_s: f64,
     pub interval_s: f64,
+    pub iterations: u32,
     pub census: bool,
     pub fast: NodeSet,
     pub slow: NodeSet,
@@ -82,48 +101,67 @@ fn bad(msg: String) -> InputError {
     InputError(msg)
 }
 
+/// How an option is named in messages: `--hot-fraction` on the command
+/// line, `hot_fraction` in a scenario file.
+pub type FlagName<'a> = &'a dyn Fn(&str) -> String;
+
+pub fn cli_flag(name: &str) -> String {
+    format!("--{name}")
+}
+
 impl Plan {
     pub fn resolve(spec: &RunSpec, topo: &Topology) -> Result<Plan, InputError> {
+        Self::resolve_named(spec, topo, &cli_flag)
+    }
+
+    pub fn resolve_named(
+        spec: &RunSpec,
+        topo: &Topology,
+        flag: FlagName,
+    ) -> Result<Plan, InputError> {
         if spec.duration.is_zero() {
-            return Err(bad(
-                "--duration must be more than 0, e.g. --duration 10s".into()
-            ));
+            return Err(bad(format!(
+                "{} must be more than 0, e.g. 10s",
+                flag("duration")
+            )));
         }
         if spec.interval.is_zero() || spec.interval > spec.duration {
             return Err(bad(format!(
-                "--interval must be more than 0 and at most --duration ({:?}), e.g. --interval 1s",
+                "{} must be more than 0 and at most the duration ({:?}), e.g. 1s",
+                flag("interval"),
                 spec.duration
             )));
         }
-        if !(spec.hot_fraction > 0.0 && spec.hot_fraction <= 1.0) {
-            return Err(bad(format!(
-                "--hot-fraction {} is outside (0, 1]: give the share of the buffer the workers touch, e.g. 0.25",
-                spec.hot_fraction
-            )));
+        if spec.iterations == 0 {
+            return Err(bad(format!("{} must be at least 1", flag("iterations"))));
         }
-        if spec.stride < 8 || spec.stride % 8 != 0 {
+        if spec.latency_every != 0 && !spec.latency_every.is_power_of_two() {
             return Err(bad(format!(
-                "--stride {} must be a multiple of 8 bytes (one word per access), e.g. 64",
-                spec.stride
+                "{} {} must be a power of two (e.g. 1024), or 0 to time no access",
+                flag("latency-every"),
+                spec.latency_every
             )));
         }
         if spec.threads == 0 {
-            return Err(bad("--threads must be at least 1".into()));
+            return Err(bad(format!("{} must be at least 1", flag("threads"))));
         }
         let node = topo
-            .cpu_node(spec.worker_node, "--worker-node")
+            .cpu_node(spec.worker_node, &flag("worker-node"))
             .map_err(bad)?;
         let worker_node = node.id;
         let (targets, unit) = match spec.pin {
             PinUnit::Cpu => (node.cpus.clone(), "CPUs"),
             PinUnit::Core => (
-                pin::one_per_core(&node.cpus).map_err(|e| bad(format!("--pin core: {e}")))?,
+                pin::one_per_core(&node.cpus)
+                    .map_err(|e| bad(format!("{} core: {e}", flag("pin"))))?,
                 "cores",
             ),
         };
-        if spec.threads > targets.len() {
+        if spec.threads > targets.len() && !spec.oversubscribe {
             return Err(bad(format!(
-                "--threads {} is more than node {worker_node}'s {} {unit} ({}): lower --threads",
+                "{} {} is more than node {worker_node}'s {} {unit} ({}): lower it, or pass \
+                 --oversubscribe to share CPUs",
+                flag("threads"),
                 spec.threads,
                 targets.len(),
                 targets
@@ -133,27 +171,53 @@ impl Plan {
 
         let first_touch = match &spec.first_touch {
             None => None,
-            Some(s) => Some(resolve_nodes(s, topo, "--first-touch")?),
+            Some(s) => Some(resolve_nodes(s, topo, &flag("first-touch"))?),
         };
         let mut variants = Vec::new();
         for v in &spec.variants {
             variants.push(
                 v.resolve(topo)
-                    .map_err(|e| bad(format!("--policy {v}: {e}")))?,
+                    .map_err(|e| bad(format!("{} {v}: {e}", flag("policy"))))?,
             );
         }
         if variants.is_empty() {
             variants.push(Policy::default_policy());
         }
+        if spec.fill_fast_leave.is_some() && topo.roles.fast.is_empty() {
+            return Err(bad(format!(
+                "{} needs a fast tier, and this machine reports none",
+                flag("fill-fast-leave")
+            )));
+        }
 
         let unit = spec.page.census_unit() as u64;
         let size_bytes = spec.size_bytes.div_ceil(unit) * unit;
         if size_bytes == 0 {
-            return Err(bad("--size must be more than 0, e.g. --size 256M".into()));
+            return Err(bad(format!(
+                "{} must be more than 0, e.g. 256M",
+                flag("size")
+            )));
         }
-        let hot_bytes = ((size_bytes as f64 * spec.hot_fraction) as u64 / BASE_PAGE as u64
-            * BASE_PAGE as u64)
-            .max(BASE_PAGE as u64);
+        spec.pattern.check(size_bytes as usize, flag).map_err(bad)?;
+        let pattern = Pattern::new(spec.pattern, size_bytes as usize);
+        let hot_bytes = pattern.hot * BASE_PAGE;
+        if let Some(t) = spec.move_hot_at {
+            if t.is_zero() || t >= spec.duration {
+                return Err(bad(format!(
+                    "{} must be inside the run (0 < T < duration {:?})",
+                    flag("move-hot-at"),
+                    spec.duration
+                )));
+            }
+            if pattern.hot * 2 > pattern.pages {
+                return Err(bad(format!(
+                    "{} needs at most half the buffer hot (the set moves onto cold pages): \
+                     lower {}",
+                    flag("move-hot-at"),
+                    flag("hot-fraction")
+                )));
+            }
+        }
         if !spec.force {
             check_fits(size_bytes, spec.page, first_touch.as_ref(), &variants, topo)?;
         }
@@ -169,19 +233,31 @@ impl Plan {
                     .to_string(),
             );
         }
+        if spec.threads > targets.len() {
+            notes.push(format!(
+                "oversubscribed: {} workers on {} {unit}",
+                spec.threads,
+                targets.len()
+            ));
+        }
         Ok(Plan {
             size_bytes: size_bytes as usize,
             page: spec.page,
             first_touch,
             variants,
             move_on_switch: spec.move_on_switch,
+            fill_fast_leave: spec.fill_fast_leave,
             worker_node,
             worker_cpus,
-            hot_bytes: hot_bytes as usize,
-            stride: spec.stride,
-            write: spec.write,
+            pattern: spec.pattern,
+            hot_bytes,
+            expected_hot_share: pattern.expected_hot_share,
+            move_hot_at_s: spec.move_hot_at.map(|d| d.as_secs_f64()),
+            latency_every: spec.latency_every,
+            warmup_s: spec.warmup.as_secs_f64(),
             duration_s: spec.duration.as_secs_f64(),
             interval_s: spec.interval.as_secs_f64(),
+            iterations: spec.iterations,
             census: spec.census,
             fast: topo.roles.fast.clone(),
             slow: topo.roles.slow.clone(),
@@ -196,6 +272,11 @@ impl Plan {
             counters: vmstat::tiering_counters(first),
             perf: EVENTS.to_vec(),
         }
+    }
+
+    /// How many variant runs the plan holds (iterations x variants).
+    pub fn runs(&self) -> usize {
+        self.iterations as usize * self.variants.len()
     }
 }
 
@@ -264,7 +345,7 @@ fn check_fits(
     Ok(())
 }
 
-/// What happened to one variant.
+/// What happened to one variant in one iteration.
 #[derive(Debug, Clone)]
 pub struct VariantOutcome {
     pub summary: SampleRow,
@@ -272,26 +353,42 @@ pub struct VariantOutcome {
     /// Every vmstat counter's change over the variant (global), for the
     /// system record: nothing the kernel counted is dropped.
     pub vmstat_delta: std::collections::BTreeMap<String, i64>,
+    /// Bytes the fast-tier eater held, when the plan fills the fast tier.
+    pub eater_bytes: Option<u64>,
 }
 
-/// Runs every variant in turn. `stop` ends the run early (signals); the
-/// rows written so far are complete.
+/// Told before each variant run starts (progress display).
+pub trait Progress {
+    fn starting(&mut self, iteration: u32, variant: &str);
+}
+
+impl Progress for () {
+    fn starting(&mut self, _: u32, _: &str) {}
+}
+
+/// Runs every iteration of every variant. `stop` ends the run early
+/// (signals); the rows written so far are complete.
 pub fn execute(
     plan: &Plan,
     cols: &Columns,
     sinks: &mut [&mut dyn RowSink],
+    progress: &mut dyn Progress,
     stop: &AtomicBool,
 ) -> anyhow::Result<Vec<VariantOutcome>> {
     let mut outcomes = Vec::new();
-    for policy in &plan.variants {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let outcome = run_variant(plan, policy, cols, sinks, stop)?;
-        let interrupted = outcome.summary.status == Status::Interrupted;
-        outcomes.push(outcome);
-        if interrupted {
-            break;
+    let clock = AccessClock::calibrate(Duration::from_millis(20));
+    for iteration in 1..=plan.iterations {
+        for policy in &plan.variants {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(outcomes);
+            }
+            progress.starting(iteration, &policy.to_string());
+            let outcome = run_variant(plan, policy, iteration, clock, cols, sinks, stop)?;
+            let interrupted = outcome.summary.status == Status::Interrupted;
+            outcomes.push(outcome);
+            if interrupted {
+                return Ok(outcomes);
+            }
         }
     }
     Ok(outcomes)
@@ -304,17 +401,82 @@ fn emit(sinks: &mut [&mut dyn RowSink], row: &SampleRow) -> std::io::Result<()> 
     Ok(())
 }
 
+/// The memory eater of `fill_fast_leave`: fills the fast nodes until only
+/// `leave` bytes above their zones' high watermarks are free. Stopping at
+/// the high watermark matters: below it kswapd works, and below min the
+/// OOM killer takes the run.
+fn fill_fast(
+    plan: &Plan,
+    leave: u64,
+    stop: &AtomicBool,
+) -> Result<Option<Buffer>, buffer::BufferError> {
+    let sys = SysRoot::live();
+    let topo = match Topology::from_sysfs(&sys) {
+        Ok(t) => t,
+        Err(_) => return Ok(None),
+    };
+    let free = topo.free_bytes(&plan.fast);
+    let high = high_watermark_bytes(&sys, &plan.fast);
+    let want = free.saturating_sub(high + leave) / (2 << 20) * (2 << 20);
+    if want == 0 {
+        return Ok(None);
+    }
+    let mut eater = Buffer::map(want as usize, PageKind::Base)?;
+    eater.set_policy(&Policy::bind(plan.fast.clone()), MoveFlags::NONE)?;
+    eater.populate(&plan.worker_cpus, stop)?;
+    Ok(Some(eater))
+}
+
+/// Sum of the `high` watermarks of `nodes`' zones, from /proc/zoneinfo.
+fn high_watermark_bytes(sys: &SysRoot, nodes: &NodeSet) -> u64 {
+    let text = sys.read_opt("/proc/zoneinfo").unwrap_or_default();
+    let mut node: Option<u32> = None;
+    let mut pages = 0u64;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Node ") {
+            node = rest.split(',').next().and_then(|n| n.trim().parse().ok());
+        } else if let Some(v) = t.strip_prefix("high ") {
+            if node.is_some_and(|n| nodes.contains(n)) {
+                pages += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    pages * BASE_PAGE as u64
+}
+
 fn run_variant(
     plan: &Plan,
     policy: &Policy,
+    iteration: u32,
+    clock: AccessClock,
     cols: &Columns,
     sinks: &mut [&mut dyn RowSink],
     stop: &AtomicBool,
 ) -> anyhow::Result<VariantOutcome> {
     let name = policy.to_string();
     let sys = SysRoot::live();
-    let mut summary = SampleRow::empty(RowKind::Summary, &name, cols);
+    let mut summary = SampleRow::empty(RowKind::Summary, &name, iteration, cols);
     let mut notes = plan.notes.clone();
+    let refused = |mut summary: SampleRow, status: Status, why: String| {
+        summary.status = status;
+        summary.notes = why;
+        VariantOutcome {
+            summary,
+            pin: None,
+            vmstat_delta: Default::default(),
+            eater_bytes: None,
+        }
+    };
+
+    let eater = match plan.fill_fast_leave {
+        Some(leave) => fill_fast(plan, leave, stop)?,
+        None => None,
+    };
+    let eater_bytes = eater.as_ref().map(|e| e.len() as u64);
+    if let Some(b) = eater_bytes {
+        notes.push(format!("fast tier filled by a {} MiB eater", b >> 20));
+    }
 
     let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
     // Placement. A policy the kernel refuses is recorded, not fatal: that
@@ -339,24 +501,19 @@ fn run_variant(
     match placed {
         Ok(()) => {}
         Err(buffer::BufferError::Policy { source, .. }) => {
-            summary.status = Status::Unsupported;
-            summary.notes = format!("{source}: {}", crate::probe::diagnose(policy, &source));
-            emit(sinks, &summary)?;
-            return Ok(VariantOutcome {
-                summary,
-                pin: None,
-                vmstat_delta: Default::default(),
-            });
+            let why = format!("{source}: {}", crate::probe::diagnose(policy, &source));
+            let o = refused(summary, Status::Unsupported, why);
+            emit(sinks, &o.summary)?;
+            return Ok(o);
         }
         Err(buffer::BufferError::Interrupted) => {
-            summary.status = Status::Interrupted;
-            summary.notes = "interrupted while populating".into();
-            emit(sinks, &summary)?;
-            return Ok(VariantOutcome {
+            let o = refused(
                 summary,
-                pin: None,
-                vmstat_delta: Default::default(),
-            });
+                Status::Interrupted,
+                "interrupted while populating".into(),
+            );
+            emit(sinks, &o.summary)?;
+            return Ok(o);
         }
         Err(e) => return Err(e.into()),
     }
@@ -366,74 +523,87 @@ fn run_variant(
         notes.push(format!("kernel reports policy {held} for the buffer"));
     }
 
+    let pattern = Pattern::new(plan.pattern, plan.size_bytes);
+    let shared = Shared::default();
     let nodes = topo_nodes(cols);
-    let first = Snapshot::read(&sys, &nodes)?;
     let mut perf = PerfCounters::open();
-    perf.enable();
-
-    let workers_stop = AtomicBool::new(false);
-    let count = AtomicU64::new(0);
-    let lp = AccessLoop {
-        stride: plan.stride,
-        write: plan.write,
-    };
     let threads = plan.worker_cpus.len();
-    let chunk = (plan.hot_bytes / threads) / 8 * 8;
     let base = buf.as_mut_ptr() as usize;
     let mut pin_method = PinMethod::Hwloc;
-
-    let started = Instant::now();
-    let mut rows_stopped_early = false;
+    let mut window = Window::default();
     std::thread::scope(|s| -> anyhow::Result<()> {
         let handles: Vec<_> = plan
             .worker_cpus
             .iter()
             .enumerate()
-            .map(|(i, &cpu)| {
-                let (ws, count) = (&workers_stop, &count);
+            .map(|(index, &cpu)| {
+                let worker = Worker {
+                    pattern: &pattern,
+                    shared: &shared,
+                    clock,
+                    latency_every: plan.latency_every,
+                    index,
+                    workers: threads,
+                    seed: u64::from(iteration),
+                };
                 s.spawn(move || -> Result<PinMethod, pin::PinError> {
                     let m = pin::pin_current_thread(cpu)?;
-                    let len = if i + 1 == threads {
-                        plan.hot_bytes - i * chunk
-                    } else {
-                        chunk
-                    } / 8
-                        * 8;
-                    // SAFETY: [base + i*chunk, +len) lies inside the buffer,
-                    // which outlives this scope; workers write disjoint
-                    // chunks.
-                    unsafe { lp.run((base + i * chunk) as *mut u8, len, ws, count) };
+                    // SAFETY: the buffer outlives this scope and is only
+                    // accessed through atomics while the workers run.
+                    unsafe { worker.run(base as *mut u8) };
                     Ok(m)
                 })
             })
             .collect();
 
-        let result = sample_loop(
-            plan, cols, &name, &buf, &sys, &nodes, &first, &count, started, sinks, stop,
-        );
-        workers_stop.store(true, Ordering::SeqCst);
+        let result = warm_up(plan, stop).and_then(|()| {
+            perf.enable();
+            let ctx = SampleCtx {
+                plan,
+                cols,
+                name: &name,
+                iteration,
+                buf: &buf,
+                pattern: &pattern,
+                shared: &shared,
+                sys: &sys,
+                nodes: &nodes,
+            };
+            sample_loop(&ctx, sinks, stop, &mut window)
+        });
+        shared.stop.store(true, Ordering::SeqCst);
         for h in handles {
             if h.join().expect("worker panicked")? == PinMethod::CoreAffinity {
                 pin_method = PinMethod::CoreAffinity;
             }
         }
-        rows_stopped_early = result?;
-        Ok(())
+        result
     })?;
-    let elapsed = started.elapsed().as_secs_f64();
+    drop(eater);
 
-    let last = Snapshot::read(&sys, &nodes)?;
-    let total = count.load(Ordering::Relaxed);
+    let (first, last) = (
+        window.first.expect("sampled"),
+        window.last.expect("sampled"),
+    );
+    let elapsed = window.elapsed;
+    let total = window.accesses;
     summary.t_s = elapsed;
     summary.span_s = elapsed;
     summary.accesses = Some(total);
     summary.accesses_per_s = Some(total as f64 / elapsed);
+    summary.hot_access_share = (total > 0).then(|| window.hot as f64 / total as f64);
+    summary.latency = window
+        .latency_end
+        .as_ref()
+        .zip(window.latency_start.as_ref())
+        .and_then(|(e, s)| e.since(s).percentiles());
+    summary.hot_first_page = Some(shared.shift.load(Ordering::Relaxed) as u64);
     summary.counters = cols
         .counters
         .iter()
         .map(|c| c.delta(&first, &last))
         .collect();
-    fill_census(&mut summary, plan, &buf, cols)?;
+    fill_census(&mut summary, plan, &pattern, &buf, cols, &shared)?;
     let readings = perf.read();
     summary.perf = cols
         .perf
@@ -454,7 +624,7 @@ fn run_variant(
     if pin_method == PinMethod::CoreAffinity {
         notes.push("workers pinned with sched_setaffinity (hwloc binding failed)".into());
     }
-    if rows_stopped_early {
+    if window.stopped_early {
         summary.status = Status::Interrupted;
     }
     summary.notes = notes.join("; ");
@@ -463,6 +633,7 @@ fn run_variant(
         summary,
         pin: Some(pin_method),
         vmstat_delta: last.global.delta(&first.global),
+        eater_bytes,
     })
 }
 
@@ -474,74 +645,143 @@ fn populate(buf: &mut Buffer, plan: &Plan, stop: &AtomicBool) -> Result<(), buff
     buf.populate(&plan.worker_cpus, stop).map(drop)
 }
 
-/// Samples every interval until the duration is over or `stop` is set.
-/// Returns whether it stopped early.
-#[allow(clippy::too_many_arguments)]
+/// Lets the workers run for the warm-up before the measured window.
+fn warm_up(plan: &Plan, stop: &AtomicBool) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs_f64(plan.warmup_s);
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(until - now));
+    }
+    Ok(())
+}
+
+/// What the sampler hands back for the summary row.
+#[derive(Default)]
+struct Window {
+    first: Option<Snapshot>,
+    last: Option<Snapshot>,
+    elapsed: f64,
+    accesses: u64,
+    hot: u64,
+    latency_start: Option<Counts>,
+    latency_end: Option<Counts>,
+    stopped_early: bool,
+}
+
+/// Everything the sampler reads from.
+struct SampleCtx<'a> {
+    plan: &'a Plan,
+    cols: &'a Columns,
+    name: &'a str,
+    iteration: u32,
+    buf: &'a Buffer,
+    pattern: &'a Pattern,
+    shared: &'a Shared,
+    sys: &'a SysRoot,
+    nodes: &'a NodeSet,
+}
+
+/// Samples every interval until the duration is over or `stop` is set;
+/// moves the hot set when its time comes.
 fn sample_loop(
-    plan: &Plan,
-    cols: &Columns,
-    name: &str,
-    buf: &Buffer,
-    sys: &SysRoot,
-    nodes: &NodeSet,
-    first: &Snapshot,
-    count: &AtomicU64,
-    started: Instant,
+    ctx: &SampleCtx,
     sinks: &mut [&mut dyn RowSink],
     stop: &AtomicBool,
-) -> anyhow::Result<bool> {
+    window: &mut Window,
+) -> anyhow::Result<()> {
+    let plan = ctx.plan;
     let interval = Duration::from_secs_f64(plan.interval_s);
     let duration = Duration::from_secs_f64(plan.duration_s);
-    let mut prev = first.clone();
-    let mut prev_count = 0u64;
+    let move_at = plan.move_hot_at_s.map(Duration::from_secs_f64);
+    let shared = ctx.shared;
+    let first = Snapshot::read(ctx.sys, ctx.nodes)?;
+    let started = Instant::now();
+    let count0 = shared.accesses.load(Ordering::Relaxed);
+    let hot0 = shared.hot_accesses.load(Ordering::Relaxed);
+    let lat0 = shared.latency.snapshot();
+    let (mut prev, mut prev_count, mut prev_hot, mut prev_lat) =
+        (first.clone(), count0, hot0, lat0.clone());
+    window.first = Some(first);
+    window.latency_start = Some(lat0);
     let mut prev_t = Duration::ZERO;
+    let mut moved = false;
     let mut tick = 1u32;
     loop {
         // Deadlines from the start, so sampling cost does not drift the grid.
         let deadline = (interval * tick).min(duration);
         loop {
             if stop.load(Ordering::SeqCst) {
-                return Ok(true);
+                window.stopped_early = true;
+                break;
             }
             let now = started.elapsed();
+            if move_at.is_some_and(|at| !moved && now >= at) {
+                shared.shift.store(ctx.pattern.hot, Ordering::Relaxed);
+                moved = true;
+            }
             if now >= deadline {
                 break;
             }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+            let mut wake = deadline - now;
+            if let Some(at) = move_at.filter(|_| !moved) {
+                wake = wake.min(at.saturating_sub(now));
+            }
+            std::thread::sleep(wake.min(Duration::from_millis(50)));
         }
         let t = started.elapsed();
-        let c = count.load(Ordering::Relaxed);
-        let snap = Snapshot::read(sys, nodes)?;
+        let c = shared.accesses.load(Ordering::Relaxed);
+        let h = shared.hot_accesses.load(Ordering::Relaxed);
+        let lat = shared.latency.snapshot();
+        let snap = Snapshot::read(ctx.sys, ctx.nodes)?;
+        window.elapsed = t.as_secs_f64();
+        window.accesses = c - count0;
+        window.hot = h - hot0;
+        window.latency_end = Some(lat.clone());
+        window.last = Some(snap.clone());
+        if window.stopped_early {
+            return Ok(());
+        }
         let span = (t - prev_t).as_secs_f64();
-        let mut row = SampleRow::empty(RowKind::Interval, name, cols);
+        let mut row = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
         row.t_s = t.as_secs_f64();
         row.span_s = span;
         row.accesses = Some(c - prev_count);
         row.accesses_per_s = Some((c - prev_count) as f64 / span);
-        row.counters = cols
+        row.hot_access_share =
+            (c > prev_count).then(|| (h - prev_hot) as f64 / (c - prev_count) as f64);
+        row.latency = lat.since(&prev_lat).percentiles();
+        row.hot_first_page = Some(shared.shift.load(Ordering::Relaxed) as u64);
+        row.counters = ctx
+            .cols
             .counters
             .iter()
             .map(|id: &CounterId| id.delta(&prev, &snap))
             .collect();
         if plan.census {
-            fill_census(&mut row, plan, buf, cols)?;
+            fill_census(&mut row, plan, ctx.pattern, ctx.buf, ctx.cols, shared)?;
         }
         emit(sinks, &row)?;
-        prev = snap;
-        prev_count = c;
+        (prev, prev_count, prev_hot, prev_lat) = (snap, c, h, lat);
         prev_t = t;
         tick += 1;
         if deadline >= duration {
-            return Ok(false);
+            return Ok(());
         }
     }
 }
 
+/// The census of the whole buffer and of the hot set where it is now (it
+/// may wrap around the end of the buffer after a move).
 fn fill_census(
     row: &mut SampleRow,
     plan: &Plan,
+    pattern: &Pattern,
     buf: &Buffer,
     cols: &Columns,
+    shared: &Shared,
 ) -> anyhow::Result<()> {
     let whole: Census = buf.census(0..buf.len())?;
     row.pages_on = cols
@@ -549,10 +789,20 @@ fn fill_census(
         .iter()
         .map(|n| Some(whole.per_node.get(n).copied().unwrap_or(0)))
         .collect();
-    let hot = buf.census(0..plan.hot_bytes)?;
+    let start = shared.shift.load(Ordering::Relaxed) % pattern.pages * BASE_PAGE;
+    let end = start + plan.hot_bytes;
+    let mut hot = buf.census(start..end.min(buf.len()))?;
+    if end > buf.len() {
+        hot.add(&buf.census(0..end - buf.len())?);
+    }
     row.hot_pages = Some(hot.total());
     row.hot_fast_pages = Some(hot.on(&plan.fast));
     row.hot_fast_share = hot.share_on(&plan.fast);
+    row.hot_slow_share = if plan.slow.is_empty() {
+        None
+    } else {
+        hot.share_on(&plan.slow)
+    };
     Ok(())
 }
 
@@ -608,6 +858,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::pattern::PatternKind;
 
     fn topo(name: &str) -> Topology {
         Topology::from_sysfs(&SysRoot::at(format!(
@@ -627,14 +878,25 @@ mod tests {
                 "preferred-many:fast+balancing".parse().unwrap(),
             ],
             move_on_switch: false,
+            fill_fast_leave: None,
             worker_node: None,
             threads: 1,
+            oversubscribe: false,
             pin: PinUnit::Cpu,
-            hot_fraction: 0.5,
-            stride: 64,
-            write: false,
+            pattern: PatternSpec {
+                kind: PatternKind::Sweep,
+                hot_fraction: 0.5,
+                hot_share: 0.9,
+                zipf_theta: 1.0,
+                stride: 64,
+                mix: crate::workload::pattern::Mix::READ_ONLY,
+            },
+            move_hot_at: None,
+            latency_every: 1024,
+            warmup: Duration::ZERO,
             duration: Duration::from_secs(10),
             interval: Duration::from_secs(1),
+            iterations: 1,
             census: true,
             force: false,
         }
@@ -659,7 +921,23 @@ mod tests {
             (Box::new(|s| s.size_bytes = 8 << 30), "does not fit"),
             (Box::new(|s| s.threads = 3), "more than node 0's 2 CPUs"),
             (Box::new(|s| s.duration = Duration::ZERO), "--duration"),
-            (Box::new(|s| s.hot_fraction = 1.5), "--hot-fraction"),
+            (Box::new(|s| s.pattern.hot_fraction = 1.5), "--hot-fraction"),
+            (Box::new(|s| s.iterations = 0), "--iterations"),
+            (Box::new(|s| s.latency_every = 1000), "power of two"),
+            (
+                Box::new(|s| {
+                    s.pattern.hot_fraction = 0.6;
+                    s.move_hot_at = Some(Duration::from_secs(4));
+                }),
+                "at most half the buffer hot",
+            ),
+            (
+                Box::new(|s| {
+                    s.pattern.hot_fraction = 0.25;
+                    s.move_hot_at = Some(Duration::from_secs(10));
+                }),
+                "inside the run",
+            ),
             (
                 Box::new(|s| s.first_touch = Some("5".parse().unwrap())),
                 "unknown node 5",
@@ -679,6 +957,12 @@ mod tests {
         s.size_bytes = 8 << 30;
         s.force = true;
         assert!(Plan::resolve(&s, &t).is_ok());
+        let mut s = spec();
+        s.threads = 3;
+        s.oversubscribe = true;
+        let p = Plan::resolve(&s, &t).unwrap();
+        assert_eq!(p.worker_cpus.len(), 3);
+        assert!(p.notes.iter().any(|n| n.contains("oversubscribed")));
     }
 
     #[test]

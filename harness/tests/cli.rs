@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 use predicates::prelude::*;
 
+mod common;
+
 fn tb() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("tierbench").unwrap()
 }
@@ -85,6 +87,45 @@ fn bad_input_exits_2_with_one_line_and_changes_nothing() {
             "--duration",
         ),
         (&["run", "--hot-fraction", "0"], "--hot-fraction"),
+        (
+            &["run", "--pattern", "hot-cold", "--hot-fraction", "1"],
+            "no cold pages",
+        ),
+        (
+            &[
+                "run",
+                "--pattern",
+                "hot-cold",
+                "--hot-fraction",
+                "0.1",
+                "--hot-share",
+                "1.5",
+            ],
+            "--hot-share",
+        ),
+        (
+            &[
+                "run",
+                "--pattern",
+                "zipf",
+                "--hot-fraction",
+                "0.1",
+                "--zipf-theta",
+                "0",
+            ],
+            "--zipf-theta",
+        ),
+        (
+            &["run", "--size", "16K", "--hot-fraction", "0.1"],
+            "less than one page",
+        ),
+        (
+            &["run", "--hot-fraction", "0.1", "--move-hot-at", "20s"],
+            "--move-hot-at",
+        ),
+        (&["run", "--latency-every", "1000"], "power of two"),
+        (&["run", "--iterations", "0"], "--iterations"),
+        (&["run", "--mix", "0:0"], "no accesses"),
         (&["run", "--threads", "4096"], "--threads"),
         (&["run", "--numab", "nonsense"], "NAME=VALUE"),
         (&["run", "--numa-balancing", "7"], "invalid value"),
@@ -189,6 +230,16 @@ fn run_writes_a_row_per_interval_and_a_summary() {
         "2s",
         "--interval",
         "500ms",
+        "--iterations",
+        "2",
+        "--pattern",
+        "hot-cold",
+        "--hot-fraction",
+        "0.25",
+        "--hot-share",
+        "0.9",
+        "--mix",
+        "3:1",
         "-q",
         "-o",
     ])
@@ -196,29 +247,53 @@ fn run_writes_a_row_per_interval_and_a_summary() {
     .args(["--policy", "default", "--policy", "bind:0"])
     .assert()
     .success();
-    let mut rd = csv::Reader::from_path(dir.path().join("samples.csv")).unwrap();
-    let header = rd.headers().unwrap().clone();
-    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
-    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let summaries: Vec<_> = rows.iter().filter(|r| &r[0] == "summary").collect();
-    assert_eq!(summaries.len(), 2);
-    assert_eq!(rows.iter().filter(|r| &r[0] == "interval").count(), 8);
-    for s in summaries {
-        assert_eq!(&s[col("status")], "ok");
-        assert!(s[col("accesses")].parse::<u64>().unwrap() > 0);
-        // 16 MiB of 4 KiB pages, all on node 0 for bind:0 and default alike
-        // on a one-node machine; on more nodes, at least all accounted for.
-        assert_eq!(s[col("hot_pages")].parse::<u64>().unwrap(), 4096);
-    }
-    let bind = rows
+    let summary = common::Table::read(&dir.path().join("summary.csv"));
+    let series = common::Table::read(&dir.path().join("timeseries.csv"));
+    // Two variants x two iterations, variants interleaved per iteration.
+    let order: Vec<(String, String)> = summary
+        .rows
         .iter()
-        .find(|r| &r[0] == "summary" && &r[1] == "bind:0")
+        .map(|r| {
+            (
+                summary.cell(r, "variant").into(),
+                summary.cell(r, "iteration").into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("default", "1"),
+        ("bind:0", "1"),
+        ("default", "2"),
+        ("bind:0", "2"),
+    ];
+    assert_eq!(order, want.map(|(a, b)| (a.to_string(), b.to_string())));
+    assert_eq!(series.rows.len(), 16, "4 intervals x 4 variant runs");
+    for s in &summary.rows {
+        assert_eq!(summary.cell(s, "status"), "ok");
+        assert!(summary.num(s, "accesses") > 0.0);
+        // 16 MiB of 4 KiB pages, a quarter hot; the workers' own count of
+        // hot accesses keeps the pattern's promise.
+        assert_eq!(summary.num(s, "hot_pages"), 1024.0);
+        assert!((summary.num(s, "hot_access_share") - 0.9).abs() < 0.01);
+        let (p50, p99) = (summary.num(s, "lat_p50_ns"), summary.num(s, "lat_p99_ns"));
+        assert!(p50 > 0.0 && p50 <= p99, "p50 {p50} p99 {p99}");
+        assert!(summary.num(s, "perf.task_clock_ns") > 0.0);
+    }
+    for r in &series.rows {
+        assert!(series.num(r, "span_s") > 0.3);
+        assert!(series.num(r, "lat_samples") > 0.0);
+    }
+    let bind = summary
+        .rows
+        .iter()
+        .find(|r| summary.cell(r, "variant") == "bind:0")
         .unwrap();
-    assert_eq!(&bind[col("pages_node0")], "4096");
+    assert_eq!(summary.cell(bind, "pages_node0"), "4096");
     let sys: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("system.json")).unwrap()).unwrap();
-    assert_eq!(sys["variants"].as_array().unwrap().len(), 2);
+    assert_eq!(sys["variants"].as_array().unwrap().len(), 4);
     assert!(sys["variants"][0]["vmstat_delta"]["pgfault"].is_number());
+    assert_eq!(sys["plan"]["expected_hot_share"], 0.9);
 }
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -262,7 +337,7 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let csv = out.path().join("samples.csv");
+    let csv = out.path().join("timeseries.csv");
     let lines = |p: &Path| {
         std::fs::read_to_string(p)
             .map(|s| s.lines().count())
@@ -283,14 +358,15 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(numa_balancing(), before);
     assert!(!state.path().join("knobs.json").exists());
-    let mut rd = csv::Reader::from_path(&csv).unwrap();
-    let rows: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
-    assert!(rows.len() >= 2);
-    let last = rows.last().unwrap();
-    assert_eq!((&last[0], &last[2]), ("summary", "interrupted"));
+    let series = common::Table::read(&csv);
+    assert!(series.rows.len() >= 2);
+    let summary = common::Table::read(&out.path().join("summary.csv"));
+    assert_eq!(summary.rows.len(), 1);
+    assert_eq!(summary.cell(&summary.rows[0], "status"), "interrupted");
 }
 
-/// After a SIGKILL the state file remains; `knobs restore` puts it back.
+/// After a SIGKILL the state file remains; `knobs restore` puts it back;
+/// the CSVs parse and keep every row finished before the kill.
 #[test]
 fn sigkill_leaves_state_that_knobs_restore_puts_back() {
     if !is_root() {
@@ -310,6 +386,8 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
             "16M",
             "--duration",
             "60s",
+            "--interval",
+            "200ms",
             "-q",
             "--numa-balancing",
             "normal",
@@ -326,9 +404,21 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
     wait_for("the knob change", Duration::from_secs(5), || {
         numa_balancing() == "1" || before == "1"
     });
+    let series = out.path().join("timeseries.csv");
+    wait_for("three interval rows", Duration::from_secs(30), || {
+        std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 4)
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(file.exists());
+    let rows = common::Table::read(&series);
+    assert!(rows.rows.len() >= 3, "finished rows kept");
+    assert!(rows
+        .rows
+        .iter()
+        .all(|r| !rows.cell(r, "accesses").is_empty()));
+    let summary = common::Table::read(&out.path().join("summary.csv"));
+    assert!(summary.rows.is_empty(), "no variant had finished");
     tb().args(["knobs", "restore"])
         .env("TIERBENCH_STATE_DIR", state.path())
         .assert()
@@ -471,11 +561,48 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["ns_per_load"].as_f64().unwrap() > 0.0);
+    // Loaded latency, where the node has a second CPU for the load.
+    let cpus = std::fs::read_to_string("/sys/devices/system/node/node0/cpulist").unwrap();
+    if cpus.trim() != "0" {
+        let out = tb()
+            .args(["latency", "--size", "16M", "--duration", "300ms", "--json"])
+            .args(["--load-threads", "1", "--load-size", "64M", "--chains", "4"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["chains"], 4);
+        assert_eq!(v["load_threads"], 1);
+        assert!(v["load_mb_per_s"].as_f64().unwrap() > 0.0);
+    }
+    // The matrix: one cell per (CPU node, memory node), as CSV.
+    let out = tb()
+        .args(["matrix", "--latency-size", "4M", "--bw-size", "16M"])
+        .args(["--duration", "200ms", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rd = csv::Reader::from_reader(&out.stdout[..]);
+    let cells: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
+    assert!(!cells.is_empty());
+    for c in &cells {
+        let lat: f64 = c[4].parse().unwrap();
+        let bw: f64 = c[6].parse().unwrap();
+        assert!(lat > 0.0 && bw > 0.0, "{c:?}");
+    }
     for (args, needle) in [
         (vec!["bw", "--kernel", "stream"], "use read"),
         (vec!["bw", "--kernel", "mix:0:1"], "at least 1"),
         (vec!["bw", "--threads", "4096"], "--threads"),
-        (vec!["bw", "--size", "1K"], "--size must be at least"),
+        (vec!["bw", "--size", "1K"], "too small"),
         (vec!["bw", "--duration", "0s"], "--duration"),
         (vec!["bw", "--mem-node", "99"], "--mem-node 99"),
         (vec!["latency", "--stride", "12"], "multiple of 8"),
@@ -484,6 +611,13 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
             "too small",
         ),
         (vec!["latency", "--cpu-node", "99"], "unknown node 99"),
+        (vec!["latency", "--chains", "9"], "1 to 8"),
+        (
+            vec!["latency", "--load-threads", "4096"],
+            "besides the chase",
+        ),
+        (vec!["matrix", "--duration", "0s"], "--duration"),
+        (vec!["matrix", "--bw-size", "4K"], "too small"),
     ] {
         let out = tb().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -493,4 +627,104 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
             "{args:?} should mention {needle:?}: {err}"
         );
     }
+}
+
+/// results/README.md lists every column a run writes, in the file it is
+/// written to, and every column it lists for a file is in that file
+/// (names with N or NAME stand for a family: `pages_nodeN`, `vmstat.NAME`).
+#[test]
+fn results_readme_documents_every_column() {
+    let dir = tempfile::tempdir().unwrap();
+    tb().args([
+        "run",
+        "--size",
+        "8M",
+        "--duration",
+        "400ms",
+        "--interval",
+        "200ms",
+    ])
+    .args(["--pattern", "uniform", "--hot-fraction", "0.5", "-q", "-o"])
+    .arg(dir.path())
+    .assert()
+    .success();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../results/README.md"))
+            .unwrap();
+    // Rows of the first table: | `name` | file | unit | meaning |
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for line in readme.lines() {
+        if line.starts_with("## matrix.csv") {
+            break;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 5 && cells[1].starts_with('`') {
+            documented.push((cells[1].trim_matches('`').to_string(), cells[2].to_string()));
+        }
+    }
+    assert!(documented.len() > 20, "{documented:?}");
+    let matches = |doc: &str, col: &str| -> bool {
+        if !doc.contains('N') {
+            return doc == col;
+        }
+        // N: digits; NAME: a counter or event name.
+        let re = doc
+            .replace('.', "\\.")
+            .replace("NAME", "[a-z_]+")
+            .replace('N', "[0-9]+");
+        let re = format!("^{re}$");
+        simple_match(&re, col)
+    };
+    for (file, which) in [("summary.csv", "summary"), ("timeseries.csv", "timeseries")] {
+        let t = common::Table::read(&dir.path().join(file));
+        for col in t.header.iter() {
+            assert!(
+                documented
+                    .iter()
+                    .any(|(d, f)| (f == "both" || f == which) && matches(d, col)),
+                "{file}: column {col} is not documented in results/README.md"
+            );
+        }
+        for (d, f) in &documented {
+            if f != "both" && f != which {
+                continue;
+            }
+            // Per-node counters exist only on kernels with tiering counters.
+            if d == "nodeN.NAME" {
+                continue;
+            }
+            assert!(
+                t.header.iter().any(|c| matches(d, c)),
+                "{file}: documented column {d} is not written"
+            );
+        }
+    }
+}
+
+/// A tiny matcher for the patterns above: literal characters, `\.`,
+/// `[0-9]+` and `[a-z_]+`, anchored at both ends.
+fn simple_match(re: &str, s: &str) -> bool {
+    let re = re.trim_start_matches('^').trim_end_matches('$');
+    fn go(re: &str, s: &str) -> bool {
+        if re.is_empty() {
+            return s.is_empty();
+        }
+        for (class, pred) in [
+            ("[0-9]+", (|c: char| c.is_ascii_digit()) as fn(char) -> bool),
+            ("[a-z_]+", |c: char| {
+                c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()
+            }),
+        ] {
+            if let Some(rest) = re.strip_prefix(class) {
+                let n = s.chars().take_while(|&c| pred(c)).count();
+                return (1..=n).any(|k| go(rest, &s[k..]));
+            }
+        }
+        if let Some(rest) = re.strip_prefix("\\.") {
+            return s.starts_with('.') && go(rest, &s[1..]);
+        }
+        let c = re.chars().next().unwrap();
+        s.starts_with(c) && go(&re[c.len_utf8()..], &s[c.len_utf8()..])
+    }
+    go(re, s)
 }

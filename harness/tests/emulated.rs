@@ -16,6 +16,8 @@ use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
 
+mod common;
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
@@ -49,35 +51,31 @@ fn kernel(var: &str) -> Option<PathBuf> {
 }
 
 struct Run {
-    rows: Vec<csv::StringRecord>,
-    header: csv::StringRecord,
+    summary: common::Table,
+    series: common::Table,
     vm: serde_json::Value,
     stderr: String,
 }
 
 impl Run {
     fn summary(&self, variant: &str) -> &csv::StringRecord {
-        self.rows
+        self.summary
+            .rows
             .iter()
-            .find(|r| &r[0] == "summary" && &r[1] == variant)
+            .find(|r| self.summary.cell(r, "variant") == variant)
             .unwrap_or_else(|| panic!("no summary row for {variant}"))
     }
     fn cell<'a>(&self, row: &'a csv::StringRecord, col: &str) -> &'a str {
-        let i = self
-            .header
-            .iter()
-            .position(|h| h == col)
-            .unwrap_or_else(|| panic!("no column {col}"));
-        &row[i]
+        self.summary.cell(row, col)
     }
     fn num(&self, row: &csv::StringRecord, col: &str) -> f64 {
-        self.cell(row, col)
-            .parse()
-            .unwrap_or_else(|_| panic!("{col} = {:?}", self.cell(row, col)))
+        self.summary.num(row, col)
     }
 }
 
-fn promotion_run(kernel: &Path, out: &Path) -> Run {
+/// The promotion scenario; `pattern` adds workload options (the default
+/// is a sweep of one word per page over the hot half).
+fn promotion_run(kernel: &Path, out: &Path, pattern: &[&str]) -> Run {
     let output = Command::cargo_bin("tierbench")
         .unwrap()
         .args([
@@ -110,15 +108,12 @@ fn promotion_run(kernel: &Path, out: &Path) -> Run {
             "--numab",
             "scan_period_min_ms=100",
         ])
-        .args([
-            "--stride",
-            "4096",
-            "--hot-fraction",
-            "0.5",
-            "--duration",
-            "6s",
-            "-q",
-        ])
+        .args(if pattern.is_empty() {
+            &["--stride", "4096", "--hot-fraction", "0.5"][..]
+        } else {
+            pattern
+        })
+        .args(["--duration", "6s", "-q"])
         .args([
             "--policy",
             "preferred-many:fast",
@@ -129,13 +124,12 @@ fn promotion_run(kernel: &Path, out: &Path) -> Run {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "tierbench vm failed: {stderr}");
-    let mut rd = csv::Reader::from_path(out.join("samples.csv")).unwrap();
-    let header = rd.headers().unwrap().clone();
-    let rows = rd.records().map(|r| r.unwrap()).collect();
+    let summary = common::Table::read(&out.join("summary.csv"));
+    let series = common::Table::read(&out.join("timeseries.csv"));
     let vm = serde_json::from_slice(&std::fs::read(out.join("vm.json")).unwrap()).unwrap();
     Run {
-        rows,
-        header,
+        summary,
+        series,
         vm,
         stderr,
     }
@@ -181,12 +175,43 @@ fn promotion_follows_the_flag_on_6_12() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let run = promotion_run(&k, out.path());
+    // The hot/cold pattern: a quarter of the pages takes 90% of the
+    // accesses, and the hot set moves onto cold pages at 3 s.
+    let pattern = [
+        "--pattern",
+        "hot-cold",
+        "--hot-fraction",
+        "0.25",
+        "--hot-share",
+        "0.9",
+        "--move-hot-at",
+        "3s",
+    ];
+    let run = promotion_run(&k, out.path(), &pattern);
     assert!(run.vm["guest_kernel_release"]
         .as_str()
         .unwrap()
         .starts_with("6.12"));
     check_promotion(&run);
+    // Every row: the workers' count of hot accesses keeps the promise, and
+    // the hot set starts at page 0 before the move and at page 4096 (a
+    // quarter of 16384) from the row that covers 3 s on.
+    let s = &run.series;
+    for r in &s.rows {
+        let share = s.num(r, "hot_access_share");
+        assert!((share - 0.9).abs() < 0.02, "hot share {share}");
+        let t = s.num(r, "t_s");
+        let first = s.num(r, "hot_first_page");
+        let want = if t < 2.95 {
+            0.0
+        } else if t > 3.05 {
+            4096.0
+        } else {
+            first
+        };
+        assert_eq!(first, want, "hot set at t={t}");
+        assert!(s.num(r, "lat_samples") > 0.0);
+    }
 }
 
 #[test]
@@ -195,7 +220,7 @@ fn promotion_follows_the_flag_on_the_newest_debian_kernel() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let run = promotion_run(&k, out.path());
+    let run = promotion_run(&k, out.path(), &[]);
     check_promotion(&run);
 }
 
@@ -208,7 +233,7 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let run = promotion_run(&k, out.path());
+    let run = promotion_run(&k, out.path(), &[]);
     assert!(run.vm["guest_kernel_release"]
         .as_str()
         .unwrap()

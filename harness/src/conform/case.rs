@@ -4,7 +4,7 @@
 //! delays the next case's first scan.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,8 @@ use crate::buffer::{Buffer, BufferError, PageKind};
 use crate::mempolicy::{Flags, Mode, MoveFlags, Policy};
 use crate::pin;
 use crate::topology::{NodeId, NodeSet};
-use crate::workload::AccessLoop;
+use crate::workload::clock::AccessClock;
+use crate::workload::pattern::{Mix, Pattern, PatternKind, PatternSpec, Shared, Worker};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseSpec {
@@ -93,21 +94,38 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseResult, BufferError> {
             pages: total,
         });
     }
-    let count = AtomicU64::new(0);
-    let lp = AccessLoop {
-        stride: crate::buffer::BASE_PAGE,
-        write: false,
+    // One read per page, sweeping the whole buffer.
+    let pattern = Pattern::new(
+        PatternSpec {
+            kind: PatternKind::Sweep,
+            hot_fraction: 1.0,
+            hot_share: 1.0,
+            zipf_theta: 1.0,
+            stride: crate::buffer::BASE_PAGE,
+            mix: Mix::READ_ONLY,
+        },
+        buf.len(),
+    );
+    let shared = Shared::default();
+    let worker = Worker {
+        pattern: &pattern,
+        shared: &shared,
+        clock: AccessClock::calibrate(Duration::from_millis(1)),
+        latency_every: 0,
+        index: 0,
+        workers: 1,
+        seed: 1,
     };
-    let (base, len) = (buf.as_mut_ptr() as usize, buf.len());
+    let base = buf.as_mut_ptr() as usize;
     std::thread::scope(|s| -> Result<(), BufferError> {
         let worker = s.spawn(|| -> Result<(), pin::PinError> {
             pin::pin_current_thread(spec.exec_cpu)?;
             // SAFETY: the buffer outlives the scope; this is its only user.
-            unsafe { lp.run(base as *mut u8, len, &stop, &count) };
+            unsafe { worker.run(base as *mut u8) };
             Ok(())
         });
         std::thread::sleep(Duration::from_millis(spec.period_ms));
-        stop.store(true, Ordering::SeqCst);
+        shared.stop.store(true, Ordering::SeqCst);
         worker.join().expect("case worker panicked")?;
         Ok(())
     })?;

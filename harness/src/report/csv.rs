@@ -1,33 +1,35 @@
-//! The CSV sink: header from [`Columns`], one flushed line per row.
+//! The CSV sink: header from [`Columns`], one flushed line per row of its
+//! kind (summary rows to `summary.csv`, interval rows to `timeseries.csv`).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{Columns, RowSink, SampleRow};
+use super::{Columns, RowKind, RowSink, SampleRow};
 
 pub struct CsvSink<W: Write> {
     out: ::csv::Writer<W>,
     cols: Columns,
+    kind: RowKind,
 }
 
 impl CsvSink<File> {
-    pub fn create(path: &Path, cols: Columns) -> io::Result<Self> {
+    pub fn create(path: &Path, cols: Columns, kind: RowKind) -> io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        Self::new(File::create(path)?, cols)
+        Self::new(File::create(path)?, cols, kind)
     }
 }
 
 impl<W: Write> CsvSink<W> {
-    pub fn new(w: W, cols: Columns) -> io::Result<Self> {
+    pub fn new(w: W, cols: Columns, kind: RowKind) -> io::Result<Self> {
         let mut out = ::csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(w);
-        out.write_record(cols.header())?;
+        out.write_record(cols.header(kind))?;
         out.flush()?;
-        Ok(Self { out, cols })
+        Ok(Self { out, cols, kind })
     }
     pub fn into_inner(self) -> W {
         self.out
@@ -39,6 +41,9 @@ impl<W: Write> CsvSink<W> {
 
 impl<W: Write> RowSink for CsvSink<W> {
     fn write(&mut self, row: &SampleRow) -> io::Result<()> {
+        if row.kind != self.kind {
+            return Ok(());
+        }
         self.out.write_record(self.cols.record(row))?;
         self.out.flush()
     }
@@ -60,17 +65,22 @@ mod tests {
             }],
             perf: vec!["cycles"],
         };
-        let mut sink = CsvSink::new(Vec::new(), cols.clone()).unwrap();
-        let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", &cols);
+        let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
+        let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);
         row.status = Status::Unsupported;
         row.notes = "EINVAL, with a comma".into();
         sink.write(&row).unwrap();
+        // An interval row is not this sink's kind: it is skipped.
+        sink.write(&SampleRow::empty(RowKind::Interval, "x", 1, &cols))
+            .unwrap();
         let text = String::from_utf8(sink.into_inner()).unwrap();
         let mut rd = ::csv::Reader::from_reader(text.as_bytes());
         let header = rd.headers().unwrap().clone();
         assert!(header.iter().any(|h| h == "node0.pgpromote_success"));
         assert!(header.iter().any(|h| h == "perf.cycles"));
-        let rec = rd.records().next().unwrap().unwrap();
+        let recs: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
+        assert_eq!(recs.len(), 1);
+        let rec = &recs[0];
         assert_eq!(rec.len(), header.len());
         assert_eq!(&rec[2], "unsupported");
         let i = header

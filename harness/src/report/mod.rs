@@ -4,12 +4,14 @@
 //! machine has (its nodes, its kernel's counters).
 
 pub mod csv;
+pub mod progress;
 pub mod table;
 
 use serde::Serialize;
 
 use crate::telemetry::vmstat::CounterId;
 use crate::topology::NodeId;
+use crate::workload::histogram::Percentiles;
 
 /// Whether a row covers one sampling interval or a whole variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,20 +49,32 @@ impl std::fmt::Display for Status {
 pub struct SampleRow {
     pub kind: RowKind,
     pub variant: String,
+    /// 1-based; variants are interleaved inside each iteration.
+    pub iteration: u32,
     pub status: Status,
-    /// Seconds since the access loop started, at the end of this row.
+    /// Seconds since the measured window started, at the end of this row.
     pub t_s: f64,
     /// Seconds this row covers.
     pub span_s: f64,
     pub accesses: Option<u64>,
     pub accesses_per_s: Option<f64>,
+    /// Share of the row's accesses that fell on the hot set, as counted by
+    /// the workers.
+    pub hot_access_share: Option<f64>,
+    /// Per-access latency percentiles of the row (one access in
+    /// `latency_every` timed), ns.
+    pub latency: Option<Percentiles>,
+    /// First page of the hot set (it moves with `--move-hot-at`).
+    pub hot_first_page: Option<u64>,
     /// Pages (census unit) of the whole buffer on each node, in
     /// [`Columns::nodes`] order.
     pub pages_on: Vec<Option<u64>>,
-    /// Pages of the hot range, and how many of them are on fast nodes.
+    /// Pages of the hot set, and how many of them are on fast and on slow
+    /// nodes.
     pub hot_pages: Option<u64>,
     pub hot_fast_pages: Option<u64>,
     pub hot_fast_share: Option<f64>,
+    pub hot_slow_share: Option<f64>,
     /// Counter deltas over the row, in [`Columns::counters`] order.
     pub counters: Vec<Option<u64>>,
     /// perf event counts (summary rows), in [`Columns::perf`] order.
@@ -70,19 +84,24 @@ pub struct SampleRow {
 
 impl SampleRow {
     /// A row with nothing measured yet.
-    pub fn empty(kind: RowKind, variant: &str, cols: &Columns) -> Self {
+    pub fn empty(kind: RowKind, variant: &str, iteration: u32, cols: &Columns) -> Self {
         Self {
             kind,
             variant: variant.to_string(),
+            iteration,
             status: Status::Ok,
             t_s: 0.0,
             span_s: 0.0,
             accesses: None,
             accesses_per_s: None,
+            hot_access_share: None,
+            latency: None,
+            hot_first_page: None,
             pages_on: vec![None; cols.nodes.len()],
             hot_pages: None,
             hot_fast_pages: None,
             hot_fast_share: None,
+            hot_slow_share: None,
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
             notes: String::new(),
@@ -99,56 +118,96 @@ pub struct Columns {
 }
 
 /// Version of the CSV layout; bump when a column changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: samples.csv split into summary.csv and timeseries.csv; iteration,
+/// hot-access share, latency percentiles, hot set position, hot set on slow.
+pub const SCHEMA_VERSION: u32 = 2;
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+fn f3(v: Option<f64>) -> String {
+    opt(v.map(|x| format!("{x:.4}")))
+}
 
 impl Columns {
-    pub fn header(&self) -> Vec<String> {
-        let mut h: Vec<String> = [
-            "row",
-            "variant",
-            "status",
-            "t_s",
-            "span_s",
-            "accesses",
-            "accesses_per_s",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// The header of the file that holds rows of `kind`: `summary.csv`
+    /// (one row per variant and iteration) or `timeseries.csv` (one per
+    /// interval).
+    pub fn header(&self, kind: RowKind) -> Vec<String> {
+        let mut h: Vec<String> = vec!["variant".into(), "iteration".into(), "status".into()];
+        match kind {
+            RowKind::Interval => h.extend(["t_s", "span_s", "hot_first_page"].map(String::from)),
+            RowKind::Summary => h.push("seconds".into()),
+        }
+        h.extend(
+            [
+                "accesses",
+                "accesses_per_s",
+                "hot_access_share",
+                "lat_samples",
+                "lat_p50_ns",
+                "lat_p90_ns",
+                "lat_p99_ns",
+                "lat_max_ns",
+            ]
+            .map(String::from),
+        );
         h.extend(self.nodes.iter().map(|n| format!("pages_node{n}")));
-        h.extend(["hot_pages", "hot_fast_pages", "hot_fast_share"].map(String::from));
+        h.extend(
+            [
+                "hot_pages",
+                "hot_fast_pages",
+                "hot_fast_share",
+                "hot_slow_share",
+            ]
+            .map(String::from),
+        );
         h.extend(self.counters.iter().map(|c| c.column()));
-        h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
+        if kind == RowKind::Summary {
+            h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
+        }
         h.push("notes".into());
         h
     }
 
     pub fn record(&self, r: &SampleRow) -> Vec<String> {
-        fn opt<T: ToString>(v: Option<T>) -> String {
-            v.map(|v| v.to_string()).unwrap_or_default()
-        }
-        let f3 = |v: Option<f64>| opt(v.map(|x| format!("{x:.3}")));
         let mut out = vec![
-            match r.kind {
-                RowKind::Interval => "interval".to_string(),
-                RowKind::Summary => "summary".to_string(),
-            },
             r.variant.clone(),
+            r.iteration.to_string(),
             r.status.to_string(),
-            format!("{:.3}", r.t_s),
-            format!("{:.3}", r.span_s),
+        ];
+        match r.kind {
+            RowKind::Interval => out.extend([
+                format!("{:.3}", r.t_s),
+                format!("{:.3}", r.span_s),
+                opt(r.hot_first_page),
+            ]),
+            RowKind::Summary => out.push(format!("{:.3}", r.span_s)),
+        }
+        let l = r.latency;
+        out.extend([
             opt(r.accesses),
             opt(r.accesses_per_s.map(|x| format!("{x:.0}"))),
-        ];
+            f3(r.hot_access_share),
+            opt(l.map(|l| l.samples)),
+            opt(l.map(|l| l.p50)),
+            opt(l.map(|l| l.p90)),
+            opt(l.map(|l| l.p99)),
+            opt(l.map(|l| l.max)),
+        ]);
         out.extend(r.pages_on.iter().map(|v| opt(*v)));
         out.extend([
             opt(r.hot_pages),
             opt(r.hot_fast_pages),
             f3(r.hot_fast_share),
+            f3(r.hot_slow_share),
         ]);
         out.extend(r.counters.iter().map(|v| opt(*v)));
-        out.extend(r.perf.iter().map(|v| opt(*v)));
+        if r.kind == RowKind::Summary {
+            out.extend(r.perf.iter().map(|v| opt(*v)));
+        }
         out.push(r.notes.clone());
-        debug_assert_eq!(out.len(), self.header().len());
+        debug_assert_eq!(out.len(), self.header(r.kind).len());
         out
     }
 }

@@ -1,7 +1,5 @@
-//! Plain-text tables for the terminal, and the console sink that prints one
-//! line per interval while a run goes.
-
-use std::io::Write;
+//! Plain-text tables for the terminal, and the placement timeline printed
+//! after a run.
 
 use super::{RowKind, RowSink, SampleRow};
 
@@ -52,33 +50,6 @@ impl Table {
     }
 }
 
-/// Prints one progress line per row to stderr (stdout stays for results).
-pub struct ConsoleSink;
-
-impl RowSink for ConsoleSink {
-    fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
-        let share = r
-            .hot_fast_share
-            .map(|s| format!("{:5.1}%", s * 100.0))
-            .unwrap_or_else(|| "    -".into());
-        let rate = r
-            .accesses_per_s
-            .map(|a| format!("{:.3e}", a))
-            .unwrap_or_else(|| "-".into());
-        let kind = match r.kind {
-            RowKind::Interval => "  ",
-            RowKind::Summary => "=>",
-        };
-        writeln!(
-            std::io::stderr(),
-            "{kind} {:<34} t={:7.2}s  accesses/s={rate:<10} hot on fast={share}  {}",
-            r.variant,
-            r.t_s,
-            r.status
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,7 +76,9 @@ pub struct TimelineSink {
 
 impl RowSink for TimelineSink {
     fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
-        if r.kind == RowKind::Interval {
+        // The first iteration stands for the others on the terminal; the
+        // CSV has them all.
+        if r.kind == RowKind::Interval && r.iteration == 1 {
             self.points
                 .push((r.variant.clone(), r.t_s, r.hot_fast_share));
         }

@@ -45,37 +45,46 @@ pub unsafe fn build(
     order
 }
 
-/// Follows `chains` pointers from `starts` for `loads` steps each; returns
-/// the final pointers (so the loads cannot be optimised away).
+/// Follows `starts.len()` independent chains (1 to 8) for `loads` steps
+/// each and leaves the final pointers in `starts` (so the loads cannot be
+/// optimised away).
 ///
 /// # Safety
 /// Every start must be a slot of a cycle built by [`build`].
-#[inline(never)]
 pub unsafe fn run(starts: &mut [usize], loads: u64) {
     match starts.len() {
-        1 => {
-            let mut p = starts[0];
-            for _ in 0..loads / 8 {
-                // Unrolled: eight dependent loads per loop test.
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-                p = *(p as *const usize);
-            }
-            starts[0] = p;
-        }
-        _ => {
-            for _ in 0..loads {
-                for s in starts.iter_mut() {
-                    *s = *(*s as *const usize);
-                }
+        1 => run_n::<1>(starts, loads),
+        2 => run_n::<2>(starts, loads),
+        3 => run_n::<3>(starts, loads),
+        4 => run_n::<4>(starts, loads),
+        5 => run_n::<5>(starts, loads),
+        6 => run_n::<6>(starts, loads),
+        7 => run_n::<7>(starts, loads),
+        8 => run_n::<8>(starts, loads),
+        n => panic!("{n} chains: the chase runs 1 to 8"),
+    }
+}
+
+/// The chase with `N` chains held in registers: the array is a local of
+/// fixed size, fully unrolled, so every step is `N` independent dependent
+/// loads and nothing else.
+#[inline(never)]
+unsafe fn run_n<const N: usize>(starts: &mut [usize], loads: u64) {
+    let mut p = [0usize; N];
+    p.copy_from_slice(&starts[..N]);
+    for _ in 0..loads / 16 {
+        for _ in 0..16 {
+            for q in p.iter_mut() {
+                *q = *(*q as *const usize);
             }
         }
     }
+    for _ in 0..loads % 16 {
+        for q in p.iter_mut() {
+            *q = *(*q as *const usize);
+        }
+    }
+    starts[..N].copy_from_slice(&p);
 }
 
 #[cfg(test)]
@@ -108,6 +117,33 @@ mod tests {
             }
             assert_eq!(p, start, "the cycle does not close");
             assert_eq!(seen.len(), slots);
+        }
+    }
+
+    /// Every chain count advances each chain exactly `loads` slots along
+    /// the cycle.
+    #[test]
+    fn every_chain_advances_exactly_loads_slots() {
+        let (len, stride) = (64 << 10, 64);
+        let mut v = vec![0u64; len / 8];
+        let buf = v.as_mut_ptr() as *mut u8;
+        // SAFETY: buf has len bytes.
+        let order = unsafe { build(buf, len, stride, len, 3) };
+        let at = |i: usize| buf as usize + order[i % order.len()] * stride;
+        for chains in 1..=8 {
+            for loads in [0u64, 1, 15, 16, 17, 1000] {
+                let firsts: Vec<usize> = (0..chains).map(|c| c * 97).collect();
+                let mut starts: Vec<usize> = firsts.iter().map(|&i| at(i)).collect();
+                // SAFETY: the starts are slots of the cycle.
+                unsafe { run(&mut starts, loads) };
+                for (c, &i) in firsts.iter().enumerate() {
+                    assert_eq!(
+                        starts[c],
+                        at(i + loads as usize),
+                        "{chains} chains, {loads} loads"
+                    );
+                }
+            }
         }
     }
 

@@ -56,13 +56,25 @@ fn chunks(buf: &mut Buffer, kernel: BwKernel, threads: usize) -> Vec<Chunk> {
         .collect()
 }
 
-pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
-    let threads = spec.cpus.len();
-    let mut buf = Buffer::map(spec.size_bytes, spec.page)?;
+/// A buffer bound to one memory node, nothing populated yet.
+fn bound_buffer(bytes: usize, page: PageKind, node: NodeId) -> Result<Buffer, BufferError> {
+    let mut buf = Buffer::map(bytes, page)?;
     buf.set_policy(
-        &Policy::bind(crate::topology::NodeSet::single(spec.mem_node)),
+        &Policy::bind(crate::topology::NodeSet::single(node)),
         MoveFlags::NONE,
     )?;
+    Ok(buf)
+}
+
+/// The smallest working set a bandwidth run takes: one page per array per
+/// thread (below that the chunks are empty).
+pub fn min_bw_size(kernel: BwKernel, threads: usize) -> u64 {
+    (threads * kernel.arrays() * 4096) as u64
+}
+
+pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
+    let threads = spec.cpus.len();
+    let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;
     let stop = AtomicBool::new(false);
     buf.populate(&spec.cpus, &stop)?;
     let chunks = chunks(&mut buf, spec.kernel, threads);
@@ -115,6 +127,14 @@ pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
     })
 }
 
+/// The bandwidth load beside a loaded-latency chase.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub kernel: BwKernel,
+    pub size_bytes: usize,
+    pub cpus: Vec<u32>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ChaseSpec {
     pub size_bytes: usize,
@@ -125,6 +145,7 @@ pub struct ChaseSpec {
     pub mem_node: NodeId,
     pub page: PageKind,
     pub duration: Duration,
+    pub load: Option<LoadSpec>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -137,14 +158,34 @@ pub struct ChaseResult {
     /// Nanoseconds per load of one chain.
     pub ns_per_load: f64,
     pub build_seconds: f64,
+    /// Load threads and the bandwidth they reached while the chase ran.
+    pub load_threads: usize,
+    pub load_kernel: Option<String>,
+    pub load_mb_per_s: Option<f64>,
+}
+
+/// Bandwidth workers that run until `stop`, counting passes.
+struct Load {
+    chunks: Vec<Chunk>,
+    kernel: BwKernel,
+    _buf: Buffer,
+}
+
+impl Load {
+    fn new(spec: &LoadSpec, mem_node: NodeId, page: PageKind) -> Result<Load, BufferError> {
+        let mut buf = bound_buffer(spec.size_bytes, page, mem_node)?;
+        buf.populate(&spec.cpus, &AtomicBool::new(false))?;
+        let chunks = chunks(&mut buf, spec.kernel, spec.cpus.len());
+        Ok(Load {
+            chunks,
+            kernel: spec.kernel,
+            _buf: buf,
+        })
+    }
 }
 
 pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
-    let mut buf = Buffer::map(spec.size_bytes, spec.page)?;
-    buf.set_policy(
-        &Policy::bind(crate::topology::NodeSet::single(spec.mem_node)),
-        MoveFlags::NONE,
-    )?;
+    let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;
     pin::pin_current_thread(spec.cpu)?;
     let t0 = Instant::now();
     let base = buf.as_mut_ptr();
@@ -154,27 +195,69 @@ pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
     let mut starts: Vec<usize> = (0..spec.chains)
         .map(|i| base as usize + order[i * order.len() / spec.chains] * spec.stride)
         .collect();
-    // Warm up one full cycle (TLB, caches), then time batches until the
-    // duration is reached.
-    // SAFETY: starts are slots of the cycle just built.
-    unsafe { chase::run(&mut starts, (order.len() as u64).max(8)) };
-    let batch = 1u64 << 20;
-    let mut loads = 0u64;
-    let t = Instant::now();
-    while t.elapsed() < spec.duration {
-        // SAFETY: starts are slots of the cycle.
-        unsafe { chase::run(&mut starts, batch) };
-        loads += batch;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    std::hint::black_box(&starts);
-    Ok(ChaseResult {
-        size_bytes: buf.len(),
-        stride: spec.stride,
-        chains: spec.chains,
-        mem_node: spec.mem_node,
-        loads,
-        ns_per_load: secs * 1e9 / loads as f64,
-        build_seconds,
-    })
+    let load = spec
+        .load
+        .as_ref()
+        .map(|l| Load::new(l, spec.mem_node, spec.page))
+        .transpose()?;
+    let stop = AtomicBool::new(false);
+    let passes = AtomicU64::new(0);
+    let mut result = None;
+    std::thread::scope(|s| -> Result<(), BufferError> {
+        let mut handles = Vec::new();
+        if let (Some(load), Some(ls)) = (&load, &spec.load) {
+            for (&cpu, &chunk) in ls.cpus.iter().zip(&load.chunks) {
+                let (stop, passes, kernel) = (&stop, &passes, load.kernel);
+                handles.push(s.spawn(move || -> Result<u64, pin::PinError> {
+                    pin::pin_current_thread(cpu)?;
+                    let mut sink = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        // SAFETY: the chunk is this worker's own, inside the load buffer.
+                        sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, chunk) });
+                        passes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(sink)
+                }));
+            }
+            // Let the load reach its pace before the chase is timed.
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        // Warm up one full cycle (TLB, caches), then time batches until the
+        // duration is reached.
+        // SAFETY: starts are slots of the cycle just built.
+        unsafe { chase::run(&mut starts, (order.len() as u64).max(8)) };
+        let batch = 1u64 << 20;
+        let mut loads = 0u64;
+        let p0 = passes.load(Ordering::Relaxed);
+        let t = Instant::now();
+        while t.elapsed() < spec.duration {
+            // SAFETY: starts are slots of the cycle.
+            unsafe { chase::run(&mut starts, batch) };
+            loads += batch;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let load_passes = passes.load(Ordering::Relaxed) - p0;
+        stop.store(true, Ordering::Relaxed);
+        for h in handles {
+            std::hint::black_box(h.join().expect("load worker panicked")?);
+        }
+        std::hint::black_box(&starts);
+        let load_mb_per_s = load.as_ref().map(|l| {
+            load_passes as f64 * l.kernel.bytes_per_pass(l.chunks[0].len) as f64 / secs / 1e6
+        });
+        result = Some(ChaseResult {
+            size_bytes: buf.len(),
+            stride: spec.stride,
+            chains: spec.chains,
+            mem_node: spec.mem_node,
+            loads,
+            ns_per_load: secs * 1e9 / loads as f64,
+            build_seconds,
+            load_threads: spec.load.as_ref().map_or(0, |l| l.cpus.len()),
+            load_kernel: spec.load.as_ref().map(|l| l.kernel.to_string()),
+            load_mb_per_s,
+        });
+        Ok(())
+    })?;
+    Ok(result.expect("measured"))
 }

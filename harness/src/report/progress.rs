@@ -1,0 +1,130 @@
+//! Progress of a run on stderr: a bar (variant, iteration, time left) when
+//! stderr is a terminal, one plain line per row otherwise (CI logs, pipes).
+//! `--quiet` uses neither. It is both a row sink and the run's progress
+//! hook, so it is used through shared references (its count is a `Cell`).
+
+use std::cell::Cell;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{RowKind, RowSink, SampleRow};
+use crate::run::Progress;
+
+pub enum RunProgress {
+    Bar {
+        bar: ProgressBar,
+        /// Measured seconds of one variant run (warm-up included).
+        per_run_s: f64,
+        done_runs: Cell<u64>,
+        iterations: u32,
+    },
+    Lines,
+}
+
+impl RunProgress {
+    /// A bar on a terminal, lines elsewhere.
+    pub fn for_stderr(runs: usize, per_run_s: f64, iterations: u32) -> Self {
+        if !std::io::stderr().is_terminal() {
+            return RunProgress::Lines;
+        }
+        let bar = ProgressBar::new((runs as f64 * per_run_s * 1000.0) as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent:>3}% left {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        RunProgress::Bar {
+            bar,
+            per_run_s,
+            done_runs: Cell::new(0),
+            iterations,
+        }
+    }
+
+    pub fn finish(&self) {
+        if let RunProgress::Bar { bar, .. } = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for &RunProgress {
+    fn starting(&mut self, iteration: u32, variant: &str) {
+        match *self {
+            RunProgress::Bar {
+                bar,
+                per_run_s,
+                done_runs,
+                iterations,
+            } => {
+                bar.set_position((done_runs.get() as f64 * *per_run_s * 1000.0) as u64);
+                bar.set_message(format!("{variant} (iteration {iteration}/{iterations})"));
+                done_runs.set(done_runs.get() + 1);
+            }
+            RunProgress::Lines => {
+                let _ = writeln!(std::io::stderr(), "-- {variant}, iteration {iteration}");
+            }
+        }
+    }
+}
+
+impl RowSink for &RunProgress {
+    fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
+        match *self {
+            RunProgress::Bar {
+                bar,
+                per_run_s,
+                done_runs,
+                ..
+            } => {
+                let base = done_runs.get().saturating_sub(1) as f64 * *per_run_s;
+                bar.set_position(((base + r.t_s) * 1000.0) as u64);
+                if r.kind == RowKind::Summary {
+                    bar.println(summary_line(r));
+                }
+                Ok(())
+            }
+            RunProgress::Lines => {
+                let line = match r.kind {
+                    RowKind::Interval => interval_line(r),
+                    RowKind::Summary => summary_line(r),
+                };
+                writeln!(std::io::stderr(), "{line}")
+            }
+        }
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map(|s| format!("{:5.1}%", s * 100.0))
+        .unwrap_or_else(|| "    -".into())
+}
+
+fn interval_line(r: &SampleRow) -> String {
+    format!(
+        "   t={:7.2}s  accesses/s={:<10}  p99={:>7}  hot on fast={}",
+        r.t_s,
+        r.accesses_per_s
+            .map(|a| format!("{a:.3e}"))
+            .unwrap_or_else(|| "-".into()),
+        r.latency
+            .map(|l| format!("{}ns", l.p99))
+            .unwrap_or_else(|| "-".into()),
+        pct(r.hot_fast_share)
+    )
+}
+
+fn summary_line(r: &SampleRow) -> String {
+    format!(
+        "=> {} #{}: {}  accesses/s={}  hot on fast={}",
+        r.variant,
+        r.iteration,
+        r.status,
+        r.accesses_per_s
+            .map(|a| format!("{a:.3e}"))
+            .unwrap_or_else(|| "-".into()),
+        pct(r.hot_fast_share)
+    )
+}

@@ -1,0 +1,160 @@
+//! Node matrices: idle latency and bandwidth from every node with CPUs to
+//! every node with memory (CPU-less nodes included), as MLC's latency and
+//! bandwidth matrices. One cell at a time, each with its own buffer bound
+//! to the memory node, so cells do not disturb each other.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::bandwidth::BwKernel;
+use super::measure::{self, BwSpec, ChaseSpec};
+use crate::buffer::{BufferError, PageKind};
+use crate::topology::{NodeId, Topology};
+
+#[derive(Debug, Clone)]
+pub struct MatrixSpec {
+    pub latency_size: usize,
+    pub bw_size: usize,
+    /// Bandwidth threads per CPU node; `None`: all its CPUs.
+    pub threads: Option<usize>,
+    pub page: PageKind,
+    pub duration: Duration,
+}
+
+/// One measured cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub cpu_node: NodeId,
+    pub mem_node: NodeId,
+    /// `fast`, `slow` or `-`, from the kernel's tiers.
+    pub mem_role: &'static str,
+    pub cpuless: bool,
+    pub latency_ns: f64,
+    pub bw_threads: usize,
+    /// Read bandwidth, 10^6 bytes per second.
+    pub read_mb_per_s: f64,
+}
+
+/// The cells in measuring order: CPU nodes outer, memory nodes inner.
+pub fn cells(topo: &Topology) -> Vec<(NodeId, NodeId)> {
+    let cpu_nodes: Vec<NodeId> = topo
+        .nodes
+        .iter()
+        .filter(|n| !n.is_cpuless())
+        .map(|n| n.id)
+        .collect();
+    let mem_nodes = topo.memory_nodes();
+    cpu_nodes
+        .iter()
+        .flat_map(|&c| mem_nodes.iter().map(move |m| (c, m)))
+        .collect()
+}
+
+/// Checks the spec against the machine before anything is measured.
+pub fn check(spec: &MatrixSpec, topo: &Topology) -> Result<(), String> {
+    if spec.duration.is_zero() {
+        return Err("--duration must be more than 0, e.g. 2s".into());
+    }
+    for (c, _) in cells(topo) {
+        let cpus = topo.node(c).expect("listed").cpus.len();
+        let threads = spec.threads.unwrap_or(cpus);
+        if threads == 0 || threads > cpus {
+            return Err(format!(
+                "--threads {threads} must be between 1 and node {c}'s {cpus} CPUs"
+            ));
+        }
+        let min = measure::min_bw_size(BwKernel::Read, threads);
+        if (spec.bw_size as u64) < min {
+            return Err(format!(
+                "--bw-size {} is too small for {threads} read threads: at least {min} bytes",
+                spec.bw_size
+            ));
+        }
+    }
+    if spec.latency_size < 2 * 64 {
+        return Err("--latency-size must hold at least two cache lines".into());
+    }
+    let free_min = topo
+        .memory_nodes()
+        .iter()
+        .map(|m| topo.free_bytes(&crate::topology::NodeSet::single(m)))
+        .min()
+        .unwrap_or(0);
+    let need = spec.bw_size.max(spec.latency_size) as u64;
+    if need > free_min {
+        return Err(format!(
+            "a cell needs {} MiB on each memory node, and one has only {} MiB free: lower \
+             --bw-size/--latency-size",
+            need >> 20,
+            free_min >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Measures one cell.
+pub fn measure(
+    spec: &MatrixSpec,
+    topo: &Topology,
+    cpu_node: NodeId,
+    mem_node: NodeId,
+) -> Result<Cell, BufferError> {
+    let cpus = &topo.node(cpu_node).expect("listed").cpus;
+    let threads = spec.threads.unwrap_or(cpus.len());
+    let chase = ChaseSpec {
+        size_bytes: spec.latency_size,
+        stride: 64,
+        window: spec.latency_size,
+        chains: 1,
+        cpu: cpus.first().expect("a CPU node"),
+        mem_node,
+        page: spec.page,
+        duration: spec.duration,
+        load: None,
+    };
+    // The chase pins the thread it runs on: give it one of its own.
+    let lat = std::thread::spawn(move || measure::latency(&chase))
+        .join()
+        .expect("chase thread")?;
+    let bw = measure::bandwidth(&BwSpec {
+        kernel: BwKernel::Read,
+        size_bytes: spec.bw_size,
+        cpus: crate::buffer::worker_cpus(cpus, threads),
+        mem_node,
+        page: spec.page,
+        duration: spec.duration,
+    })?;
+    let role = if topo.roles.fast.contains(mem_node) {
+        "fast"
+    } else if topo.roles.slow.contains(mem_node) {
+        "slow"
+    } else {
+        "-"
+    };
+    Ok(Cell {
+        cpu_node,
+        mem_node,
+        mem_role: role,
+        cpuless: topo.node(mem_node).is_some_and(|n| n.is_cpuless()),
+        latency_ns: lat.ns_per_load,
+        bw_threads: threads,
+        read_mb_per_s: bw.mb_per_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysfs::SysRoot;
+
+    #[test]
+    fn cells_cover_cpu_nodes_times_memory_nodes_cpuless_included() {
+        let t = Topology::from_sysfs(&SysRoot::at(format!(
+            "{}/tests/data/dram-cxl-6.12",
+            env!("CARGO_MANIFEST_DIR")
+        )))
+        .unwrap();
+        assert_eq!(cells(&t), vec![(0, 0), (0, 1)]);
+    }
+}

@@ -1,0 +1,49 @@
+//! What the test files share: reading a results CSV by column name.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// A CSV read whole: header and rows, cells looked up by column name.
+pub struct Table {
+    pub header: csv::StringRecord,
+    pub rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    /// Reads `path`; every row must parse and have the header's width.
+    pub fn read(path: &Path) -> Table {
+        let mut rd = csv::Reader::from_path(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let header = rd.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = rd
+            .records()
+            .map(|r| r.unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+            .collect();
+        for r in &rows {
+            assert_eq!(r.len(), header.len(), "{}: ragged row", path.display());
+        }
+        Table { header, rows }
+    }
+    pub fn col(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.header))
+    }
+    pub fn cell<'a>(&self, row: &'a csv::StringRecord, name: &str) -> &'a str {
+        &row[self.col(name)]
+    }
+    pub fn num(&self, row: &csv::StringRecord, name: &str) -> f64 {
+        let v = self.cell(row, name);
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} = {v:?} is not a number"))
+    }
+    /// Rows whose `column` is `value`.
+    pub fn filter<'a>(&'a self, column: &str, value: &str) -> Vec<&'a csv::StringRecord> {
+        self.rows
+            .iter()
+            .filter(|r| self.cell(r, column) == value)
+            .collect()
+    }
+}
