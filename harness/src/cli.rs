@@ -47,6 +47,10 @@ pub enum Command {
     Latency(LatencyArgs),
     /// Idle latency and bandwidth from every CPU node to every memory node
     Matrix(MatrixArgs),
+    /// Changelog table: variants of a run, or the same scenario across runs, with Welch's t-test
+    Compare(CompareArgs),
+    /// Charts (SVG, PNG) of promotion rate, hot set on the fast tier and throughput over time
+    Plot(PlotArgs),
     /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
     Conform(ConformArgs),
     /// One conformance case, in a fresh process (used by `conform`)
@@ -167,6 +171,36 @@ fn numab_arg(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// The `run` options a scenario file sets (refused beside --scenario).
+const SCENARIO_SETS: [&str; 26] = [
+    "size",
+    "page_size",
+    "policies",
+    "first_touch",
+    "move_on_switch",
+    "fill_fast_leave",
+    "worker_node",
+    "threads",
+    "pin",
+    "pattern",
+    "hot_fraction",
+    "hot_share",
+    "zipf_theta",
+    "stride",
+    "mix",
+    "write",
+    "move_hot_at",
+    "latency_every",
+    "warmup",
+    "duration",
+    "interval",
+    "numa_balancing",
+    "demotion",
+    "promote_rate_limit",
+    "thp",
+    "numab",
+];
+
 #[derive(Debug, Args)]
 #[command(
     after_help = "Example (the promotion setup: first-touch on the slow tier, switch the \
@@ -175,6 +209,20 @@ tierbench run --size 256M --stride 4096 --hot-fraction 0.5 --numa-balancing tier
 --first-touch slow --policy preferred-many:fast --policy preferred-many:fast+balancing"
 )]
 pub struct RunArgs {
+    /// Run a scenario file: a name from bench/scenarios/ or a path
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with_all = SCENARIO_SETS,
+        long_help = "Run a scenario file (a name from bench/scenarios/, e.g. promote-hot, \
+                     fill-fast, latency-bandwidth, or a path): buffer, placement, workload, \
+                     knobs, timing and the variants to compare all come from the file, so \
+                     the options it sets cannot be given beside it. --iterations, -o, --host, \
+                     --force and -q still apply. Inside `tierbench vm` the host's file is \
+                     carried into the guest."
+    )]
+    pub scenario: Option<String>,
+
     // --- Placement
     /// Buffer size (K, M, G: powers of 1024)
     #[arg(long, default_value = "256M", value_parser = size_arg, help_heading = "Placement")]
@@ -331,9 +379,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Workload")]
     pub duration: Duration,
 
-    /// Repeat every variant N times (variants interleaved in each round)
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Workload")]
-    pub iterations: u32,
+    /// Repeat every variant N times (variants interleaved in each round) [default: 1]
+    #[arg(long, value_name = "N", help_heading = "Workload")]
+    pub iterations: Option<u32>,
 
     // --- Telemetry
     /// Sampling interval (one CSV row each)
@@ -555,6 +603,48 @@ pub struct MatrixArgs {
     pub format: Format,
     /// Also write matrix.csv here, a row per cell as measured
     #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompareFormat {
+    /// Plain text within 72 columns, for a patch changelog
+    Text,
+    /// Markdown tables
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Changelog table from results directories of `tierbench run`. One directory: \
+                  its variants side by side, the first as the baseline. Several: for each \
+                  variant they share, one column per run (e.g. Debian 6.1 vs 6.12 from the \
+                  emulated machine, or a base vs a patched bzImage), the first as the baseline. \
+                  Each metric is the mean over iterations with its relative standard deviation, \
+                  the change against the baseline, and * where Welch's t-test gives p < 0.05; \
+                  then the vmstat rows. Runs of different scenarios, host profiles, node shapes \
+                  or memory sizes are refused unless --force.",
+    after_help = "Example:\n  tierbench compare results/reference/6.1/promote-hot results/reference/6.12/promote-hot"
+)]
+pub struct CompareArgs {
+    /// Results directories (summary.csv + system.json)
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CompareFormat,
+    /// Compare runs from different hosts or scenarios anyway
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Results directories (timeseries.csv); several runs share the charts
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Output file stem: writes STEM.svg and STEM.png [default: DIR/timeline]
+    #[arg(long, short = 'o', value_name = "STEM")]
     pub out: Option<PathBuf>,
 }
 

@@ -10,8 +10,8 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::{
-    BwArgs, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs, MatrixArgs, ProbeArgs,
-    RunArgs, TopoArgs, VmArgs,
+    BwArgs, CompareArgs, CompareFormat, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs,
+    MatrixArgs, PlotArgs, ProbeArgs, RunArgs, TopoArgs, VmArgs,
 };
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
@@ -21,6 +21,7 @@ use crate::report::progress::RunProgress;
 use crate::report::table::{Table, TimelineSink};
 use crate::report::{RowKind, RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
+use crate::scenario::Scenario;
 use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
 use crate::topology::Topology;
@@ -289,10 +290,13 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
 struct SystemRecord<'a> {
     schema_version: u32,
     tool_version: &'static str,
+    git_revision: Option<&'static str>,
     command_line: Vec<String>,
     kernel_release: String,
     kernel_cmdline: String,
     emulated: bool,
+    machine: Machine,
+    scenario: Option<crate::scenario::Record>,
     topology: &'a Topology,
     capabilities: &'a Capabilities,
     plan: &'a Plan,
@@ -301,9 +305,54 @@ struct SystemRecord<'a> {
     variants: Vec<VariantRecord>,
 }
 
+/// Where the run ran: native or emulated, and inside `tierbench vm` the
+/// host profile and accelerator (the guest's init says which).
+#[derive(Serialize)]
+struct Machine {
+    kind: &'static str,
+    host_profile: Option<String>,
+    accelerator: Option<String>,
+    node_shape: String,
+    memory_mib_per_node: Vec<(u32, Option<u64>)>,
+}
+
+impl Machine {
+    fn of(topo: &Topology, host: Option<&str>) -> Machine {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Machine {
+            kind: if crate::probe::is_emulated() {
+                "emulated"
+            } else {
+                "native"
+            },
+            host_profile: env(crate::vm::guest::ENV_PROFILE).or(host.map(String::from)),
+            accelerator: env(crate::vm::guest::ENV_ACCEL),
+            node_shape: topo
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}:{}",
+                        n.id,
+                        if n.is_cpuless() { "mem" } else { "cpu+mem" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            memory_mib_per_node: topo
+                .nodes
+                .iter()
+                .map(|n| (n.id, n.mem_total_kib.map(|k| k / 1024)))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct VariantRecord {
     variant: String,
+    iteration: u32,
+    eater_bytes: Option<u64>,
     status: String,
     pin_method: Option<String>,
     notes: String,
@@ -413,17 +462,35 @@ fn run_spec(a: &RunArgs) -> RunSpec {
         warmup: a.warmup,
         duration: a.duration,
         interval: a.interval,
-        iterations: a.iterations,
+        iterations: a.iterations.unwrap_or(1),
         census: !a.no_census,
         force: a.force,
     }
 }
 
-pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
+    // A scenario fills the arguments; its keys name the options in errors.
+    let scenario = match &a.scenario {
+        Some(name) => {
+            let s = Scenario::load(name)?;
+            s.check_host(&topo)?;
+            if s.file.kind == crate::scenario::Kind::Matrix {
+                let mut m = s.matrix_args()?;
+                m.out = Some(a.out.clone().unwrap_or_else(default_out_dir));
+                return matrix(m);
+            }
+            s.apply(&mut a, &topo)?;
+            Some(s)
+        }
+        None => None,
+    };
     let spec = run_spec(&a);
     // Everything that can be refused is refused here, before any change.
-    let mut plan = Plan::resolve(&spec, &topo)?;
+    let mut plan = match &scenario {
+        Some(s) => Plan::resolve_named(&spec, &topo, &|f| s.key_for(f))?,
+        None => Plan::resolve(&spec, &topo)?,
+    };
     if let Some(host) = &a.host {
         let profile = crate::vm::profile::Profile::load(host).map_err(|e| input(e.to_string()))?;
         let shape = profile.check_shape(&topo);
@@ -468,10 +535,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut record = SystemRecord {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION"),
+        git_revision: option_env!("TIERBENCH_GIT_REVISION"),
         command_line: std::env::args().collect(),
         kernel_release: caps.kernel_release.clone(),
         kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
         emulated: crate::probe::is_emulated(),
+        machine: Machine::of(&topo, a.host.as_deref()),
+        scenario: scenario.as_ref().map(Scenario::record),
         topology: &topo,
         capabilities: &caps,
         plan: &plan,
@@ -526,6 +596,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|o| VariantRecord {
             variant: o.summary.variant.clone(),
+            iteration: o.summary.iteration,
+            eater_bytes: o.eater_bytes,
             status: o.summary.status.to_string(),
             pin_method: o.pin.map(|p| p.to_string()),
             notes: o.summary.notes.clone(),
@@ -834,6 +906,41 @@ pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    use crate::report::compare;
+    let runs = a
+        .dirs
+        .iter()
+        .map(|d| compare::RunResults::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(why) = compare::mismatch(&runs) {
+        if !a.force {
+            return Err(input(format!(
+                "not comparable: {why}; pass --force to compare anyway"
+            )));
+        }
+        eprintln!("tierbench compare: forced although {why}");
+    }
+    print!(
+        "{}",
+        match a.format {
+            CompareFormat::Text => compare::text(&runs),
+            CompareFormat::Markdown => compare::markdown(&runs),
+        }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
+    let t = crate::report::plot::read(&a.dirs)?;
+    let stem = a.out.unwrap_or_else(|| a.dirs[0].join("timeline"));
+    let files = crate::report::plot::write(&t, &stem).map_err(|e| anyhow::anyhow!(e))?;
+    for f in files {
+        println!("{}", f.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,8 @@
 //! counts pages; [`pin`] binds threads; [`workload`] drives accesses;
 //! [`telemetry`] reads counters; [`knobs`] changes and restores system
 //! settings; [`probe`] measures kernel support; [`run`] plans and executes
-//! a run; [`report`] writes rows; [`cli`] parses; [`commands`] glues;
+//! a run; [`scenario`] reads experiment files; [`report`] writes rows,
+//! compares runs ([`report::compare`], with [`stats`]) and plots them; [`cli`] parses; [`commands`] glues;
 //! [`vm`] boots emulated tiered machines under QEMU; [`conform`] checks
 //! the kernel's NUMA-fault migration decisions against the merged rule.
 
@@ -21,6 +22,8 @@ pub mod pin;
 pub mod probe;
 pub mod report;
 pub mod run;
+pub mod scenario;
+pub mod stats;
 pub mod sysfs;
 pub mod telemetry;
 pub mod topology;

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Bw(a) => commands::bw(a),
         Command::Latency(a) => commands::latency(a),
         Command::Matrix(a) => commands::matrix(a),
+        Command::Compare(a) => commands::compare(a),
+        Command::Plot(a) => commands::plot(a),
         Command::ConformCase { spec } => commands::conform_case(&spec),
     };
     match result {

@@ -28,7 +28,7 @@ use crate::workload::histogram::Counts;
 use crate::workload::pattern::{Pattern, PatternSpec, Shared, Worker};
 
 /// What each worker is pinned to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PinUnit {
     /// One worker per CPU (hardware thread) of the node
@@ -229,7 +229,7 @@ impl Plan {
         if crate::probe::is_emulated() {
             notes.push(
                 "emulated NUMA (QEMU): nodes share host RAM, so latency/bandwidth gaps between \
-                 them are not real; placement and promotion counts are"
+                 them are not real, while placement and promotion counts are"
                     .to_string(),
             );
         }

@@ -3,7 +3,9 @@
 //! derived in one place, [`Columns`], from the row type and from what this
 //! machine has (its nodes, its kernel's counters).
 
+pub mod compare;
 pub mod csv;
+pub mod plot;
 pub mod progress;
 pub mod table;
 

@@ -22,6 +22,9 @@ use crate::topology::Topology;
 pub const ARGS_FILE: &str = "/tierbench/args.json";
 pub const PROFILE_FILE: &str = "/tierbench/profile.toml";
 pub const RESULTS: &str = "/results";
+/// Set for the inner command: the host profile and the accelerator.
+pub const ENV_PROFILE: &str = "TIERBENCH_HOST_PROFILE";
+pub const ENV_ACCEL: &str = "TIERBENCH_ACCEL";
 const STREAM_PORT: &str = "/dev/ttyS1";
 
 /// What the host tells the guest, in [`ARGS_FILE`].
@@ -35,6 +38,12 @@ pub struct GuestConfig {
     /// kill init"); lets the tests prove a real panic is reported.
     #[serde(default)]
     pub crash_init: bool,
+    /// The accelerator QEMU runs the guest under.
+    #[serde(default)]
+    pub accel: String,
+    /// Files the inner command reads (a scenario), by guest path.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 /// Never returns: powers the machine off.
@@ -157,11 +166,17 @@ fn run(port: &mut Option<File>) -> Result<i32, String> {
     )
     .map_err(|e| format!("{ARGS_FILE}: {e}"))?;
     let args = config.args;
+    for (path, text) in &config.files {
+        if let Some(dir) = Path::new(path).parent() {
+            fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        fs::write(path, text).map_err(|e| format!("{path}: {e}"))?;
+    }
     let mut profile: Profile = toml::from_str(
         &fs::read_to_string(PROFILE_FILE).map_err(|e| format!("{PROFILE_FILE}: {e}"))?,
     )
     .map_err(|e| format!("{PROFILE_FILE}: {e}"))?;
-    profile.name = config.profile;
+    profile.name = config.profile.clone();
     check_kernel(&profile)?;
 
     fs::create_dir_all(RESULTS).map_err(|e| e.to_string())?;
@@ -183,6 +198,8 @@ fn run(port: &mut Option<File>) -> Result<i32, String> {
     let mut child = Command::new("/init")
         .args(&args)
         .env("TIERBENCH_STATE_DIR", "/run/tierbench")
+        .env(ENV_PROFILE, &config.profile)
+        .env(ENV_ACCEL, &config.accel)
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::inherit())
         .spawn()

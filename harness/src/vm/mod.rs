@@ -12,6 +12,7 @@ pub mod profile;
 pub mod qemu;
 pub mod stream;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -173,6 +174,24 @@ fn guest_args(inner: &[String]) -> Vec<String> {
     args
 }
 
+/// A `--scenario NAME` in the inner command is loaded and checked on the
+/// host (bad files are refused before QEMU starts), carried into the guest
+/// as a file, and the argument pointed at that file.
+fn carry_scenario(args: &mut [String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut files = BTreeMap::new();
+    let Some(i) = args.iter().position(|a| a == "--scenario") else {
+        return Ok(files);
+    };
+    let Some(name) = args.get(i + 1).cloned() else {
+        return Ok(files);
+    };
+    let s = crate::scenario::Scenario::load(&name)?;
+    let guest_path = format!("{}/{}.toml", crate::scenario::GUEST_DIR, s.name);
+    files.insert(guest_path.clone(), s.text);
+    args[i + 1] = guest_path;
+    Ok(files)
+}
+
 struct Booted {
     ended: Ended,
     wall: Duration,
@@ -187,6 +206,7 @@ fn boot_once(
     accel: Accel,
     req: &VmRequest,
     inner: &[String],
+    files: &BTreeMap<String, String>,
     dir: &Path,
     timeout: Duration,
 ) -> anyhow::Result<(Booted, Vec<String>)> {
@@ -203,6 +223,8 @@ fn boot_once(
                     args: inner.to_vec(),
                     profile: profile.name.clone(),
                     crash_init: req.crash_init,
+                    accel: accel.to_string(),
+                    files: files.clone(),
                 })?,
             ),
             (guest::PROFILE_FILE, profile_text),
@@ -261,6 +283,7 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
                 Accel::Kvm,
                 req,
                 &inner,
+                &BTreeMap::new(),
                 &dir,
                 Duration::from_secs(30),
             )?;
@@ -298,7 +321,8 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let profile = preflight(&req)?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
     let (accel, accel_reason) = choose_accel(&profile, &req)?;
-    let inner = guest_args(&req.inner);
+    let mut inner = guest_args(&req.inner);
+    let files = carry_scenario(&mut inner)?;
     if !req.quiet {
         eprintln!(
             "tierbench vm: {} ({}) with {} under {accel} ({accel_reason}); results in {}",
@@ -310,7 +334,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     }
     let mut failed_boots = Vec::new();
     let (b, qemu_args) = loop {
-        let (b, args) = boot_once(&profile, accel, &req, &inner, &req.out, req.timeout)?;
+        let (b, args) = boot_once(&profile, accel, &req, &inner, &files, &req.out, req.timeout)?;
         // Init streams its first files within seconds of starting: a boot
         // that ended (died or hung) with nothing streamed never reached it.
         let silent = b.received.files.is_empty()

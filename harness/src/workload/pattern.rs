@@ -29,7 +29,7 @@ use super::clock::AccessClock;
 use super::histogram::Histogram;
 use crate::buffer::BASE_PAGE;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PatternKind {
     /// Each worker sweeps its slice of the hot set at --stride
