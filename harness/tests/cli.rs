@@ -728,3 +728,133 @@ fn simple_match(re: &str, s: &str) -> bool {
     }
     go(re, s)
 }
+
+/// Writes a results directory with the given summary rows
+/// (variant, accesses/s) and host profile.
+fn fake_run(dir: &Path, kernel: &str, host: &str, rows: &[(&str, f64)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut csv =
+        String::from("variant,iteration,status,accesses_per_s,vmstat.pgpromote_success\n");
+    for (i, (v, a)) in rows.iter().enumerate() {
+        csv.push_str(&format!("{v},{},ok,{a},0\n", i + 1));
+    }
+    std::fs::write(dir.join("summary.csv"), csv).unwrap();
+    let sys = serde_json::json!({
+        "kernel_release": kernel,
+        "scenario": {"name": "promote-hot"},
+        "machine": {"host_profile": host, "node_shape": "0:cpu+mem,1:mem",
+                    "memory_mib_per_node": [[0, 2048], [1, 2048]]},
+    });
+    std::fs::write(dir.join("system.json"), sys.to_string()).unwrap();
+}
+
+/// compare on known inputs: +27.3% with p = 0.021 is marked, +8.3% with
+/// p = 0.57 is not (hand computation in src/stats.rs); a run from another
+/// host is refused unless forced.
+#[test]
+fn compare_marks_significant_changes_and_refuses_other_hosts() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+    fake_run(
+        &a,
+        "6.1.0-56-amd64",
+        "qemu-dram-cxl",
+        &[
+            ("x", 10.0),
+            ("x", 11.0),
+            ("x", 12.0),
+            ("y", 10.0),
+            ("y", 12.0),
+            ("y", 14.0),
+        ],
+    );
+    fake_run(
+        &b,
+        "6.12.117+deb12-amd64",
+        "qemu-dram-cxl",
+        &[
+            ("x", 13.0),
+            ("x", 14.0),
+            ("x", 15.0),
+            ("y", 11.0),
+            ("y", 13.0),
+            ("y", 15.0),
+        ],
+    );
+    fake_run(&c, "6.12.117+deb12-amd64", "lab-1", &[("x", 13.0)]);
+    let out = tb().args(["compare"]).arg(&a).arg(&b).output().unwrap();
+    assert!(out.status.success());
+    let t = String::from_utf8(out.stdout).unwrap();
+    let (x, y) = t.split_once("promote-hot: y").unwrap();
+    assert!(x.contains("+27.3%*"), "{t}");
+    assert!(y.contains("+8.3%") && !y.contains("+8.3%*"), "{t}");
+    assert!(t.lines().all(|l| l.chars().count() <= 72), "{t}");
+    let md = tb()
+        .args(["compare", "--format", "markdown"])
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(md.stdout)
+        .unwrap()
+        .contains("| accesses/s |"));
+    tb().args(["compare"])
+        .arg(&a)
+        .arg(&c)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("host profile").and(predicate::str::contains("--force")));
+    tb().args(["compare", "--force"])
+        .arg(&a)
+        .arg(&c)
+        .assert()
+        .success();
+    tb().args(["compare"])
+        .arg(d.path().join("nothing"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("summary.csv"));
+}
+
+/// Scenario files: errors name the file and the key, exit 2, nothing
+/// changes; options a scenario sets are refused beside it.
+#[test]
+fn scenario_errors_name_the_file_and_the_key() {
+    let before = numa_balancing();
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("typo.toml");
+    std::fs::write(
+        &f,
+        "description = \"x\"\nkind = \"run\"\n[knobs]\nnuma_balancing = \"tiering\"\n[workload]\nhot_fractoin = 0.1\n[[variant]]\npolicy = \"default\"\n",
+    )
+    .unwrap();
+    tb().args(["run", "--scenario"])
+        .arg(&f)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("typo.toml").and(predicate::str::contains("hot_fractoin")),
+        );
+    let g = d.path().join("bad-value.toml");
+    std::fs::write(
+        &g,
+        "description = \"x\"\nkind = \"run\"\n[workload]\npattern = \"hot-cold\"\nhot_fraction = 1.0\n[[variant]]\npolicy = \"default\"\n",
+    )
+    .unwrap();
+    tb().args(["run", "--scenario"])
+        .arg(&g)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "bad-value.toml: workload.hot_fraction",
+        ));
+    tb().args(["run", "--scenario", "promote-hot", "--duration", "1s"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    tb().args(["run", "--scenario", "no-such-scenario"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no-such-scenario"));
+    assert_eq!(numa_balancing(), before);
+}

@@ -532,3 +532,94 @@ fn a_kernel_panic_is_reported_with_the_console_tail() {
         "{outcome}"
     );
 }
+
+/// The promote-hot scenario end to end on 6.12, two iterations: the file
+/// is carried into the guest, every variant x iteration has its row, the
+/// machine and scenario are recorded, the flag variants (and the default
+/// policy, which numa_balancing=2 scans) promote and PREFERRED_MANY alone
+/// does not; `compare` reads the directory.
+#[test]
+fn promote_hot_scenario_end_to_end_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "400s",
+            "-q",
+        ])
+        .arg("--kernel")
+        .arg(&k)
+        .arg("-o")
+        .arg(out.path())
+        .args([
+            "--",
+            "run",
+            "--scenario",
+            "promote-hot",
+            "--iterations",
+            "2",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tierbench vm failed: {stderr}");
+    let summary = common::Table::read(&out.path().join("summary.csv"));
+    assert_eq!(summary.rows.len(), 8, "4 variants x 2 iterations");
+    for it in ["1", "2"] {
+        let rows: Vec<_> = summary.filter("iteration", it);
+        let get = |v: &str| {
+            *rows
+                .iter()
+                .find(|r| summary.cell(r, "variant") == v)
+                .unwrap()
+        };
+        for v in [
+            "default",
+            "preferred-many:0+balancing",
+            "bind:0-1+balancing",
+        ] {
+            let r = get(v);
+            assert_eq!(summary.cell(r, "status"), "ok");
+            assert!(
+                summary.num(r, "vmstat.pgpromote_success") > 0.0,
+                "{v} #{it}"
+            );
+            assert!(summary.num(r, "hot_fast_share") >= 0.9, "{v} #{it}");
+        }
+        let r = get("preferred-many:0");
+        assert_eq!(summary.num(r, "vmstat.pgpromote_success"), 0.0);
+        assert_eq!(summary.num(r, "hot_fast_share"), 0.0);
+    }
+    let sys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    assert_eq!(sys["scenario"]["name"], "promote-hot");
+    assert_eq!(sys["machine"]["kind"], "emulated");
+    assert_eq!(sys["machine"]["host_profile"], "qemu-dram-cxl");
+    assert_eq!(sys["machine"]["accelerator"], "tcg");
+    let cmp = Command::cargo_bin("tierbench")
+        .unwrap()
+        .arg("compare")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        cmp.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cmp.stderr)
+    );
+    assert!(
+        table.contains("pgpromote_success") && table.contains("n = 2 iterations"),
+        "{table}"
+    );
+}
