@@ -1003,23 +1003,33 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
             .map(String::from)
             .collect()
     };
-    let common: Vec<String> = outcomes
+    // Refused variants carry only their reason: they do not decide what
+    // is common.
+    let measured: Vec<&VariantOutcome> = outcomes
+        .iter()
+        .filter(|o| o.summary.status != crate::report::Status::Unsupported)
+        .collect();
+    let common: Vec<String> = measured
         .first()
-        .map(split)
+        .map(|o| split(o))
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| outcomes.iter().all(|o| split(o).contains(n)))
+        .filter(|n| measured.iter().all(|o| split(o).contains(n)))
         .collect();
     for n in &common {
         println!("note: {n}");
     }
+    // Each variant's own notes once, however many iterations repeat them.
+    let mut printed: Vec<String> = Vec::new();
     for o in outcomes {
         let own: Vec<String> = split(o)
             .into_iter()
             .filter(|n| !common.contains(n))
             .collect();
-        if !own.is_empty() {
-            println!("{}: {}", o.summary.variant, own.join("; "));
+        let line = format!("{}: {}", o.summary.variant, own.join("; "));
+        if !own.is_empty() && !printed.contains(&line) {
+            println!("{line}");
+            printed.push(line);
         }
     }
 }

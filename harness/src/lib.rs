@@ -18,6 +18,7 @@ pub mod error;
 pub mod interrupt;
 pub mod knobs;
 pub mod mempolicy;
+pub mod named;
 pub mod pin;
 pub mod probe;
 pub mod report;

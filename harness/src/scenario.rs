@@ -152,19 +152,9 @@ fn err(path: &Path, msg: impl std::fmt::Display) -> InputError {
     InputError(format!("scenario {}: {msg}", path.display()))
 }
 
-/// A path as given; a bare name is looked up as `bench/scenarios/NAME.toml`
-/// under the current directory, then in the source tree this binary was
-/// built from.
+/// A path, or a name from `bench/scenarios/`.
 pub fn resolve_path(spec: &str) -> PathBuf {
-    let p = Path::new(spec);
-    if p.exists() || spec.contains('/') || spec.ends_with(".toml") {
-        return p.to_path_buf();
-    }
-    let local = Path::new("bench/scenarios").join(format!("{spec}.toml"));
-    if local.exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../bench/scenarios/{spec}.toml"))
+    crate::named::resolve(spec, "bench/scenarios")
 }
 
 impl Scenario {

@@ -14,7 +14,6 @@ use crate::buffer::{Buffer, BufferError, PageKind};
 use crate::mempolicy::{Flags, Mode, MoveFlags, Policy};
 use crate::pin;
 use crate::topology::{NodeId, NodeSet};
-use crate::workload::clock::AccessClock;
 use crate::workload::pattern::{Mix, Pattern, PatternKind, PatternSpec, Shared, Worker};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,15 +106,7 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseResult, BufferError> {
         buf.len(),
     );
     let shared = Shared::default();
-    let worker = Worker {
-        pattern: &pattern,
-        shared: &shared,
-        clock: AccessClock::calibrate(Duration::from_millis(1)),
-        latency_every: 0,
-        index: 0,
-        workers: 1,
-        seed: 1,
-    };
+    let worker = Worker::alone(&pattern, &shared);
     let base = buf.as_mut_ptr() as usize;
     std::thread::scope(|s| -> Result<(), BufferError> {
         let worker = s.spawn(|| -> Result<(), pin::PinError> {

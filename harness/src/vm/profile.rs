@@ -2,8 +2,6 @@
 //! topology, or a lab machine's description, plus what the kernel is
 //! expected to make of it (which nodes form the top tier).
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 use crate::topology::{CpuSet, NodeId, NodeSet, RoleSource, Topology};
@@ -279,19 +277,8 @@ fn tiers_text(topo: &Topology) -> String {
         .join(" ")
 }
 
-/// A path as given; a bare name is looked up as `hosts/NAME.toml` under
-/// the current directory, then in the source tree this binary was built
-/// from.
 fn resolve_path(spec: &str) -> std::path::PathBuf {
-    let p = Path::new(spec);
-    if p.exists() || spec.contains('/') || spec.ends_with(".toml") {
-        return p.to_path_buf();
-    }
-    let local = Path::new("hosts").join(format!("{spec}.toml"));
-    if local.exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../hosts/{spec}.toml"))
+    crate::named::resolve(spec, "hosts")
 }
 
 #[cfg(test)]

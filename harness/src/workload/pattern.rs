@@ -334,7 +334,21 @@ pub struct Worker<'a> {
     pub seed: u64,
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
+    /// The only worker of a run, timing no access (conformance cases and
+    /// tests).
+    pub fn alone(pattern: &'a Pattern, shared: &'a Shared) -> Self {
+        Worker {
+            pattern,
+            shared,
+            clock: AccessClock::calibrate(std::time::Duration::from_millis(1)),
+            latency_every: 0,
+            index: 0,
+            workers: 1,
+            seed: 1,
+        }
+    }
+
     /// Runs until `shared.stop`. Returns a value derived from every load.
     ///
     /// # Safety
@@ -413,7 +427,6 @@ impl Worker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn spec(kind: PatternKind) -> PatternSpec {
         PatternSpec {
@@ -437,15 +450,7 @@ mod tests {
         let pattern = Pattern::new(spec, pages * BASE_PAGE);
         let shared = Shared::default();
         shared.shift.store(shift, Ordering::Relaxed);
-        let w = Worker {
-            pattern: &pattern,
-            shared: &shared,
-            clock: AccessClock::calibrate(Duration::from_millis(1)),
-            latency_every: 0,
-            index: 0,
-            workers: 1,
-            seed: 1,
-        };
+        let w = Worker::alone(&pattern, &shared);
         // Stop after the wanted number of batches: a second thread flips
         // stop once the count is reached.
         let base = buf.as_mut_ptr() as usize;
