@@ -199,9 +199,11 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, t: &Timeline) -> Resul
 pub fn write(t: &Timeline, stem: &Path) -> Result<Vec<PathBuf>, String> {
     font_loaded()?;
     let size = (900, 1050);
-    let svg = stem.with_extension("svg");
+    // Appended, not replaced: a stem like `x-6.1-vs-6.12` has dots.
+    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", stem.display()));
+    let svg = with("svg");
     draw(SVGBackend::new(&svg, size).into_drawing_area(), t)?;
-    let png = stem.with_extension("png");
+    let png = with("png");
     draw(BitMapBackend::new(&png, size).into_drawing_area(), t)?;
     Ok(vec![svg, png])
 }
