@@ -219,7 +219,14 @@ impl Plan {
             }
         }
         if !spec.force {
-            check_fits(size_bytes, spec.page, first_touch.as_ref(), &variants, topo)?;
+            check_fits(
+                size_bytes,
+                spec.page,
+                first_touch.as_ref(),
+                &variants,
+                topo,
+                flag,
+            )?;
         }
 
         let mut notes = Vec::new();
@@ -305,6 +312,7 @@ fn check_fits(
     first_touch: Option<&NodeSet>,
     variants: &[Policy],
     topo: &Topology,
+    flag: FlagName,
 ) -> Result<(), InputError> {
     if let Some(dir) = page.hugetlb_dir() {
         let sys = SysRoot::live();
@@ -315,8 +323,10 @@ fn check_fits(
         let need = size / page.census_unit() as u64;
         if free < need {
             return Err(bad(format!(
-                "--size needs {need} free {page} huge pages, {dir}/free_hugepages has {free}: \
-                 reserve more (echo {need} > {dir}/nr_hugepages) or use --page-size thp"
+                "{} needs {need} free {page} huge pages, {dir}/free_hugepages has {free}: \
+                 reserve more (echo {need} > {dir}/nr_hugepages) or use {} thp",
+                flag("size"),
+                flag("page-size")
             )));
         }
         return Ok(());
@@ -335,8 +345,9 @@ fn check_fits(
         let free = topo.free_bytes(&nodes);
         if size > free {
             return Err(bad(format!(
-                "--size {} MiB does not fit in the {} MiB free on node(s) {nodes}: lower --size, \
-                 or pass --force to allocate anyway",
+                "{} {} MiB does not fit in the {} MiB free on node(s) {nodes}: lower it, or pass \
+                 --force to allocate anyway",
+                flag("size"),
                 size >> 20,
                 free >> 20
             )));
@@ -404,18 +415,15 @@ fn emit(sinks: &mut [&mut dyn RowSink], row: &SampleRow) -> std::io::Result<()> 
 /// The memory eater of `fill_fast_leave`: fills the fast nodes until only
 /// `leave` bytes above their zones' high watermarks are free. Stopping at
 /// the high watermark matters: below it kswapd works, and below min the
-/// OOM killer takes the run.
-fn fill_fast(
-    plan: &Plan,
-    leave: u64,
-    stop: &AtomicBool,
-) -> Result<Option<Buffer>, buffer::BufferError> {
+/// OOM killer takes the run. `None` when the fast tier is already that
+/// full.
+fn fill_fast(plan: &Plan, leave: u64, stop: &AtomicBool) -> anyhow::Result<Option<Buffer>> {
     let sys = SysRoot::live();
-    let topo = match Topology::from_sysfs(&sys) {
-        Ok(t) => t,
-        Err(_) => return Ok(None),
-    };
-    let free = topo.free_bytes(&plan.fast);
+    // Free memory now, not when the run started: the last variant's buffer
+    // and eater are gone, the kernel may still be settling.
+    let free = Topology::from_sysfs(&sys)
+        .map_err(|e| anyhow::anyhow!("reading free memory of the fast nodes: {e}"))?
+        .free_bytes(&plan.fast);
     let high = high_watermark_bytes(&sys, &plan.fast);
     let want = free.saturating_sub(high + leave) / (2 << 20) * (2 << 20);
     if want == 0 {
@@ -469,14 +477,35 @@ fn run_variant(
         }
     };
 
-    let eater = match plan.fill_fast_leave {
-        Some(leave) => fill_fast(plan, leave, stop)?,
+    let eater = match plan
+        .fill_fast_leave
+        .map(|leave| fill_fast(plan, leave, stop))
+    {
         None => None,
+        Some(Ok(eater)) => {
+            notes.push(match &eater {
+                Some(e) => format!("fast tier filled by a {} MiB eater", e.len() >> 20),
+                None => "fast tier already full to the watermark: no eater needed".into(),
+            });
+            eater
+        }
+        Some(Err(e))
+            if matches!(
+                e.downcast_ref::<buffer::BufferError>(),
+                Some(buffer::BufferError::Interrupted)
+            ) =>
+        {
+            let o = refused(
+                summary,
+                Status::Interrupted,
+                "interrupted while filling the fast tier".into(),
+            );
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Some(Err(e)) => return Err(e),
     };
     let eater_bytes = eater.as_ref().map(|e| e.len() as u64);
-    if let Some(b) = eater_bytes {
-        notes.push(format!("fast tier filled by a {} MiB eater", b >> 20));
-    }
 
     let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
     // Placement. A policy the kernel refuses is recorded, not fatal: that
@@ -556,7 +585,8 @@ fn run_variant(
             })
             .collect();
 
-        let result = warm_up(plan, stop).and_then(|()| {
+        warm_up(plan, stop);
+        let result = {
             perf.enable();
             let ctx = SampleCtx {
                 plan,
@@ -570,7 +600,7 @@ fn run_variant(
                 nodes: &nodes,
             };
             sample_loop(&ctx, sinks, stop, &mut window)
-        });
+        };
         shared.stop.store(true, Ordering::SeqCst);
         for h in handles {
             if h.join().expect("worker panicked")? == PinMethod::CoreAffinity {
@@ -646,7 +676,7 @@ fn populate(buf: &mut Buffer, plan: &Plan, stop: &AtomicBool) -> Result<(), buff
 }
 
 /// Lets the workers run for the warm-up before the measured window.
-fn warm_up(plan: &Plan, stop: &AtomicBool) -> anyhow::Result<()> {
+fn warm_up(plan: &Plan, stop: &AtomicBool) {
     let until = Instant::now() + Duration::from_secs_f64(plan.warmup_s);
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
@@ -655,7 +685,6 @@ fn warm_up(plan: &Plan, stop: &AtomicBool) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20).min(until - now));
     }
-    Ok(())
 }
 
 /// What the sampler hands back for the summary row.

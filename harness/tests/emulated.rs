@@ -50,6 +50,27 @@ fn kernel(var: &str) -> Option<PathBuf> {
     }
 }
 
+/// `tierbench vm --host HOST --accel ACCEL --timeout TIMEOUT -q --kernel K
+/// -o OUT`; the caller adds its own options and `-- COMMAND`.
+fn vm_cmd(host: &str, accel: &str, timeout: &str, kernel: &Path, out: &Path) -> Command {
+    let mut c = Command::cargo_bin("tierbench").unwrap();
+    c.args([
+        "vm",
+        "--host",
+        host,
+        "--accel",
+        accel,
+        "--timeout",
+        timeout,
+        "-q",
+    ])
+    .arg("--kernel")
+    .arg(kernel)
+    .arg("-o")
+    .arg(out);
+    c
+}
+
 struct Run {
     summary: common::Table,
     series: common::Table,
@@ -76,22 +97,7 @@ impl Run {
 /// The promotion scenario; `pattern` adds workload options (the default
 /// is a sweep of one word per page over the hot half).
 fn promotion_run(kernel: &Path, out: &Path, pattern: &[&str]) -> Run {
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-dram-cxl",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "240s",
-            "-q",
-            "--kernel",
-        ])
-        .arg(kernel)
-        .arg("-o")
-        .arg(out)
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "240s", kernel, out)
         .args([
             "--",
             "run",
@@ -284,24 +290,8 @@ fn a_hung_guest_is_killed_at_the_timeout() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-dram-cxl",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "1s",
-            "-q",
-            "--boot-retries",
-            "0",
-            "--kernel",
-        ])
-        .arg(&k)
-        .arg("-o")
-        .arg(out.path())
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "1s", &k, out.path())
+        .args(["--boot-retries", "0"])
         .args(["--", "run", "--duration", "60s"])
         .output()
         .unwrap();
@@ -329,22 +319,7 @@ fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-dram-cxl",
-            "--accel",
-            "auto",
-            "--timeout",
-            "120s",
-            "-q",
-            "--kernel",
-        ])
-        .arg(&k)
-        .arg("-o")
-        .arg(out.path())
+    let output = vm_cmd("qemu-dram-cxl", "auto", "120s", &k, out.path())
         .args(["--", "topo", "--format", "json"])
         .output()
         .unwrap();
@@ -371,22 +346,7 @@ fn conform_run(
     kernel: &Path,
     out: &Path,
 ) -> (Vec<std::collections::HashMap<String, String>>, Option<i32>) {
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-2socket-cxl",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "900s",
-            "-q",
-            "--kernel",
-        ])
-        .arg(kernel)
-        .arg("-o")
-        .arg(out)
+    let output = vm_cmd("qemu-2socket-cxl", "tcg", "900s", kernel, out)
         .args(["--", "conform", "-q"])
         .output()
         .unwrap();
@@ -493,23 +453,8 @@ fn a_kernel_panic_is_reported_with_the_console_tail() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-dram-cxl",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "120s",
-            "-q",
-        ])
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "120s", &k, out.path())
         .arg("--crash-init-for-test")
-        .arg("--kernel")
-        .arg(&k)
-        .arg("-o")
-        .arg(out.path())
         .args(["--", "probe"])
         .output()
         .unwrap();
@@ -544,22 +489,7 @@ fn promote_hot_scenario_end_to_end_on_6_12() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let output = Command::cargo_bin("tierbench")
-        .unwrap()
-        .args([
-            "vm",
-            "--host",
-            "qemu-dram-cxl",
-            "--accel",
-            "tcg",
-            "--timeout",
-            "400s",
-            "-q",
-        ])
-        .arg("--kernel")
-        .arg(&k)
-        .arg("-o")
-        .arg(out.path())
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "400s", &k, out.path())
         .args([
             "--",
             "run",

@@ -260,9 +260,9 @@ fn cell(base: Option<&Summary>, this: Option<Summary>, status: &str, is_base: bo
             change: String::new(),
         };
     };
+    // One value has no spread; a mean of 0 has no relative one.
     let spread = match s.rel_sd() {
         Some(r) if s.n > 1 => format!(" ±{:.0}%", r * 100.0),
-        _ if s.n > 1 && s.mean == 0.0 => String::new(),
         _ => String::new(),
     };
     let value = format!("{}{spread}", fmt_value(s.mean));

@@ -179,16 +179,25 @@ fn guest_args(inner: &[String]) -> Vec<String> {
 /// as a file, and the argument pointed at that file.
 fn carry_scenario(args: &mut [String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut files = BTreeMap::new();
-    let Some(i) = args.iter().position(|a| a == "--scenario") else {
+    // `--scenario NAME` or `--scenario=NAME`: the index of NAME's argument
+    // and the prefix to keep in front of it.
+    let at = args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--scenario" {
+            Some((i + 1, ""))
+        } else {
+            a.starts_with("--scenario=").then_some((i, "--scenario="))
+        }
+    });
+    let Some((i, prefix)) = at else {
         return Ok(files);
     };
-    let Some(name) = args.get(i + 1).cloned() else {
+    let Some(name) = args.get(i).map(|a| a[prefix.len()..].to_string()) else {
         return Ok(files);
     };
     let s = crate::scenario::Scenario::load(&name)?;
     let guest_path = format!("{}/{}.toml", crate::scenario::GUEST_DIR, s.name);
     files.insert(guest_path.clone(), s.text);
-    args[i + 1] = guest_path;
+    args[i] = format!("{prefix}{guest_path}");
     Ok(files)
 }
 
@@ -319,10 +328,12 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
 
 pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let profile = preflight(&req)?;
-    std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
-    let (accel, accel_reason) = choose_accel(&profile, &req)?;
+    // A bad scenario file is refused before anything boots (auto may boot
+    // a KVM probe).
     let mut inner = guest_args(&req.inner);
     let files = carry_scenario(&mut inner)?;
+    std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
+    let (accel, accel_reason) = choose_accel(&profile, &req)?;
     if !req.quiet {
         eprintln!(
             "tierbench vm: {} ({}) with {} under {accel} ({accel_reason}); results in {}",
@@ -456,6 +467,31 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scenario_is_carried_in_either_spelling() {
+        for (args, want) in [
+            (
+                vec!["run", "--scenario", "promote-hot", "-q"],
+                "/tierbench/scenarios/promote-hot.toml",
+            ),
+            (
+                vec!["run", "--scenario=promote-hot"],
+                "--scenario=/tierbench/scenarios/promote-hot.toml",
+            ),
+        ] {
+            let mut a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+            let files = super::carry_scenario(&mut a).unwrap();
+            assert!(a.contains(&want.to_string()), "{a:?}");
+            assert!(files["/tierbench/scenarios/promote-hot.toml"].contains("[[variant]]"));
+        }
+        let mut a = vec![
+            "run".to_string(),
+            "--scenario".into(),
+            "/nonexistent.toml".into(),
+        ];
+        assert!(super::carry_scenario(&mut a).is_err());
+    }
+
     use super::*;
 
     #[test]

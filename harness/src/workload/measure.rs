@@ -56,6 +56,25 @@ fn chunks(buf: &mut Buffer, kernel: BwKernel, threads: usize) -> Vec<Chunk> {
         .collect()
 }
 
+/// Runs whole passes of `kernel` over `chunk` until `stop`, counting each
+/// in `passes`. Returns a value derived from what was read.
+///
+/// # Safety
+/// As [`bandwidth::pass`]: the chunk must be this worker's own.
+unsafe fn passes_until(
+    kernel: BwKernel,
+    chunk: Chunk,
+    stop: &AtomicBool,
+    passes: &AtomicU64,
+) -> u64 {
+    let mut sink = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        sink = sink.wrapping_add(bandwidth::pass(kernel, chunk));
+        passes.fetch_add(1, Ordering::Relaxed);
+    }
+    sink
+}
+
 /// A buffer bound to one memory node, nothing populated yet.
 fn bound_buffer(bytes: usize, page: PageKind, node: NodeId) -> Result<Buffer, BufferError> {
     let mut buf = Buffer::map(bytes, page)?;
@@ -93,11 +112,9 @@ pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
                     // SAFETY: the chunk is this worker's own, inside buf.
                     let mut sink = unsafe { bandwidth::pass(spec.kernel, chunk) }; // warm-up pass
                     barrier.wait();
-                    while !stop.load(Ordering::Relaxed) {
-                        // SAFETY: as above.
-                        sink = sink.wrapping_add(unsafe { bandwidth::pass(spec.kernel, chunk) });
-                        passes.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // SAFETY: as above.
+                    sink = sink
+                        .wrapping_add(unsafe { passes_until(spec.kernel, chunk, stop, passes) });
                     barrier.wait();
                     Ok(sink)
                 })
@@ -210,13 +227,8 @@ pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
                 let (stop, passes, kernel) = (&stop, &passes, load.kernel);
                 handles.push(s.spawn(move || -> Result<u64, pin::PinError> {
                     pin::pin_current_thread(cpu)?;
-                    let mut sink = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        // SAFETY: the chunk is this worker's own, inside the load buffer.
-                        sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, chunk) });
-                        passes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(sink)
+                    // SAFETY: the chunk is this worker's own, inside the load buffer.
+                    Ok(unsafe { passes_until(kernel, chunk, stop, passes) })
                 }));
             }
             // Let the load reach its pace before the chase is timed.

@@ -307,12 +307,23 @@ fn table(weights: &[f64], hot: usize) -> (Ranks, f64) {
     (Ranks::Table(t.into_boxed_slice()), hot_w / total)
 }
 
+/// `x % n` for `x < 2n`, without a division on the access path (both
+/// terms of every sum wrapped here are below `n`).
+#[inline(always)]
+fn wrap(x: usize, n: usize) -> usize {
+    if x >= n {
+        x - n
+    } else {
+        x
+    }
+}
+
 /// What the workers share with the sampler.
 #[derive(Default)]
 pub struct Shared {
     pub accesses: AtomicU64,
     pub hot_accesses: AtomicU64,
-    /// First page of the hot set (rank 0).
+    /// First page of the hot set (rank 0), below the page count.
     pub shift: AtomicUsize,
     pub stop: AtomicBool,
     pub latency: Histogram,
@@ -378,7 +389,7 @@ impl<'a> Worker<'a> {
             let mut hot_n = 0u64;
             for _ in 0..BATCH {
                 let (off, is_hot) = if let Ranks::Sweep = p.ranks {
-                    let o = (shift * BASE_PAGE + slice_start + sweep_off) % len;
+                    let o = wrap(shift * BASE_PAGE + slice_start + sweep_off, len);
                     sweep_off += stride;
                     if sweep_off + 8 > slice {
                         sweep_off = 0;
@@ -386,7 +397,7 @@ impl<'a> Worker<'a> {
                     (o, true)
                 } else {
                     let rank = p.draw(&mut rng);
-                    let page = (rank + shift) % p.pages;
+                    let page = wrap(rank + shift, p.pages);
                     let line = (rng.draw() >> 58) as usize;
                     (page * BASE_PAGE + line * 64, rank < p.hot)
                 };
