@@ -473,10 +473,10 @@ pub struct VmArgs {
     #[arg(
         long,
         short = 'o',
-        long_help = "Directory for the results: what the guest command wrote (samples.csv, \
-                     system.json, stdout.txt), guest-topology.json, expectations.txt, the \
-                     guest console log and vm.json (accelerator, QEMU command line, timings). \
-                     Default: tierbench-results/vm-<UTC time>-<profile>."
+        long_help = "Directory for the results: what the guest command wrote (summary.csv, \
+                     timeseries.csv, system.json, stdout.txt), guest-topology.json, \
+                     expectations.txt, the guest console log and vm.json (accelerator, QEMU \
+                     command line, timings). Default: tierbench-results/vm-<UTC time>-<profile>."
     )]
     pub out: Option<PathBuf>,
 
