@@ -104,7 +104,11 @@ pub enum KnobsAction {
     /// Print every knob tierbench knows and its current value
     Show,
     /// Put back the values a killed run left in the state file
-    Restore,
+    Restore {
+        /// Restore even while the run that changed them is still alive
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `kernel.numa_balancing` modes.
@@ -309,7 +313,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, help_heading = "Workload")]
     pub threads: usize,
 
-    /// Run more workers than the node has CPUs (they share CPUs)
+    /// Run more workers than the node has CPUs (they share CPUs), up to 4 per CPU
     #[arg(long, help_heading = "Workload")]
     pub oversubscribe: bool,
 
@@ -514,7 +518,7 @@ pub struct BwArgs {
     /// Worker threads, one per CPU of the CPU node
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Allow more threads than the node has CPUs
+    /// Allow more threads than the node has CPUs, up to 4 per CPU
     #[arg(long)]
     pub oversubscribe: bool,
     /// Node whose CPUs run the workers (default: the first with CPUs)

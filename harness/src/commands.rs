@@ -19,7 +19,7 @@ use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
 use crate::report::progress::RunProgress;
 use crate::report::table::{Table, TimelineSink};
-use crate::report::{RowKind, RowSink, SCHEMA_VERSION};
+use crate::report::{utc_stamp, RowKind, RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
 use crate::scenario::Scenario;
 use crate::sysfs::SysRoot;
@@ -260,25 +260,59 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
                 ]);
             }
             print!("{}", t.render());
-            if state.exists() {
+            if let Some(owner) = knobs::KnobLock::holder(&state) {
+                println!("\nheld by a running tierbench: {owner}");
+            } else if state.exists() {
                 println!(
                     "\npending state file {}: run `tierbench knobs restore`",
                     state.display()
                 );
             }
         }
-        KnobsAction::Restore => {
+        KnobsAction::Restore { force } => {
             if state.exists() && unsafe { libc::geteuid() } != 0 {
                 return Err(input(
                     "restoring knobs needs root: run `sudo tierbench knobs restore`",
                 ));
             }
-            let restored = knobs::restore_from_state(&sys, &state)?;
-            if restored.is_empty() {
-                println!("nothing to restore ({} does not exist)", state.display());
-            }
-            for (k, v) in restored {
-                println!("restored {k} = {v}");
+            // The owner's lock, held while restoring, so no run starts from
+            // half-restored values; a live owner's knobs are its own.
+            let lock = match knobs::KnobLock::acquire(&state) {
+                Ok(l) => Some(l),
+                Err(KnobError::Busy { owner, .. }) if force => {
+                    eprintln!("tierbench knobs: --force: restoring although {owner} holds them");
+                    None
+                }
+                Err(KnobError::Busy { owner, lock }) => {
+                    return Err(input(format!(
+                        "the knobs belong to a live run ({owner}): it restores them when it \
+                         ends; stop it, or pass --force to restore now (lock {})",
+                        lock.display()
+                    )))
+                }
+                Err(e) if !state.exists() => {
+                    // Nothing to restore, and no right to the lock: say so.
+                    drop(e);
+                    None
+                }
+                Err(e) => return Err(e.into_anyhow()),
+            };
+            let restored =
+                knobs::restore_from_state(&sys, &state).map_err(KnobError::into_anyhow)?;
+            drop(lock);
+            match restored {
+                knobs::Restored::NoState => {
+                    println!("nothing to restore ({} does not exist)", state.display())
+                }
+                knobs::Restored::Empty => println!(
+                    "nothing to restore: {} held no knob values; removed it",
+                    state.display()
+                ),
+                knobs::Restored::Values(v) => {
+                    for (k, v) in v {
+                        println!("restored {k} = {v}");
+                    }
+                }
             }
         }
     }
@@ -401,32 +435,20 @@ fn knob_plan(a: &RunArgs) -> anyhow::Result<KnobPlan> {
     Ok(plan)
 }
 
-fn default_out_dir() -> PathBuf {
-    PathBuf::from("tierbench-results").join(format!("run-{}", utc_stamp()))
+/// `-o` must name a directory, new or existing: checked before anything is
+/// created, changed or booted.
+fn check_out(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(input(format!(
+            "-o {}: exists and is not a directory: give a new or existing directory",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
-/// `YYYYmmddTHHMMSSZ` from the system clock (civil-from-days, no tz data).
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+fn default_out_dir() -> PathBuf {
+    PathBuf::from("tierbench-results").join(format!("run-{}", utc_stamp()))
 }
 
 /// The run the arguments describe.
@@ -469,6 +491,14 @@ fn run_spec(a: &RunArgs) -> RunSpec {
 }
 
 pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Checked here, not in the plan: the plan would blame a scenario's key
+    // for what the command line said.
+    if a.iterations == Some(0) {
+        return Err(input("--iterations must be at least 1"));
+    }
+    if let Some(dir) = &a.out {
+        check_out(dir)?;
+    }
     let topo = discover()?;
     // A scenario fills the arguments; its keys name the options in errors.
     let scenario = match &a.scenario {
@@ -513,7 +543,15 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(knobs::default_state_file);
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    knob_plan
+    if knob_plan.is_empty() {
+        if let Some(owner) = knobs::KnobLock::holder(&state) {
+            plan.notes.push(format!(
+                "the kernel knobs belonged to another tierbench during this run ({owner}): \
+                 measured under its settings"
+            ));
+        }
+    }
+    let lease = knob_plan
         .check(&sys, &state, is_root)
         .map_err(KnobError::into_anyhow)?;
 
@@ -530,8 +568,8 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut series_csv = CsvSink::create(&series_path, cols.clone(), RowKind::Interval)
         .with_context(|| format!("creating {}", series_path.display()))?;
 
-    let stop = crate::interrupt::install(state.clone()).context("installing signal handlers")?;
-    let guard = knob_plan.apply(&sys, &state)?;
+    let stop = crate::interrupt::install().context("installing signal handlers")?;
+    let guard = lease.apply(&sys, &state)?;
     let mut record = SystemRecord {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION"),
@@ -631,6 +669,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("tierbench-results").join(format!("vm-{}-{name}", utc_stamp()))
     });
+    check_out(&out)?;
     crate::vm::run_vm(crate::vm::VmRequest {
         host: a.host,
         kernel: a.kernel,
@@ -648,6 +687,7 @@ pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("tierbench-results").join(format!("conform-{}", utc_stamp()))
     });
+    check_out(&out)?;
     crate::conform::run(crate::conform::ConformRequest {
         modes: a.modes,
         size_bytes: a.size as usize,
@@ -696,12 +736,19 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
     let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
     let cpus = &topo.node(cpu_node).expect("checked").cpus;
-    if a.threads == 0 || (a.threads > cpus.len() && !a.oversubscribe) {
+    let limit = cpus.len()
+        * if a.oversubscribe {
+            crate::run::MAX_WORKERS_PER_CPU
+        } else {
+            1
+        };
+    if a.threads == 0 || a.threads > limit {
         return Err(input(format!(
-            "--threads {} must be between 1 and node {cpu_node}'s {} CPUs ({cpus}), or pass \
-             --oversubscribe",
+            "--threads {} must be between 1 and node {cpu_node}'s {} CPUs ({cpus}), or up to \
+             {} per CPU with --oversubscribe",
             a.threads,
-            cpus.len()
+            cpus.len(),
+            crate::run::MAX_WORKERS_PER_CPU
         )));
     }
     check_bw_size(a.size, a.kernel, a.threads, "--size")?;
@@ -824,6 +871,9 @@ pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
         duration: a.duration,
     };
     matrix::check(&spec, &topo).map_err(input)?;
+    if let Some(dir) = &a.out {
+        check_out(dir)?;
+    }
     let mut csv = match &a.out {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -1031,15 +1081,5 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
             println!("{line}");
             printed.push(line);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_stamp_has_the_right_shape() {
-        let s = super::utc_stamp();
-        assert_eq!(s.len(), 16, "{s}");
-        assert!(s.starts_with("20") && s.ends_with('Z'));
     }
 }

@@ -19,8 +19,20 @@ use crate::sysfs::SysRoot;
 /// from sysctl): `/sys/kernel/debug/sched/numa_balancing/NAME`.
 pub const NUMAB_DEBUGFS: &str = "/sys/kernel/debug/sched/numa_balancing";
 
+/// The scanner knobs tierbench knows (mainline `kernel/sched/debug.c`).
+/// A state file or an option naming any other is refused: a path is
+/// never built from a name the tool does not know.
+pub const NUMAB_KNOWN: [&str; 5] = [
+    "scan_delay_ms",
+    "scan_period_min_ms",
+    "scan_period_max_ms",
+    "scan_size_mb",
+    "hot_threshold_ms",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[serde(try_from = "KnobRepr")]
 pub enum Knob {
     /// `kernel.numa_balancing`: 0 off, 1 NORMAL, 2 MEMORY_TIERING (5.18+),
     /// 3 both.
@@ -37,7 +49,45 @@ pub enum Knob {
     Numab(String),
 }
 
+/// What a state file holds for a knob, checked by [`Knob::try_from`].
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum KnobRepr {
+    NumaBalancing,
+    DemotionEnabled,
+    PromoteRateLimit,
+    ThpEnabled,
+    ThpDefrag,
+    Numab(String),
+}
+
+impl TryFrom<KnobRepr> for Knob {
+    type Error = String;
+    fn try_from(r: KnobRepr) -> Result<Knob, String> {
+        Ok(match r {
+            KnobRepr::NumaBalancing => Knob::NumaBalancing,
+            KnobRepr::DemotionEnabled => Knob::DemotionEnabled,
+            KnobRepr::PromoteRateLimit => Knob::PromoteRateLimit,
+            KnobRepr::ThpEnabled => Knob::ThpEnabled,
+            KnobRepr::ThpDefrag => Knob::ThpDefrag,
+            KnobRepr::Numab(name) => Knob::numab(&name)?,
+        })
+    }
+}
+
 impl Knob {
+    /// A scanner knob by name, from the fixed list [`NUMAB_KNOWN`].
+    pub fn numab(name: &str) -> Result<Knob, String> {
+        if NUMAB_KNOWN.contains(&name) {
+            Ok(Knob::Numab(name.to_string()))
+        } else {
+            Err(format!(
+                "unknown numa_balancing scanner knob {name:?}: tierbench knows {}",
+                NUMAB_KNOWN.join(", ")
+            ))
+        }
+    }
+
     pub fn path(&self) -> String {
         match self {
             Knob::NumaBalancing => "/proc/sys/kernel/numa_balancing".into(),
@@ -63,7 +113,11 @@ impl Knob {
         .into_iter()
         .filter(|k| sys.exists(&k.path()))
         .collect();
-        knobs.extend(sys.list(NUMAB_DEBUGFS).into_iter().map(Knob::Numab));
+        knobs.extend(
+            sys.list(NUMAB_DEBUGFS)
+                .iter()
+                .filter_map(|n| Knob::numab(n).ok()),
+        );
         knobs
     }
 
@@ -85,7 +139,10 @@ impl Knob {
         let ok = match self {
             Knob::NumaBalancing => matches!(value, "0" | "1" | "2" | "3"),
             Knob::DemotionEnabled => matches!(value, "true" | "false" | "1" | "0"),
-            Knob::PromoteRateLimit | Knob::Numab(_) => value.parse::<u64>().is_ok(),
+            // Both are C ints in the kernel: a larger value is EINVAL.
+            Knob::PromoteRateLimit | Knob::Numab(_) => {
+                value.parse::<u64>().is_ok_and(|v| v <= i32::MAX as u64)
+            }
             Knob::ThpEnabled => matches!(value, "always" | "madvise" | "never"),
             Knob::ThpDefrag => {
                 matches!(
@@ -97,7 +154,15 @@ impl Knob {
         if ok {
             Ok(())
         } else {
-            Err(format!("{value:?} is not a valid value for {self}"))
+            Err(match self {
+                Knob::PromoteRateLimit | Knob::Numab(_) => {
+                    format!(
+                        "{value:?} is not a valid value for {self}: give 0 to {}",
+                        i32::MAX
+                    )
+                }
+                _ => format!("{value:?} is not a valid value for {self}"),
+            })
         }
     }
 
@@ -135,10 +200,8 @@ impl FromStr for Knob {
             "thp_enabled" => Knob::ThpEnabled,
             "thp_defrag" => Knob::ThpDefrag,
             other => match other.strip_prefix("numab.") {
-                Some(name) if !name.is_empty() && !name.contains('/') => {
-                    Knob::Numab(name.to_string())
-                }
-                _ => return Err(format!("unknown knob {other:?}")),
+                Some(name) => Knob::numab(name)?,
+                None => return Err(format!("unknown knob {other:?}")),
             },
         })
     }
@@ -172,6 +235,11 @@ pub enum KnobError {
         "a previous run left knobs changed (state file {0}): run `tierbench knobs restore` first"
     )]
     Pending(PathBuf),
+    #[error(
+        "the kernel knobs belong to another tierbench ({owner}): wait for it to end, or stop it \
+         (lock {})", lock.display()
+    )]
+    Busy { lock: PathBuf, owner: OwnerText },
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
     #[error("invalid knob value: {0}")]
@@ -186,6 +254,8 @@ impl KnobError {
             KnobError::Missing { .. }
                 | KnobError::NotRoot { .. }
                 | KnobError::Pending(_)
+                | KnobError::Busy { .. }
+                | KnobError::State { .. }
                 | KnobError::Invalid(_)
         )
     }
@@ -217,43 +287,221 @@ pub fn default_state_file() -> PathBuf {
     dir.join("knobs.json")
 }
 
-/// Restores whatever a state file holds, then removes it. Returns what was
-/// restored; `Ok(empty)` when there is no state file.
-pub fn restore_from_state(sys: &SysRoot, state: &Path) -> Result<Vec<(Knob, String)>, KnobError> {
-    let text = match fs::read_to_string(state) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(KnobError::State {
-                path: state.into(),
-                reason: e.to_string(),
-            })
+/// The process that holds the knobs, as its lock file says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub command: String,
+    /// UTC, `YYYYmmddTHHMMSSZ`.
+    pub since: String,
+}
+
+impl Owner {
+    fn me() -> Owner {
+        Owner {
+            pid: std::process::id(),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            since: crate::report::utc_stamp(),
         }
-    };
-    let saved: SavedKnobs = serde_json::from_str(&text).map_err(|e| KnobError::State {
+    }
+}
+
+/// An owner for messages: what the lock file said, or that it said nothing
+/// readable (the lock itself is the truth, its text only a courtesy).
+#[derive(Debug, Clone)]
+pub struct OwnerText(pub Option<Owner>);
+
+impl fmt::Display for OwnerText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(o) => write!(f, "pid {}, `{}`, since {}", o.pid, o.command, o.since),
+            None => f.write_str("a process that did not say who it is"),
+        }
+    }
+}
+
+/// The exclusive right to change knobs: an `flock` on `knobs.lock` beside
+/// the state file, held from before the first value is read as "original"
+/// until after the last one is put back. The kernel drops it when the
+/// process dies, however it dies, so a dead owner never blocks anyone.
+#[derive(Debug)]
+pub struct KnobLock {
+    file: fs::File,
+    path: PathBuf,
+}
+
+fn lock_path(state: &Path) -> PathBuf {
+    state.with_extension("lock")
+}
+
+/// `flock(fd, op | LOCK_NB)`: `Ok(false)` when another holds it.
+fn try_flock(file: &fs::File, op: libc::c_int) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this function borrows; no memory passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+impl KnobLock {
+    /// Takes the lock without waiting, or says who holds it.
+    pub fn acquire(state: &Path) -> Result<KnobLock, KnobError> {
+        use std::io::{Seek, Write};
+        let path = lock_path(state);
+        let err = |reason: String| KnobError::State {
+            path: path.clone(),
+            reason,
+        };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| err(e.to_string()))?;
+        if !try_flock(&file, libc::LOCK_EX).map_err(|e| err(format!("flock: {e}")))? {
+            return Err(KnobError::Busy {
+                owner: OwnerText(read_owner(&path)),
+                lock: path,
+            });
+        }
+        let body = serde_json::to_string(&Owner::me()).expect("owner serializes");
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| file.write_all(body.as_bytes()))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(KnobLock { file, path })
+    }
+
+    /// Who holds the lock now, if anyone (`Err` when the lock file cannot
+    /// be opened for another reason than being absent).
+    pub fn holder(state: &Path) -> Option<OwnerText> {
+        let path = lock_path(state);
+        let file = fs::File::open(&path).ok()?;
+        match try_flock(&file, libc::LOCK_EX) {
+            Ok(true) => None,
+            _ => Some(OwnerText(read_owner(&path))),
+        }
+    }
+}
+
+impl Drop for KnobLock {
+    fn drop(&mut self) {
+        // The file stays (removing it would race a new owner's open); its
+        // text is cleared so nobody reads a gone owner as present.
+        let _ = self.file.set_len(0);
+        let _ = &self.path;
+    }
+}
+
+fn read_owner(lock: &Path) -> Option<Owner> {
+    serde_json::from_str(&fs::read_to_string(lock).ok()?).ok()
+}
+
+/// What a state file held.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restored {
+    /// No state file: nothing was changed by a dead run.
+    NoState,
+    /// A state file with no values in it; it was removed.
+    Empty,
+    /// These values were written back, last changed first.
+    Values(Vec<(Knob, String)>),
+}
+
+/// Restores whatever a state file holds, then removes it. The caller owns
+/// the knobs (holds the [`KnobLock`]) or was told to force.
+pub fn restore_from_state(sys: &SysRoot, state: &Path) -> Result<Restored, KnobError> {
+    let err = |reason: String| KnobError::State {
         path: state.into(),
-        reason: format!("not a tierbench state file ({e})"),
+        reason,
+    };
+    match fs::metadata(state) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Restored::NoState),
+        Err(e) => return Err(err(e.to_string())),
+        Ok(m) if !m.is_file() => {
+            return Err(err(
+                "is not a regular file, so not a tierbench state file: remove it by hand".into(),
+            ))
+        }
+        Ok(_) => {}
+    }
+    let text = fs::read_to_string(state).map_err(|e| err(e.to_string()))?;
+    let saved: SavedKnobs = serde_json::from_str(&text).map_err(|e| {
+        err(format!(
+            "not a tierbench state file ({e}); nothing restored"
+        ))
     })?;
+    write_back(sys, &saved.saved)?;
+    fs::remove_file(state).map_err(|e| err(e.to_string()))?;
+    Ok(if saved.saved.is_empty() {
+        Restored::Empty
+    } else {
+        Restored::Values(saved.saved)
+    })
+}
+
+/// Writes saved values back, last changed first; reports the first failure
+/// after trying every one.
+fn write_back(sys: &SysRoot, saved: &[(Knob, String)]) -> Result<(), KnobError> {
     let mut first_err = None;
-    for (knob, value) in saved.saved.iter().rev() {
+    for (knob, value) in saved.iter().rev() {
         if let Err(e) = knob.write(sys, value) {
             first_err.get_or_insert(e);
         }
     }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    fs::remove_file(state).map_err(|e| KnobError::State {
-        path: state.into(),
-        reason: e.to_string(),
-    })?;
-    Ok(saved.saved)
+    first_err.map_or(Ok(()), Err)
+}
+
+/// What this process changed and has not put back yet: the signal thread's
+/// second signal and the panic hook restore from here, so they never touch
+/// knobs another run owns.
+struct Owned {
+    sys: SysRoot,
+    state: PathBuf,
+    saved: Vec<(Knob, String)>,
+}
+
+static OWNED: std::sync::Mutex<Option<Owned>> = std::sync::Mutex::new(None);
+
+fn owned() -> std::sync::MutexGuard<'static, Option<Owned>> {
+    OWNED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Puts back what this process changed, if anything, and removes its state
+/// file. For the last-resort paths: a second signal, a panic.
+pub fn restore_owned() -> Result<bool, KnobError> {
+    let Some(o) = owned().take() else {
+        return Ok(false);
+    };
+    write_back(&o.sys, &o.saved)?;
+    let _ = fs::remove_file(&o.state);
+    Ok(true)
 }
 
 /// The changes a run asks for, checked up front.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KnobPlan {
     pub changes: Vec<(Knob, String)>,
+}
+
+/// A checked plan that may be applied: holds the lock when the plan changes
+/// anything. Runs that change nothing never take it and never touch the
+/// state file.
+#[derive(Debug)]
+pub struct KnobLease {
+    plan: KnobPlan,
+    lock: Option<KnobLock>,
 }
 
 impl KnobPlan {
@@ -267,8 +515,14 @@ impl KnobPlan {
     }
 
     /// Everything that can be checked without writing: valid values, knobs
-    /// present, root, no leftover state file. Run before any system change.
-    pub fn check(&self, sys: &SysRoot, state: &Path, is_root: bool) -> Result<(), KnobError> {
+    /// present, root; then, for a plan that changes something, the lock and
+    /// no state file left by a dead run. Run before any system change.
+    pub fn check(
+        &self,
+        sys: &SysRoot,
+        state: &Path,
+        is_root: bool,
+    ) -> Result<KnobLease, KnobError> {
         for (knob, value) in &self.changes {
             knob.validate(value).map_err(KnobError::Invalid)?;
             if !sys.exists(&knob.path()) {
@@ -287,30 +541,54 @@ impl KnobPlan {
                 return Err(KnobError::NotRoot { knob: knob.clone() });
             }
         }
-        if !self.is_empty() && state.exists() {
-            return Err(KnobError::Pending(state.into()));
+        if self.is_empty() {
+            return Ok(KnobLease {
+                plan: self.clone(),
+                lock: None,
+            });
         }
-        Ok(())
+        let lock = KnobLock::acquire(state)?;
+        // Under the lock, a state file can only be a dead run's.
+        match fs::metadata(state) {
+            Ok(m) if m.is_file() => return Err(KnobError::Pending(state.into())),
+            Ok(_) => {
+                return Err(KnobError::State {
+                    path: state.into(),
+                    reason: "is not a regular file: remove it by hand".into(),
+                })
+            }
+            Err(_) => {}
+        }
+        Ok(KnobLease {
+            plan: self.clone(),
+            lock: Some(lock),
+        })
     }
+}
 
+impl KnobLease {
     /// Saves the old values to `state`, then writes the new ones. If a write
     /// fails, what was written is put back before the error returns.
-    pub fn apply(&self, sys: &SysRoot, state: &Path) -> Result<KnobGuard, KnobError> {
-        let mut saved = Vec::new();
-        for (knob, _) in &self.changes {
-            saved.push((knob.clone(), knob.read(sys)?));
-        }
-        let guard = KnobGuard {
+    pub fn apply(self, sys: &SysRoot, state: &Path) -> Result<KnobGuard, KnobError> {
+        let mut guard = KnobGuard {
             sys: sys.clone(),
             state: state.to_path_buf(),
-            saved: saved.clone(),
-            restored: self.is_empty(),
+            saved: Vec::new(),
+            lock: self.lock,
         };
-        if self.is_empty() {
+        if guard.lock.is_none() {
             return Ok(guard);
         }
-        write_state(state, &saved)?;
-        for (knob, value) in &self.changes {
+        for (knob, _) in &self.plan.changes {
+            guard.saved.push((knob.clone(), knob.read(sys)?));
+        }
+        write_state(state, &guard.saved)?;
+        *owned() = Some(Owned {
+            sys: sys.clone(),
+            state: state.to_path_buf(),
+            saved: guard.saved.clone(),
+        });
+        for (knob, value) in &self.plan.changes {
             // On failure the guard drops here and restores every knob.
             knob.write(sys, value)?;
         }
@@ -337,13 +615,14 @@ fn write_state(state: &Path, saved: &[(Knob, String)]) -> Result<(), KnobError> 
     fs::rename(&tmp, state).map_err(|e| err(e.to_string()))
 }
 
-/// Holds changed knobs; restores them and removes the state file on drop.
+/// Holds changed knobs and their lock; restores them, removes the state
+/// file, then releases the lock, on `restore` or on drop.
 #[derive(Debug)]
 pub struct KnobGuard {
     sys: SysRoot,
     state: PathBuf,
     saved: Vec<(Knob, String)>,
-    restored: bool,
+    lock: Option<KnobLock>,
 }
 
 impl KnobGuard {
@@ -353,22 +632,28 @@ impl KnobGuard {
     }
     /// Restores now and reports errors (drop restores silently).
     pub fn restore(mut self) -> Result<(), KnobError> {
-        self.restored = true;
-        restore_from_state(&self.sys, &self.state).map(drop)
+        self.restore_now()
+    }
+
+    fn restore_now(&mut self) -> Result<(), KnobError> {
+        let Some(lock) = self.lock.take() else {
+            return Ok(());
+        };
+        // From memory: the values this process read, whatever the file
+        // says now.
+        owned().take();
+        let result = write_back(&self.sys, &self.saved);
+        if result.is_ok() {
+            let _ = fs::remove_file(&self.state);
+        }
+        drop(lock);
+        result
     }
 }
 
 impl Drop for KnobGuard {
     fn drop(&mut self) {
-        if self.restored {
-            return;
-        }
-        if restore_from_state(&self.sys, &self.state).is_err() {
-            // The state file is unreadable or gone: write from memory.
-            for (knob, value) in self.saved.iter().rev() {
-                let _ = knob.write(&self.sys, value);
-            }
-        }
+        let _ = self.restore_now();
     }
 }
 
@@ -405,8 +690,11 @@ mod tests {
         let mut plan = KnobPlan::default();
         plan.set(Knob::NumaBalancing, "2");
         plan.set(Knob::DemotionEnabled, "true");
-        plan.check(&sys, &state, true).unwrap();
-        let guard = plan.apply(&sys, &state).unwrap();
+        let guard = plan
+            .check(&sys, &state, true)
+            .unwrap()
+            .apply(&sys, &state)
+            .unwrap();
         assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "2");
         assert!(state.exists());
         drop(guard);
@@ -421,13 +709,26 @@ mod tests {
         let state = dir.path().join("knobs.json");
         let mut plan = KnobPlan::default();
         plan.set(Knob::NumaBalancing, "3");
-        let guard = plan.apply(&sys, &state).unwrap();
-        std::mem::forget(guard); // what SIGKILL does
+        let guard = plan
+            .check(&sys, &state, true)
+            .unwrap()
+            .apply(&sys, &state)
+            .unwrap();
+        // What SIGKILL does: nothing runs, and the kernel drops the lock.
+        let KnobGuard { lock, .. } = &guard;
+        let fd = lock.as_ref().unwrap().file.try_clone().unwrap();
+        std::mem::forget(guard);
+        // SAFETY: unlocking a descriptor this test owns.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::LOCK_UN) };
+        owned().take();
         assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "3");
         let restored = restore_from_state(&sys, &state).unwrap();
-        assert_eq!(restored, vec![(Knob::NumaBalancing, "0".to_string())]);
+        assert_eq!(
+            restored,
+            Restored::Values(vec![(Knob::NumaBalancing, "0".to_string())])
+        );
         assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "0");
-        assert!(restore_from_state(&sys, &state).unwrap().is_empty());
+        assert_eq!(restore_from_state(&sys, &state).unwrap(), Restored::NoState);
     }
 
     #[test]
@@ -451,6 +752,8 @@ mod tests {
             plan.check(&sys, &state, true),
             Err(KnobError::Missing { .. })
         ));
+        assert!(Knob::PromoteRateLimit.validate("2147483648").is_err());
+        assert!(Knob::PromoteRateLimit.validate("2147483647").is_ok());
         assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "0");
     }
 
@@ -465,6 +768,60 @@ mod tests {
             plan.check(&sys, &state, true),
             Err(KnobError::Pending(_))
         ));
+        // A directory where the state file should be is named as such.
+        fs::remove_file(&state).unwrap();
+        fs::create_dir(&state).unwrap();
+        let e = plan.check(&sys, &state, true).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn one_owner_at_a_time_and_empty_plans_touch_nothing() {
+        let (dir, sys) = fake_sys();
+        let state = dir.path().join("knobs.json");
+        let mut plan = KnobPlan::default();
+        plan.set(Knob::NumaBalancing, "2");
+        let first = plan.check(&sys, &state, true).unwrap();
+        // The second owner is refused while the first holds the lock, and
+        // told who holds it.
+        match plan.check(&sys, &state, true) {
+            Err(KnobError::Busy { owner, .. }) => {
+                assert_eq!(owner.0.unwrap().pid, std::process::id())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(KnobLock::holder(&state).is_some());
+        let guard = first.apply(&sys, &state).unwrap();
+        // A run that changes nothing neither locks nor restores.
+        let none = KnobPlan::default().check(&sys, &state, false).unwrap();
+        none.apply(&sys, &state).unwrap().restore().unwrap();
+        assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "2");
+        assert!(state.exists());
+        guard.restore().unwrap();
+        assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "0");
+        assert!(KnobLock::holder(&state).is_none());
+    }
+
+    #[test]
+    fn a_state_file_cannot_name_a_path() {
+        let bad = r#"{"pid": 1, "saved": [[{"numab": "../../../../tmp/victim"}, "1"]]}"#;
+        let e = serde_json::from_str::<SavedKnobs>(bad).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown numa_balancing scanner knob"),
+            "{e}"
+        );
+        let good = r#"{"pid": 1, "saved": [[{"numab": "scan_delay_ms"}, "1000"]]}"#;
+        assert!(serde_json::from_str::<SavedKnobs>(good).is_ok());
+    }
+
+    #[test]
+    fn an_empty_state_file_is_named_as_empty() {
+        let (dir, sys) = fake_sys();
+        let state = dir.path().join("knobs.json");
+        fs::write(&state, r#"{"pid": 1, "saved": []}"#).unwrap();
+        assert_eq!(restore_from_state(&sys, &state).unwrap(), Restored::Empty);
+        assert!(!state.exists());
     }
 
     #[test]
@@ -473,5 +830,6 @@ mod tests {
             assert_eq!(s.parse::<Knob>().unwrap().to_string(), s);
         }
         assert!("numab./etc".parse::<Knob>().is_err());
+        assert!("numab...".parse::<Knob>().is_err());
     }
 }

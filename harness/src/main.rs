@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     if tierbench::vm::guest::is_init() {
         tierbench::vm::guest::init_main();
     }
+    tierbench::interrupt::install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Topo(a) => commands::topo(a),

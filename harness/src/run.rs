@@ -167,6 +167,16 @@ impl Plan {
                 targets
             )));
         }
+        if spec.threads > targets.len() * MAX_WORKERS_PER_CPU {
+            return Err(bad(format!(
+                "{} {} is more than {MAX_WORKERS_PER_CPU} workers per CPU on node {worker_node}'s \
+                 {} {unit}: at most {} with --oversubscribe",
+                flag("threads"),
+                spec.threads,
+                targets.len(),
+                targets.len() * MAX_WORKERS_PER_CPU
+            )));
+        }
         let worker_cpus = buffer::worker_cpus(&targets, spec.threads);
 
         let first_touch = match &spec.first_touch {
@@ -857,8 +867,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             ))
         }
     };
-    Ok((n * mult as f64) as u64)
+    let bytes = n * mult as f64;
+    if bytes >= MAX_SIZE as f64 {
+        return Err(format!(
+            "size {s:?} is larger than any machine's memory: at most {}T",
+            MAX_SIZE >> 40
+        ));
+    }
+    Ok(bytes as u64)
 }
+
+/// The most workers `--oversubscribe` puts on one CPU. Beyond a few, the
+/// run measures the scheduler, and thousands of spinning threads starve the
+/// sampler and the stop path.
+pub const MAX_WORKERS_PER_CPU: usize = 4;
+
+/// The largest size any option takes (1 PiB): beyond any machine's memory,
+/// and far from where byte arithmetic overflows.
+pub const MAX_SIZE: u64 = 1 << 50;
+
+/// The longest duration any option takes (7 days): longer than any
+/// benchmark, and far from where adding it to the clock overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Parses durations like `10s`, `500ms`, `2m`, `1.5` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -881,6 +911,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
+    if !(secs <= MAX_DURATION.as_secs_f64()) {
+        return Err(format!(
+            "duration {s:?} is too long: at most {}h (7 days)",
+            MAX_DURATION.as_secs() / 3600
+        ));
+    }
     Ok(Duration::from_secs_f64(secs))
 }
 

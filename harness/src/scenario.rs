@@ -316,6 +316,9 @@ impl Scenario {
             args.demotion = Some(value_enum::<OnOff>(p, "knobs.demotion", d)?);
         }
         if let Some(r) = k.promote_rate_limit {
+            crate::knobs::Knob::PromoteRateLimit
+                .validate(&r.to_string())
+                .map_err(|e| err(p, format!("knobs.promote_rate_limit: {e}")))?;
             args.promote_rate_limit = Some(r);
         }
         if let Some(t) = &k.thp {
@@ -332,6 +335,9 @@ impl Scenario {
                     ))
                 }
             };
+            crate::knobs::Knob::numab(name)
+                .and_then(|knob| knob.validate(&v))
+                .map_err(|e| err(p, format!("knobs.numab.{name}: {e}")))?;
             args.numab.push((name.clone(), v));
         }
         let t = &f.timing;

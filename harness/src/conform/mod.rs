@@ -19,7 +19,6 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::error::input;
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::report::table::Table;
 use crate::sysfs::SysRoot;
@@ -206,7 +205,39 @@ fn run_child(spec: &CaseSpec) -> anyhow::Result<CaseResult> {
     serde_json::from_slice(&out.stdout).context("reading the case result")
 }
 
+/// Bad options are refused before anything else, on any machine.
+fn check(req: &ConformRequest) -> Result<(), crate::error::InputError> {
+    let bad = |m: String| crate::error::InputError(m);
+    if let Some(m) = req.modes.iter().find(|m| !matches!(m, 1..=3)) {
+        return Err(bad(format!(
+            "--modes: {m} is not a numa_balancing mode with scanning (1, 2 or 3)"
+        )));
+    }
+    if let Some(m) = req
+        .modes
+        .iter()
+        .enumerate()
+        .find_map(|(i, m)| req.modes[..i].contains(m).then_some(m))
+    {
+        return Err(bad(format!("--modes names mode {m} twice: give each once")));
+    }
+    if req.size_bytes < crate::buffer::BASE_PAGE {
+        return Err(bad(format!(
+            "--size {} is less than one page: give at least 4K, e.g. 2M",
+            req.size_bytes
+        )));
+    }
+    if req.period < Duration::from_millis(100) {
+        return Err(bad(format!(
+            "--period {:?} is shorter than one scan period (100ms): give e.g. 2s",
+            req.period
+        )));
+    }
+    Ok(())
+}
+
 pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
+    check(&req)?;
     let topo = Topology::discover()?;
     let cast = match Cast::find(&topo) {
         Ok(c) => c,
@@ -220,14 +251,9 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
         println!("conform: SKIP: needs root to set kernel.numa_balancing (run as root)");
         return Ok(ExitCode::from(EXIT_SKIP));
     }
-    if let Some(bad) = req.modes.iter().find(|m| !matches!(m, 1..=3)) {
-        return Err(input(format!(
-            "--modes: {bad} is not a numa_balancing mode with scanning (1, 2 or 3)"
-        )));
-    }
     let sys = SysRoot::live();
     let state = knobs::default_state_file();
-    let stop = crate::interrupt::install(state.clone())?;
+    let stop = crate::interrupt::install()?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
     let csv_path = req.out.join("conform.csv");
     let mut csv = csv::Writer::from_path(&csv_path)
@@ -254,9 +280,10 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                 plan.set(knob, v);
             }
         }
-        plan.check(&sys, &state, true)
-            .map_err(KnobError::into_anyhow)?;
-        let guard = plan.apply(&sys, &state)?;
+        let guard = plan
+            .check(&sys, &state, true)
+            .map_err(KnobError::into_anyhow)?
+            .apply(&sys, &state)?;
         for case in cases.iter().filter(|c| c.mode.0 == mode) {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 break;

@@ -338,9 +338,14 @@ impl FromStr for PolicySpec {
             .ok_or_else(|| format!("unknown policy mode {mode_s:?}: {SPELLING_HELP}"))?;
         let mut flags = Flags::NONE;
         for f in plus {
-            flags = flags
-                | Flags::parse(f)
-                    .ok_or_else(|| format!("unknown policy flag {f:?}: {SPELLING_HELP}"))?;
+            let flag = Flags::parse(f)
+                .ok_or_else(|| format!("unknown policy flag {f:?}: {SPELLING_HELP}"))?;
+            if flags | flag == flags {
+                return Err(format!(
+                    "policy {s:?} names the flag {f:?} twice: give each flag once"
+                ));
+            }
+            flags = flags | flag;
         }
         let nodes = match nodes_s {
             Some(n) => Some(
@@ -453,6 +458,7 @@ mod tests {
         for (bad, needle) in [
             ("perfered-many:0", "unknown policy mode"),
             ("bind:0+balance", "unknown policy flag"),
+            ("bind:0+balancing+balancing", "twice"),
             ("bind", "needs a node list"),
             ("default:0", "takes no node list"),
             ("bind:0+static+relative", "exclude each other"),

@@ -15,6 +15,8 @@ pub mod stream;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -148,7 +150,25 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
     if req.timeout.is_zero() {
         return Err(input("--timeout must be more than 0, e.g. --timeout 300s"));
     }
+    let want = profile.memory_mib.unwrap_or(0);
+    if let Some(host) = host_memory_mib() {
+        if want > host {
+            return Err(input(format!(
+                "host profile {}: memory_mib = {want} is more than this host's {host} MiB: \
+                 lower the nodes' memory_mib",
+                profile.name
+            )));
+        }
+    }
     Ok(profile)
+}
+
+/// MemTotal of this host, MiB.
+fn host_memory_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 fn which(bin: &str) -> Option<PathBuf> {
@@ -247,7 +267,13 @@ fn boot_once(
         stream: dir.join("stream.bin"),
     };
     let args = qemu::args(profile, accel, &files);
-    let (ended, wall) = qemu::boot(profile, accel, &files, timeout).context("starting qemu")?;
+    let (ended, wall) =
+        qemu::boot(profile, accel, &files, timeout, stop_flag()).context("starting qemu")?;
+    if ended == Ended::Interrupted {
+        let _ = std::fs::remove_file(&initrd);
+        let _ = std::fs::remove_file(&files.stream);
+        return Err(crate::error::Interrupted.into());
+    }
     let _ = std::fs::remove_file(&initrd);
     let raw = std::fs::read(&files.stream).unwrap_or_default();
     let _ = std::fs::remove_file(&files.stream);
@@ -268,6 +294,52 @@ fn boot_once(
         },
         args,
     ))
+}
+
+/// Turns true on SIGINT, SIGTERM or SIGHUP: the guest's QEMU is killed at
+/// once and `vm` ends as interrupted (exit 130).
+fn stop_flag() -> &'static AtomicBool {
+    static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    STOP.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            // Registration only fails for signals that cannot be caught.
+            let _ = signal_hook::flag::register(sig, flag.clone());
+        }
+        flag
+    })
+}
+
+/// The inner command is parsed on the host, so a typo or a bad value is
+/// refused before anything boots.
+fn check_inner(inner: &[String]) -> anyhow::Result<()> {
+    use clap::Parser;
+    let argv = std::iter::once("tierbench".to_string()).chain(inner.iter().cloned());
+    match crate::cli::Cli::try_parse_from(argv) {
+        Ok(cli) => match cli.command {
+            crate::cli::Command::Vm(_) => Err(input(
+                "the command after -- runs inside the guest: `vm` cannot nest there",
+            )),
+            _ => Ok(()),
+        },
+        Err(e) => {
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+                .to_string();
+            Err(input(format!(
+                "the command after -- ({}): {first}",
+                inner.join(" ")
+            )))
+        }
+    }
 }
 
 /// Picks the accelerator. `auto` boots a short KVM guest first and takes
@@ -308,6 +380,9 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
             } else {
                 let how = match b.ended {
                     Ended::TimedOut => "no report within 30s".to_string(),
+                    Ended::Interrupted => {
+                        unreachable!("boot_once returns interrupted boots as errors")
+                    }
                     Ended::Exited(code) => format!("qemu exited ({code:?}) without a report"),
                 };
                 let last = b
@@ -327,7 +402,9 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
 }
 
 pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
+    check_inner(&req.inner)?;
     let profile = preflight(&req)?;
+    stop_flag();
     // A bad scenario file is refused before anything boots (auto may boot
     // a KVM probe).
     let mut inner = guest_args(&req.inner);
@@ -358,6 +435,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
             (_, Some(line)) => line.clone(),
             (Ended::TimedOut, None) => format!("no sign of init within {:?}", req.timeout),
             (Ended::Exited(_), None) => "qemu exited before init ran".into(),
+            (Ended::Interrupted, None) => unreachable!("returned as an error"),
         };
         eprintln!(
             "tierbench vm: boot {} ended before init reported ({why}); booting again",
@@ -394,6 +472,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let outcome = match (&b.ended, b.received.exit) {
         (_, Some(code)) => format!("guest command exited with {code}"),
         (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
+        (Ended::Interrupted, None) => unreachable!("returned as an error"),
         (Ended::Exited(_), None) if b.panic_line.is_some() => {
             format!(
                 "kernel panic ({})",

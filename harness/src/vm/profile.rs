@@ -87,6 +87,10 @@ where
     s.parse().map_err(serde::de::Error::custom)
 }
 
+/// The most vCPUs an emulated q35 machine takes here (no IOMMU, so no
+/// x2APIC beyond 255).
+pub const MAX_VCPUS: u32 = 255;
+
 #[derive(Debug, thiserror::Error)]
 #[error("host profile {file}: {reason}")]
 pub struct ProfileError {
@@ -129,6 +133,14 @@ impl Profile {
         if ids.len() != self.nodes.len() {
             return Err("two [[node]] entries share an id".into());
         }
+        if self.kind == Kind::Emulated {
+            let want_ids: NodeSet = (0..self.nodes.len() as NodeId).collect();
+            if ids != want_ids {
+                return Err(format!(
+                    "node ids are {ids}: QEMU needs them numbered {want_ids}, without gaps"
+                ));
+            }
+        }
         for set in [&self.expect.fast, &self.expect.slow] {
             if let Some(n) = set.iter().find(|n| !ids.contains(*n)) {
                 return Err(format!(
@@ -140,6 +152,12 @@ impl Profile {
             return Ok(());
         }
         let cpus = self.cpus.ok_or("an emulated profile needs `cpus`")?;
+        if !(1..=MAX_VCPUS).contains(&cpus) {
+            return Err(format!(
+                "cpus = {cpus}: an emulated machine takes 1 to {MAX_VCPUS} CPUs (q35 without \
+                 an IOMMU)"
+            ));
+        }
         let memory = self
             .memory_mib
             .ok_or("an emulated profile needs `memory_mib`")?;
@@ -186,6 +204,14 @@ impl Profile {
                 return Err(format!(
                     "[[distance]] {} -> {}: not two distinct nodes",
                     d.from, d.to
+                ));
+            }
+            // ACPI SLIT: 10 is a node to itself, 255 unreachable.
+            if !(11..=254).contains(&d.value) {
+                return Err(format!(
+                    "[[distance]] {} -> {}: value = {} must be 11 to 254 (10 is a node's \
+                     distance to itself)",
+                    d.from, d.to, d.value
                 ));
             }
         }
@@ -328,6 +354,12 @@ mod tests {
         assert!(e.contains("unknown field"), "{e}");
         let e = broken("cpus", "cpus = 2", "cpus = 3");
         assert!(e.contains("needs exactly 0-2"), "{e}");
+        let e = broken("too many cpus", "cpus = 2", "cpus = 1000");
+        assert!(e.contains("1 to 255"), "{e}");
+        let e = broken("gap", "id = 1", "id = 5");
+        assert!(e.contains("without gaps"), "{e}");
+        let e = broken("distance", "value = 20", "value = 5");
+        assert!(e.contains("must be 11 to 254"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -138,25 +139,48 @@ pub enum Ended {
     Exited(Option<i32>),
     /// The deadline passed; QEMU was killed.
     TimedOut,
+    /// SIGINT, SIGTERM or SIGHUP reached tierbench; QEMU was killed.
+    Interrupted,
 }
 
-/// Starts QEMU and waits for it at most `timeout`; kills it past that, so
-/// nothing is left running.
+/// Starts QEMU and waits for it at most `timeout`, or until `stop` turns
+/// true; kills it then, so nothing is left running. QEMU also dies with
+/// tierbench however tierbench dies (SIGKILL included): the kernel sends it
+/// SIGKILL when its parent exits.
 pub fn boot(
     profile: &Profile,
     accel: Accel,
     files: &Boot,
     timeout: Duration,
+    stop: &AtomicBool,
 ) -> std::io::Result<(Ended, Duration)> {
+    use std::os::unix::process::CommandExt;
     for f in [&files.console_log, &files.stream] {
         std::fs::write(f, b"")?;
     }
-    let mut child: Child = Command::new(QEMU)
-        .args(args(profile, accel, files))
+    let parent = std::process::id();
+    let mut cmd = Command::new(QEMU);
+    cmd.args(args(profile, accel, files))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the closure calls only prctl, getppid
+    // and kill, which are async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() as u32 != parent {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    // The spawning thread must live as long as QEMU (PDEATHSIG follows the
+    // thread): this is always the main thread.
+    let mut child: Child = cmd.spawn()?;
     let t0 = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -175,10 +199,15 @@ pub fn boot(
             }
             return Ok((Ended::Exited(status.code()), t0.elapsed()));
         }
-        if t0.elapsed() > timeout {
+        let ended = if stop.load(Ordering::SeqCst) {
+            Some(Ended::Interrupted)
+        } else {
+            (t0.elapsed() > timeout).then_some(Ended::TimedOut)
+        };
+        if let Some(ended) = ended {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok((Ended::TimedOut, t0.elapsed()));
+            return Ok((ended, t0.elapsed()));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
