@@ -911,7 +911,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !(secs <= MAX_DURATION.as_secs_f64()) {
+    if secs > MAX_DURATION.as_secs_f64() {
         return Err(format!(
             "duration {s:?} is too long: at most {}h (7 days)",
             MAX_DURATION.as_secs() / 3600
