@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use serde::Serialize;
 
 use crate::cli::{
     BwArgs, CompareArgs, CompareFormat, ConformArgs, Format, KnobsAction, KnobsArgs, LatencyArgs,
@@ -19,6 +18,7 @@ use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
 use crate::report::progress::RunProgress;
 use crate::report::table::{Table, TimelineSink};
+use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
 use crate::report::{utc_stamp, RowKind, RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
 use crate::scenario::Scenario;
@@ -319,79 +319,37 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `system.json` holds: enough to reproduce and to trust the CSV.
-#[derive(Serialize)]
-struct SystemRecord<'a> {
-    schema_version: u32,
-    tool_version: &'static str,
-    git_revision: Option<&'static str>,
-    command_line: Vec<String>,
-    kernel_release: String,
-    kernel_cmdline: String,
-    emulated: bool,
-    machine: Machine,
-    scenario: Option<crate::scenario::Record>,
-    topology: &'a Topology,
-    capabilities: &'a Capabilities,
-    plan: &'a Plan,
-    knobs_requested: &'a KnobPlan,
-    knobs_before: Vec<(String, String)>,
-    variants: Vec<VariantRecord>,
-}
-
-/// Where the run ran: native or emulated, and inside `tierbench vm` the
-/// host profile and accelerator (the guest's init says which).
-#[derive(Serialize)]
-struct Machine {
-    kind: &'static str,
-    host_profile: Option<String>,
-    accelerator: Option<String>,
-    node_shape: String,
-    memory_mib_per_node: Vec<(u32, Option<u64>)>,
-}
-
-impl Machine {
-    fn of(topo: &Topology, host: Option<&str>) -> Machine {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        Machine {
-            kind: if crate::probe::is_emulated() {
-                "emulated"
-            } else {
-                "native"
-            },
-            host_profile: env(crate::vm::guest::ENV_PROFILE).or(host.map(String::from)),
-            accelerator: env(crate::vm::guest::ENV_ACCEL),
-            node_shape: topo
-                .nodes
-                .iter()
-                .map(|n| {
-                    format!(
-                        "{}:{}",
-                        n.id,
-                        if n.is_cpuless() { "mem" } else { "cpu+mem" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-            memory_mib_per_node: topo
-                .nodes
-                .iter()
-                .map(|n| (n.id, n.mem_total_kib.map(|k| k / 1024)))
-                .collect(),
-        }
+/// Where the run ran, for `system.json`: native or emulated, and inside
+/// `tierbench vm` the host profile and accelerator (the guest's init says
+/// which).
+fn machine_of(topo: &Topology, host: Option<&str>) -> Machine {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Machine {
+        kind: if crate::probe::is_emulated() {
+            MachineKind::Emulated
+        } else {
+            MachineKind::Native
+        },
+        host_profile: env(crate::vm::guest::ENV_PROFILE).or(host.map(String::from)),
+        accelerator: env(crate::vm::guest::ENV_ACCEL),
+        node_shape: topo
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}:{}",
+                    n.id,
+                    if n.is_cpuless() { "mem" } else { "cpu+mem" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        memory_mib_per_node: topo
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.mem_total_kib.map(|k| k / 1024)))
+            .collect(),
     }
-}
-
-#[derive(Serialize)]
-struct VariantRecord {
-    variant: String,
-    iteration: u32,
-    eater_bytes: Option<u64>,
-    status: String,
-    pin_method: Option<String>,
-    notes: String,
-    /// Every global vmstat counter's change over the variant.
-    vmstat_delta: std::collections::BTreeMap<String, i64>,
 }
 
 fn knob_plan(a: &RunArgs) -> anyhow::Result<KnobPlan> {
@@ -572,18 +530,18 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
     let guard = lease.apply(&sys, &state)?;
     let mut record = SystemRecord {
         schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION"),
-        git_revision: option_env!("TIERBENCH_GIT_REVISION"),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
         command_line: std::env::args().collect(),
         kernel_release: caps.kernel_release.clone(),
         kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
         emulated: crate::probe::is_emulated(),
-        machine: Machine::of(&topo, a.host.as_deref()),
+        machine: machine_of(&topo, a.host.as_deref()),
         scenario: scenario.as_ref().map(Scenario::record),
-        topology: &topo,
-        capabilities: &caps,
-        plan: &plan,
-        knobs_requested: &knob_plan,
+        topology: serde_json::to_value(&topo)?,
+        capabilities: serde_json::to_value(&caps)?,
+        plan: serde_json::to_value(&plan)?,
+        knobs_requested: serde_json::to_value(&knob_plan)?,
         knobs_before: guard
             .saved()
             .iter()
@@ -591,11 +549,8 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         variants: Vec::new(),
     };
-    let record_path = out_dir.join("system.json");
-    let write_record = |r: &SystemRecord| -> anyhow::Result<()> {
-        std::fs::write(&record_path, serde_json::to_string_pretty(r)?)
-            .with_context(|| format!("writing {}", record_path.display()))
-    };
+    let record_path = SystemRecord::path(&out_dir);
+    let write_record = |r: &SystemRecord| -> anyhow::Result<()> { Ok(r.write(&out_dir)?) };
     write_record(&record)?;
     if !a.quiet {
         eprintln!(
@@ -967,6 +922,7 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|d| compare::RunResults::read(d))
         .collect::<Result<Vec<_>, _>>()?;
+    compare::check(&runs)?;
     if let Some(why) = compare::mismatch(&runs) {
         if !a.force {
             return Err(input(format!(

@@ -140,13 +140,7 @@ pub struct Scenario {
 }
 
 /// What the system record keeps of a scenario.
-#[derive(Debug, Clone, Serialize)]
-pub struct Record {
-    pub name: String,
-    pub path: String,
-    pub description: String,
-    pub text: String,
-}
+pub use crate::report::schema::ScenarioRecord as Record;
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> InputError {
     InputError(format!("scenario {}: {msg}", path.display()))

@@ -739,13 +739,9 @@ fn fake_run(dir: &Path, kernel: &str, host: &str, rows: &[(&str, f64)]) {
         csv.push_str(&format!("{v},{},ok,{a},0\n", i + 1));
     }
     std::fs::write(dir.join("summary.csv"), csv).unwrap();
-    let sys = serde_json::json!({
-        "kernel_release": kernel,
-        "scenario": {"name": "promote-hot"},
-        "machine": {"host_profile": host, "node_shape": "0:cpu+mem,1:mem",
-                    "memory_mib_per_node": [[0, 2048], [1, 2048]]},
-    });
-    std::fs::write(dir.join("system.json"), sys.to_string()).unwrap();
+    common::system_record(kernel, Some(host), "0:cpu+mem,1:mem")
+        .write(dir)
+        .unwrap();
 }
 
 /// compare on known inputs: +27.3% with p = 0.021 is marked, +8.3% with
@@ -813,7 +809,7 @@ fn compare_marks_significant_changes_and_refuses_other_hosts() {
         .arg(d.path().join("nothing"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("summary.csv"));
+        .stderr(predicate::str::contains("no such directory"));
 }
 
 /// Scenario files: errors name the file and the key, exit 2, nothing

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::schema::{col, CsvRows, MachineKind, SystemRecord};
 use crate::error::InputError;
 use crate::stats::{welch, Summary};
 
@@ -25,6 +26,9 @@ pub struct RunResults {
     pub host_profile: Option<String>,
     pub node_shape: Option<String>,
     pub memory_mib: Vec<u64>,
+    /// Run on a machine QEMU emulates: its throughput and latency depend on
+    /// the emulator, not on the memory.
+    pub emulated: bool,
     /// variant -> rows (column -> cell), in file order.
     pub rows: Vec<BTreeMap<String, String>>,
     /// Variants in the order of their first row.
@@ -36,49 +40,57 @@ fn bad(msg: String) -> InputError {
 }
 
 impl RunResults {
+    /// Reads a results directory through the results contract: a
+    /// `system.json` of a readable version with every field compare uses,
+    /// and a `summary.csv` with at least one complete row.
     pub fn read(dir: &Path) -> Result<RunResults, InputError> {
-        let summary = dir.join("summary.csv");
-        let mut rd = csv::Reader::from_path(&summary).map_err(|e| {
-            bad(format!(
-                "{}: {e} (give a results directory of `tierbench run`)",
-                summary.display()
-            ))
-        })?;
-        let header = rd
-            .headers()
-            .map_err(|e| bad(format!("{}: {e}", summary.display())))?
-            .clone();
-        let mut rows = Vec::new();
-        let mut variants: Vec<String> = Vec::new();
-        for r in rd.records() {
-            let r = r.map_err(|e| bad(format!("{}: {e}", summary.display())))?;
-            let row: BTreeMap<String, String> = header
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect();
-            let v = row.get("variant").cloned().unwrap_or_default();
-            if !variants.contains(&v) {
-                variants.push(v);
-            }
-            rows.push(row);
+        if !dir.is_dir() {
+            return Err(bad(format!(
+                "{}: no such directory: give results directories of `tierbench run` \
+                 (summary.csv + system.json)",
+                dir.display()
+            )));
         }
-        let sys: serde_json::Value = std::fs::read(dir.join("system.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let s = |v: &serde_json::Value| v.as_str().map(String::from);
-        let release = s(&sys["kernel_release"]).unwrap_or_else(|| dir.display().to_string());
+        let sys = SystemRecord::read(dir)?;
+        let summary = CsvRows::read(&dir.join("summary.csv"))?;
+        for n in &summary.notes {
+            eprintln!("tierbench compare: note: {n}");
+        }
+        if summary.rows.is_empty() {
+            return Err(bad(format!(
+                "{}: no summary rows: the run ended before its first variant finished",
+                summary.path.display()
+            )));
+        }
+        for c in [col::VARIANT, col::STATUS] {
+            if summary.column(c).is_none() {
+                return Err(bad(format!(
+                    "{}: no `{c}` column: not a tierbench summary",
+                    summary.path.display()
+                )));
+            }
+        }
+        let rows = summary.maps();
+        let mut variants: Vec<String> = Vec::new();
+        for row in &rows {
+            let v = &row[col::VARIANT];
+            if !variants.contains(v) {
+                variants.push(v.clone());
+            }
+        }
         Ok(RunResults {
             dir: dir.to_path_buf(),
-            label: short_release(&release),
-            scenario: s(&sys["scenario"]["name"]),
-            host_profile: s(&sys["machine"]["host_profile"]),
-            node_shape: s(&sys["machine"]["node_shape"]),
-            memory_mib: sys["machine"]["memory_mib_per_node"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|p| p[1].as_u64()).collect())
-                .unwrap_or_default(),
+            label: short_release(&sys.kernel_release),
+            scenario: sys.scenario.map(|s| s.name),
+            host_profile: sys.machine.host_profile,
+            node_shape: Some(sys.machine.node_shape),
+            memory_mib: sys
+                .machine
+                .memory_mib_per_node
+                .iter()
+                .filter_map(|(_, m)| *m)
+                .collect(),
+            emulated: sys.machine.kind == MachineKind::Emulated,
             rows,
             variants,
         })
@@ -147,13 +159,40 @@ pub fn mismatch(runs: &[RunResults]) -> Option<String> {
     None
 }
 
-/// The metrics of the table: (column, label, scale).
-const METRICS: [(&str, &str, f64); 4] = [
-    ("accesses_per_s", "accesses/s", 1.0),
-    ("hot_fast_share", "hot set on fast %", 100.0),
-    ("lat_p50_ns", "latency p50 ns", 1.0),
-    ("lat_p99_ns", "latency p99 ns", 1.0),
+/// What compare can say about these runs at all: every run has rows, and
+/// several runs share at least one variant.
+pub fn check(runs: &[RunResults]) -> Result<(), InputError> {
+    let first = &runs[0];
+    let shared: Vec<&String> = first
+        .variants
+        .iter()
+        .filter(|v| runs.iter().all(|r| r.variants.contains(v)))
+        .collect();
+    if shared.is_empty() {
+        let list: Vec<String> = runs
+            .iter()
+            .map(|r| format!("{} has {}", r.dir.display(), r.variants.join(", ")))
+            .collect();
+        return Err(bad(format!(
+            "no variant in common, nothing to compare: {}",
+            list.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// The metrics of the table: (column, label, scale, what the emulator
+/// decides). Under emulation, throughput and latency measure QEMU, so
+/// their change across kernels is not marked or starred.
+const METRICS: [(&str, &str, f64, bool); 4] = [
+    (col::ACCESSES_PER_S, "accesses/s", 1.0, true),
+    (col::HOT_FAST_SHARE, "hot set on fast %", 100.0, false),
+    (col::LAT_P50_NS, "latency p50 ns", 1.0, true),
+    (col::LAT_P99_NS, "latency p99 ns", 1.0, true),
 ];
+
+/// The change cell of a metric that emulation makes meaningless.
+const NOT_COMPARABLE: &str = "n/c";
 const COUNTERS: [&str; 6] = [
     "pgpromote_success",
     "pgpromote_candidate",
@@ -253,7 +292,13 @@ fn fmt_value(x: f64) -> String {
     }
 }
 
-fn cell(base: Option<&Summary>, this: Option<Summary>, status: &str, is_base: bool) -> Cell {
+fn cell(
+    base: Option<&Summary>,
+    this: Option<Summary>,
+    status: &str,
+    is_base: bool,
+    comparable: bool,
+) -> Cell {
     let Some(s) = this else {
         return Cell {
             value: status.to_string(),
@@ -267,6 +312,7 @@ fn cell(base: Option<&Summary>, this: Option<Summary>, status: &str, is_base: bo
     };
     let value = format!("{}{spread}", fmt_value(s.mean));
     let change = match base {
+        Some(_) if !is_base && !comparable => NOT_COMPARABLE.to_string(),
         Some(b) if !is_base && b.mean != 0.0 => {
             let pct = (s.mean - b.mean) / b.mean.abs() * 100.0;
             let mark = welch(b, &s).is_some_and(|w| w.p < ALPHA);
@@ -283,13 +329,22 @@ type Row = (String, Vec<Cell>);
 fn rows_of(block: &Block) -> (Vec<Row>, String) {
     let base = &block.columns[0];
     let mut rows = Vec::new();
+    // Across runs of an emulated machine, what the emulator decides is not
+    // compared.
+    let across_emulated = block
+        .columns
+        .iter()
+        .any(|c| c.run.emulated && !std::ptr::eq(c.run, base.run));
     let metric_rows = METRICS
         .iter()
-        .map(|(k, l, s)| (k.to_string(), l.to_string(), *s));
+        .map(|(k, l, s, emu)| (k.to_string(), l.to_string(), *s, *emu));
     let counter_rows = COUNTERS
         .iter()
-        .map(|c| (format!("vmstat.{c}"), c.to_string(), 1.0));
-    for (key, label, scale) in metric_rows.chain(counter_rows) {
+        .map(|c| (col::vmstat(c), c.to_string(), 1.0, false));
+    let mut marked = false;
+    for (key, label, scale, by_emulator) in metric_rows.chain(counter_rows) {
+        let comparable = !(by_emulator && across_emulated);
+        marked |= !comparable;
         if !block
             .columns
             .iter()
@@ -308,6 +363,7 @@ fn rows_of(block: &Block) -> (Vec<Row>, String) {
                     values(c, &key, scale),
                     &c.run.status(&c.variant),
                     i == 0,
+                    comparable,
                 )
             })
             .collect();
@@ -332,10 +388,14 @@ fn rows_of(block: &Block) -> (Vec<Row>, String) {
     } else {
         counts.join(", ")
     };
-    (
-        rows,
-        format!("n = {n} iterations; mean ±rel. stddev; * Welch's t-test p < {ALPHA}"),
-    )
+    let mut foot = format!("n = {n} iterations; mean ±rel. stddev; * Welch's t-test p < {ALPHA}");
+    if marked {
+        foot.push_str(&format!(
+            "\n{NOT_COMPARABLE}: emulated machine: throughput and latency depend on QEMU,\n\
+             not on the kernel; placement and counters are real"
+        ));
+    }
+    (rows, foot)
 }
 
 /// Splits blocks wider than two columns into baseline-vs-one blocks, so
@@ -378,15 +438,21 @@ pub fn text(runs: &[RunResults]) -> String {
             .iter()
             .map(|c| c.title.chars().take(20).collect())
             .collect();
-        out.push_str(&format!(
-            "{:<20} {:>20} {:>20} {:>8}\n",
-            "", titles[0], titles[1], "change"
-        ));
+        // One column (a run with one variant) has nothing to change against.
+        let header = match titles.get(1) {
+            Some(t1) => format!("{:<20} {:>20} {:>20} {:>8}", "", titles[0], t1, "change"),
+            None => format!("{:<20} {:>20}", "", titles[0]),
+        };
+        out.push_str(&header);
+        out.push('\n');
         for (label, cells) in rows {
-            let line = format!(
-                "{label:<20} {:>20} {:>20} {:>8}",
-                cells[0].value, cells[1].value, cells[1].change
-            );
+            let line = match cells.get(1) {
+                Some(c1) => format!(
+                    "{label:<20} {:>20} {:>20} {:>8}",
+                    cells[0].value, c1.value, c1.change
+                ),
+                None => format!("{label:<20} {:>20}", cells[0].value),
+            };
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -440,6 +506,7 @@ mod tests {
             host_profile: Some("qemu-dram-cxl".into()),
             node_shape: Some("0:cpu+mem,1:mem".into()),
             memory_mib: vec![2048, 2048],
+            emulated: false,
             rows: rows
                 .iter()
                 .map(|(v, a, status)| {

@@ -2,50 +2,102 @@
 //! kind (summary rows to `summary.csv`, interval rows to `timeseries.csv`).
 
 use std::fs::File;
-use std::io::{self, Write};
-use std::path::Path;
+use std::io::{self, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use super::{Columns, RowKind, RowSink, SampleRow};
 
-pub struct CsvSink<W: Write> {
-    out: ::csv::Writer<W>,
+/// Where a sink's bytes go, and how a row that failed half way is taken
+/// back, so the file only ever holds whole rows.
+pub trait RowFile: Write {
+    fn rollback(&mut self, len: u64) -> io::Result<()>;
+}
+
+impl RowFile for File {
+    fn rollback(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)?;
+        self.seek(io::SeekFrom::Start(len)).map(drop)
+    }
+}
+
+impl RowFile for Vec<u8> {
+    fn rollback(&mut self, len: u64) -> io::Result<()> {
+        self.truncate(len as usize);
+        Ok(())
+    }
+}
+
+pub struct CsvSink<W: RowFile> {
+    out: W,
+    /// For messages: the file's path (or `<memory>`).
+    name: PathBuf,
+    /// Bytes of whole rows written so far.
+    len: u64,
     cols: Columns,
     kind: RowKind,
 }
 
 impl CsvSink<File> {
     pub fn create(path: &Path, cols: Columns, kind: RowKind) -> io::Result<Self> {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(named)?;
         }
-        Self::new(File::create(path)?, cols, kind)
+        let file = File::create(path).map_err(named)?;
+        Self::with_name(file, path.to_path_buf(), cols, kind)
     }
 }
 
-impl<W: Write> CsvSink<W> {
+impl<W: RowFile> CsvSink<W> {
     pub fn new(w: W, cols: Columns, kind: RowKind) -> io::Result<Self> {
-        let mut out = ::csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(w);
-        out.write_record(cols.header(kind))?;
-        out.flush()?;
-        Ok(Self { out, cols, kind })
+        Self::with_name(w, PathBuf::from("<memory>"), cols, kind)
     }
+
+    fn with_name(out: W, name: PathBuf, cols: Columns, kind: RowKind) -> io::Result<Self> {
+        let mut sink = Self {
+            out,
+            name,
+            len: 0,
+            cols,
+            kind,
+        };
+        let header = sink.cols.header(kind);
+        sink.write_line(&header)?;
+        Ok(sink)
+    }
+
+    /// One line, built whole in memory, then one write: on a failure (a
+    /// full disk) the file is cut back to its last whole row.
+    fn write_line(&mut self, fields: &[String]) -> io::Result<()> {
+        let mut line = ::csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        line.write_record(fields)?;
+        let bytes = line.into_inner().map_err(|e| e.into_error())?;
+        let result = self.out.write_all(&bytes).and_then(|_| self.out.flush());
+        if let Err(e) = result {
+            let _ = self.out.rollback(self.len);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("writing a row to {}: {e}", self.name.display()),
+            ));
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
     pub fn into_inner(self) -> W {
         self.out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .expect("flushed")
     }
 }
 
-impl<W: Write> RowSink for CsvSink<W> {
+impl<W: RowFile> RowSink for CsvSink<W> {
     fn write(&mut self, row: &SampleRow) -> io::Result<()> {
         if row.kind != self.kind {
             return Ok(());
         }
-        self.out.write_record(self.cols.record(row))?;
-        self.out.flush()
+        let fields = self.cols.record(row);
+        self.write_line(&fields)
     }
 }
 
@@ -89,5 +141,47 @@ mod tests {
             .unwrap();
         assert_eq!(&rec[i], "");
         assert_eq!(&rec[rec.len() - 1], "EINVAL, with a comma");
+    }
+
+    /// Accepts `room` bytes, then fails like a full disk.
+    struct Full {
+        data: Vec<u8>,
+        room: usize,
+    }
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room - self.data.len().min(self.room));
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.data.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl RowFile for Full {
+        fn rollback(&mut self, len: u64) -> io::Result<()> {
+            self.data.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_keeps_only_whole_rows() {
+        let cols = Columns::default();
+        let header_len = cols.header(RowKind::Summary).join(",").len() + 1;
+        let full = Full {
+            data: Vec::new(),
+            room: header_len + 10,
+        };
+        let mut sink = CsvSink::new(full, cols.clone(), RowKind::Summary).unwrap();
+        let row = SampleRow::empty(RowKind::Summary, "a-long-variant-name", 1, &cols);
+        let e = sink.write(&row).unwrap_err();
+        assert!(e.to_string().contains("<memory>"), "{e}");
+        let data = sink.into_inner().data;
+        assert_eq!(data.len(), header_len);
+        assert!(data.ends_with(b"\n"));
     }
 }

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod csv;
 pub mod plot;
 pub mod progress;
+pub mod schema;
 pub mod table;
 
 use serde::Serialize;
@@ -119,10 +120,8 @@ pub struct Columns {
     pub perf: Vec<&'static str>,
 }
 
-/// Version of the CSV layout; bump when a column changes meaning.
-/// 2: samples.csv split into summary.csv and timeseries.csv; iteration,
-/// hot-access share, latency percentiles, hot set position, hot set on slow.
-pub const SCHEMA_VERSION: u32 = 2;
+pub use schema::SCHEMA_VERSION;
+use schema::col;
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
@@ -136,31 +135,35 @@ impl Columns {
     /// (one row per variant and iteration) or `timeseries.csv` (one per
     /// interval).
     pub fn header(&self, kind: RowKind) -> Vec<String> {
-        let mut h: Vec<String> = vec!["variant".into(), "iteration".into(), "status".into()];
+        let mut h: Vec<String> = [col::VARIANT, col::ITERATION, col::STATUS]
+            .map(String::from)
+            .to_vec();
         match kind {
-            RowKind::Interval => h.extend(["t_s", "span_s", "hot_first_page"].map(String::from)),
-            RowKind::Summary => h.push("seconds".into()),
+            RowKind::Interval => {
+                h.extend([col::T_S, col::SPAN_S, col::HOT_FIRST_PAGE].map(String::from))
+            }
+            RowKind::Summary => h.push(col::SECONDS.into()),
         }
         h.extend(
             [
-                "accesses",
-                "accesses_per_s",
-                "hot_access_share",
-                "lat_samples",
-                "lat_p50_ns",
-                "lat_p90_ns",
-                "lat_p99_ns",
-                "lat_max_ns",
+                col::ACCESSES,
+                col::ACCESSES_PER_S,
+                col::HOT_ACCESS_SHARE,
+                col::LAT_SAMPLES,
+                col::LAT_P50_NS,
+                col::LAT_P90_NS,
+                col::LAT_P99_NS,
+                col::LAT_MAX_NS,
             ]
             .map(String::from),
         );
         h.extend(self.nodes.iter().map(|n| format!("pages_node{n}")));
         h.extend(
             [
-                "hot_pages",
-                "hot_fast_pages",
-                "hot_fast_share",
-                "hot_slow_share",
+                col::HOT_PAGES,
+                col::HOT_FAST_PAGES,
+                col::HOT_FAST_SHARE,
+                col::HOT_SLOW_SHARE,
             ]
             .map(String::from),
         );
@@ -168,7 +171,7 @@ impl Columns {
         if kind == RowKind::Summary {
             h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
         }
-        h.push("notes".into());
+        h.push(col::NOTES.into());
         h
     }
 

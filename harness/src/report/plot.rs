@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::schema::{self, CsvRows, SystemRecord};
 use crate::error::InputError;
 
 /// Where the font comes from: Debian's fonts-dejavu-core.
@@ -34,29 +35,34 @@ pub struct Timeline {
 pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
     let mut t = Timeline::default();
     for dir in dirs {
-        let path = dir.join("timeseries.csv");
-        let mut rd = csv::Reader::from_path(&path)
-            .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
-        let header = rd
-            .headers()
-            .map_err(|e| InputError(format!("{}: {e}", path.display())))?
-            .clone();
-        let col = |n: &str| header.iter().position(|h| h == n);
-        let (v, it, ts, span) = (col("variant"), col("iteration"), col("t_s"), col("span_s"));
+        let csv = CsvRows::read(&dir.join("timeseries.csv"))?;
+        for n in &csv.notes {
+            eprintln!("tierbench plot: note: {n}");
+        }
+        let col = |n: &str| csv.column(n);
+        let (v, it, ts, span) = (
+            col(schema::col::VARIANT),
+            col(schema::col::ITERATION),
+            col(schema::col::T_S),
+            col(schema::col::SPAN_S),
+        );
         let (Some(v), Some(it), Some(ts), Some(span)) = (v, it, ts, span) else {
             return Err(InputError(format!(
-                "{}: not a tierbench timeseries (schema 2)",
-                path.display()
+                "{}: not a tierbench timeseries (schema {})",
+                csv.path.display(),
+                schema::SCHEMA_VERSION
             )));
         };
-        let promote = col("vmstat.pgpromote_success");
-        let (hot, acc) = (col("hot_fast_share"), col("accesses_per_s"));
+        let promote = col(&schema::col::vmstat("pgpromote_success"));
+        let (hot, acc) = (
+            col(schema::col::HOT_FAST_SHARE),
+            col(schema::col::ACCESSES_PER_S),
+        );
         // variant -> interval index -> metric -> values over iterations
         type Acc = BTreeMap<usize, [Vec<f64>; 4]>;
         let mut by: Vec<(String, Acc)> = Vec::new();
         let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for r in rd.records() {
-            let r = r.map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+        for r in &csv.rows {
             let key = (r[v].to_string(), r[it].to_string());
             let i = index.entry(key).or_insert(0);
             let slot = match by.iter().position(|(name, _)| name == &r[v]) {
@@ -85,12 +91,8 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
             *i += 1;
         }
         let prefix = if dirs.len() > 1 {
-            let sys: serde_json::Value = std::fs::read(dir.join("system.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            let k = sys["kernel_release"].as_str().unwrap_or("run");
-            format!("{} ", k.trim_end_matches("-amd64"))
+            let sys = SystemRecord::read(dir)?;
+            format!("{} ", sys.kernel_release.trim_end_matches("-amd64"))
         } else {
             String::new()
         };
