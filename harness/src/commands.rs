@@ -17,8 +17,8 @@ use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::probe::{Capabilities, Support};
 use crate::report::csv::CsvSink;
 use crate::report::progress::RunProgress;
-use crate::report::table::{Table, TimelineSink};
 use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
+use crate::report::table::{Table, TimelineSink};
 use crate::report::{utc_stamp, RowKind, RowSink, SCHEMA_VERSION};
 use crate::run::{Plan, RunSpec, VariantOutcome};
 use crate::scenario::Scenario;
@@ -528,6 +528,11 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
 
     let stop = crate::interrupt::install().context("installing signal handlers")?;
     let guard = lease.apply(&sys, &state)?;
+    // Test hook: a bug after the knobs changed (the panic hook must put
+    // them back and end the process).
+    if std::env::var_os("TIERBENCH_TEST_PANIC_AFTER_KNOBS").is_some() {
+        panic!("TIERBENCH_TEST_PANIC_AFTER_KNOBS is set");
+    }
     let mut record = SystemRecord {
         schema_version: SCHEMA_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").into(),

@@ -553,3 +553,72 @@ fn promote_hot_scenario_end_to_end_on_6_12() {
         "{table}"
     );
 }
+
+/// The QEMU that `tierbench vm` started, found by its parent pid.
+fn qemu_child(parent: u32) -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &parent.to_string(), "qemu-system"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry: read its state.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+}
+
+/// Reliability item 6: SIGTERM, SIGHUP or SIGKILL to `tierbench vm` (not to
+/// its process group) ends its QEMU too, just after QEMU starts and while
+/// the guest runs; TERM and HUP end `vm` as interrupted (130).
+#[test]
+fn item06_qemu_dies_with_tierbench_vm() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    for (sig, name) in [
+        (libc::SIGTERM, "TERM"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGKILL, "KILL"),
+    ] {
+        for after_start in [std::time::Duration::ZERO, std::time::Duration::from_secs(4)] {
+            let out = d.path().join(format!("{name}-{}", after_start.as_secs()));
+            let mut child = vm_cmd("qemu-dram-cxl", "tcg", "120s", &k, &out)
+                .args(["--", "run", "--size", "16M", "--duration", "60s"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let t0 = std::time::Instant::now();
+            let qemu = loop {
+                if let Some(q) = qemu_child(child.id()) {
+                    break q;
+                }
+                assert!(t0.elapsed().as_secs() < 60, "{name}: QEMU never started");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            std::thread::sleep(after_start);
+            // SAFETY: kill with a pid this test spawned.
+            unsafe { libc::kill(child.id() as i32, sig) };
+            let status = child.wait().unwrap();
+            let t1 = std::time::Instant::now();
+            while alive(qemu) {
+                assert!(
+                    t1.elapsed().as_secs() < 5,
+                    "SIG{name} {after_start:?} after QEMU started: QEMU {qemu} outlived tierbench"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            if sig != libc::SIGKILL {
+                assert_eq!(status.code(), Some(130), "SIG{name}");
+            }
+        }
+    }
+}

@@ -120,8 +120,8 @@ pub struct Columns {
     pub perf: Vec<&'static str>,
 }
 
-pub use schema::SCHEMA_VERSION;
 use schema::col;
+pub use schema::SCHEMA_VERSION;
 
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()

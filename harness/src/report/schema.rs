@@ -170,10 +170,17 @@ impl SystemRecord {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let at = e.path().to_string();
             let inner = e.into_inner().to_string();
-            bad(if at == "." {
-                inner
-            } else {
-                format!("{at}: {inner}")
+            // "missing field `x`" at "machine" reads best as one dotted path.
+            let missing = inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next());
+            bad(match (missing, at.as_str()) {
+                (Some(f), ".") => format!("missing field `{f}`: written by another tierbench?"),
+                (Some(f), at) => {
+                    format!("missing field `{at}.{f}`: written by another tierbench?")
+                }
+                (None, ".") => inner,
+                (None, at) => format!("{at}: {inner}"),
             })
         })
     }
@@ -207,11 +214,8 @@ impl CsvRows {
     /// with a note; a malformed row elsewhere is an error naming the file.
     pub fn read(path: &Path) -> Result<CsvRows, InputError> {
         let bad = |m: String| InputError(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(path).map_err(|e| {
-            bad(format!(
-                "{e} (give a results directory of `tierbench run`)"
-            ))
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| bad(format!("{e} (give a results directory of `tierbench run`)")))?;
         let mut notes = Vec::new();
         // Only whole lines count: what follows the last newline is a row
         // cut off while it was written.
@@ -346,7 +350,7 @@ mod tests {
             v["machine"].as_object_mut().unwrap().remove("host_profile");
         });
         assert!(
-            e.contains("system.json") && e.contains("machine") && e.contains("host_profile"),
+            e.contains("system.json") && e.contains("missing field `machine.host_profile`"),
             "{e}"
         );
         let e = edited(|v| {
@@ -358,7 +362,10 @@ mod tests {
     #[test]
     fn another_schema_version_is_refused_naming_both() {
         let e = edited(|v| v["schema_version"] = 3.into());
-        assert!(e.contains("schema version 3") && e.contains("reads version 2"), "{e}");
+        assert!(
+            e.contains("schema version 3") && e.contains("reads version 2"),
+            "{e}"
+        );
         let e = edited(|v| {
             v.as_object_mut().unwrap().remove("schema_version");
         });
@@ -380,8 +387,14 @@ mod tests {
         std::fs::write(&p, "variant,iteration,status\nx,2\nx,1,ok\n").unwrap();
         assert!(CsvRows::read(&p).unwrap_err().to_string().contains("row 2"));
         std::fs::write(&p, "").unwrap();
-        assert!(CsvRows::read(&p).unwrap_err().to_string().contains("is empty"));
+        assert!(CsvRows::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
         std::fs::write(&p, "varia").unwrap();
-        assert!(CsvRows::read(&p).unwrap_err().to_string().contains("is empty"));
+        assert!(CsvRows::read(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
     }
 }

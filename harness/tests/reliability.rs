@@ -1,0 +1,938 @@
+//! The reliability defects found by an adversarial pass, one test each
+//! (issue "one owner of the knobs at a time, no orphaned QEMU, no
+//! panics"). Each test names the item it covers. Tests that change kernel
+//! knobs need root: they print SKIP without it, and fail under `CI=true`,
+//! where root is always there.
+//!
+//! QEMU's death with its parent is tested in `emulated.rs`, which has the
+//! kernels.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use predicates::prelude::*;
+
+mod common;
+
+fn tb() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("tierbench").unwrap()
+}
+
+fn spawn(args: &[&str], state: &Path) -> Child {
+    Command::cargo_bin("tierbench")
+        .unwrap()
+        .args(args)
+        .env("TIERBENCH_STATE_DIR", state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Whether this test can change knobs; without root it says SKIP, and
+/// under CI (which runs as root) a skip is a failure.
+fn root_or_skip(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: needs root, and CI must run it"
+    );
+    eprintln!("SKIP {test}: needs root to change kernel knobs");
+    false
+}
+
+fn knob(path: &str) -> String {
+    let raw = std::fs::read_to_string(path).unwrap();
+    let raw = raw.trim();
+    match (raw.find('['), raw.find(']')) {
+        (Some(a), Some(b)) => raw[a + 1..b].to_string(),
+        _ => raw.to_string(),
+    }
+}
+
+const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
+const RATE_LIMIT: &str = "/proc/sys/kernel/numa_balancing_promote_rate_limit_MBps";
+const THP: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+const THP_DEFRAG: &str = "/sys/kernel/mm/transparent_hugepage/defrag";
+
+/// Every knob these tests touch, as it is now.
+fn knobs_now() -> Vec<(&'static str, String)> {
+    [NUMA_BALANCING, RATE_LIMIT, THP, THP_DEFRAG]
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .map(|p| (p, knob(p)))
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Exit 2 with one line saying what is wrong (clap adds a pointer to
+/// --help after its own), no panic.
+fn refused(out: &Output, needle: &str) {
+    let err = stderr_of(out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(needle),
+        "expected {needle:?} in the first line of {err}"
+    );
+    let rest: Vec<&str> = err
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        rest.is_empty() || rest == ["For more information, try '--help'."],
+        "one line: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Item 1: two knob-changing runs started in the same instant, 20 times:
+/// one owns the knobs, the other is refused naming the owner (or runs
+/// after it), and every knob ends as it was found.
+#[test]
+fn item01_two_runs_started_together_leave_the_knobs_as_found() {
+    if !root_or_skip("item01") {
+        return;
+    }
+    let before = knobs_now();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for round in 0..20 {
+        let a_out = out.path().join(format!("a{round}"));
+        let b_out = out.path().join(format!("b{round}"));
+        let common = [
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+        ];
+        let mut a: Vec<&str> = common.to_vec();
+        a.extend([
+            "--numa-balancing",
+            "tiering",
+            "--promote-rate-limit",
+            "999",
+            "-q",
+            "-o",
+        ]);
+        let mut b: Vec<&str> = common.to_vec();
+        b.extend(["--numa-balancing", "normal", "--thp", "always", "-q", "-o"]);
+        let a_out_s = a_out.display().to_string();
+        let b_out_s = b_out.display().to_string();
+        a.push(&a_out_s);
+        b.push(&b_out_s);
+        let ca = spawn(&a, state.path());
+        let cb = spawn(&b, state.path());
+        let (oa, ob) = (
+            ca.wait_with_output().unwrap(),
+            cb.wait_with_output().unwrap(),
+        );
+        let codes = [oa.status.code(), ob.status.code()];
+        assert!(codes.contains(&Some(0)), "round {round}: {codes:?}");
+        for o in [&oa, &ob] {
+            if o.status.code() == Some(2) {
+                assert!(
+                    stderr_of(o).contains("belong to another tierbench (pid"),
+                    "round {round}: {}",
+                    stderr_of(o)
+                );
+            } else {
+                assert_eq!(o.status.code(), Some(0), "{}", stderr_of(o));
+            }
+        }
+        assert_eq!(knobs_now(), before, "round {round}: knobs changed for good");
+        assert!(!state.path().join("knobs.json").exists(), "round {round}");
+    }
+}
+
+/// Item 2: a run that changes no knob, started while a knob-changing run is
+/// alive, leaves that run's knobs alone (and says whose they were); it
+/// neither deletes a dead run's state file nor trips over a corrupt one.
+#[test]
+fn item02_a_run_that_changes_no_knob_touches_no_knob_state() {
+    if !root_or_skip("item02") {
+        return;
+    }
+    let before = knobs_now();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let owner_out = out.path().join("owner").display().to_string();
+    let owner = spawn(
+        &[
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "4s",
+            "--numa-balancing",
+            "normal",
+            "--thp-defrag",
+            "never",
+            "-q",
+            "-o",
+            &owner_out,
+        ],
+        state.path(),
+    );
+    let file = state.path().join("knobs.json");
+    wait_for("the owner's state file", Duration::from_secs(20), || {
+        file.exists()
+    });
+    wait_for("the owner's knobs", Duration::from_secs(5), || {
+        knob(NUMA_BALANCING) == "1"
+    });
+    let plain = out.path().join("plain");
+    tb().args([
+        "run",
+        "--size",
+        "4M",
+        "--duration",
+        "500ms",
+        "--interval",
+        "100ms",
+        "-q",
+    ])
+    .arg("-o")
+    .arg(&plain)
+    .env("TIERBENCH_STATE_DIR", state.path())
+    .assert()
+    .success();
+    assert_eq!(
+        knob(NUMA_BALANCING),
+        "1",
+        "the plain run restored another run's knobs"
+    );
+    assert_eq!(knob(THP_DEFRAG), "never");
+    assert!(
+        file.exists(),
+        "the plain run removed another run's state file"
+    );
+    let sys = std::fs::read_to_string(plain.join("system.json")).unwrap();
+    assert!(
+        sys.contains("belonged to another tierbench"),
+        "a note says so"
+    );
+    let o = owner.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert_eq!(knobs_now(), before);
+
+    // A dead run's state file, and a corrupt one: a plain run keeps both.
+    for text in [
+        r#"{"pid": 999999, "saved": [["thp-defrag", "always"]]}"#,
+        "{ not json",
+    ] {
+        std::fs::write(&file, text).unwrap();
+        tb().args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+        ])
+        .args(["-q", "-o"])
+        .arg(out.path().join("after-dead"))
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .assert()
+        .success();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+        assert_eq!(knobs_now(), before);
+    }
+    // While a pending state file is there, a knob-changing run is refused.
+    let o = tb()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+            "--numa-balancing",
+            "normal",
+        ])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    refused(&o, "knobs restore");
+}
+
+/// Item 3: `knobs restore` refuses while the owner lives, naming its pid,
+/// command line and start; `--force` restores anyway.
+#[test]
+fn item03_knobs_restore_refuses_a_live_owner() {
+    if !root_or_skip("item03") {
+        return;
+    }
+    let before = knobs_now();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir()
+        .unwrap()
+        .path()
+        .join("o")
+        .display()
+        .to_string();
+    let owner = spawn(
+        &[
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "4s",
+            "--numa-balancing",
+            "normal",
+            "-q",
+            "-o",
+            &out,
+        ],
+        state.path(),
+    );
+    let pid = owner.id();
+    let file = state.path().join("knobs.json");
+    wait_for("the owner's state file", Duration::from_secs(20), || {
+        file.exists()
+    });
+    let o = tb()
+        .args(["knobs", "restore"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    refused(&o, &format!("pid {pid}"));
+    let err = stderr_of(&o);
+    assert!(
+        err.contains("--numa-balancing normal") && err.contains("since 20"),
+        "{err}"
+    );
+    assert_eq!(
+        knob(NUMA_BALANCING),
+        "1",
+        "a live owner's knobs were restored"
+    );
+    tb().args(["knobs", "show"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("pid {pid}")));
+    tb().args(["knobs", "restore", "--force"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("restored numa_balancing"));
+    assert_eq!(knobs_now(), before);
+    let o = owner.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
+    assert_eq!(knobs_now(), before);
+}
+
+/// Item 4: a state file naming a knob outside the fixed list (a path) is
+/// refused, and the file it points at is untouched.
+#[test]
+fn item04_knobs_restore_writes_only_known_knob_files() {
+    if !root_or_skip("item04") {
+        return;
+    }
+    let victim = PathBuf::from(format!("/tmp/tierbench-victim-{}", std::process::id()));
+    std::fs::write(&victim, "keep\n").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("knobs.json");
+    let rel = format!("../../../..{}", victim.display());
+    std::fs::write(
+        &file,
+        format!(r#"{{"pid": 999999, "saved": [[{{"numab": "{rel}"}}, "1"]]}}"#),
+    )
+    .unwrap();
+    let o = tb()
+        .args(["knobs", "restore"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    refused(&o, "unknown numa_balancing scanner knob");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
+    assert!(
+        file.exists(),
+        "an unreadable state file is kept for a person to read"
+    );
+    let _ = std::fs::remove_file(&victim);
+}
+
+/// Item 5: a panic after the knobs changed restores them, ends the process
+/// at once (no hang) with 101, and says so; the command line that panicked
+/// before is now refused as bad input.
+#[test]
+fn item05_a_panic_after_the_knobs_changed_restores_and_exits() {
+    if !root_or_skip("item05") {
+        return;
+    }
+    let before = knobs_now();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let t0 = Instant::now();
+    let o = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "1s",
+            "--numa-balancing",
+            "tiering",
+            "--thp",
+            "always",
+            "--demotion",
+            "on",
+            "-q",
+            "-o",
+        ])
+        .arg(out.path().join("p"))
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .env("TIERBENCH_TEST_PANIC_AFTER_KNOBS", "1")
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(101), "{err}");
+    assert!(err.contains("knobs restored"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert_eq!(knobs_now(), before);
+    assert!(!state.path().join("knobs.json").exists());
+    let o = tb()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "1s",
+            "--warmup",
+            "15000000000000000000s",
+            "--numa-balancing",
+            "tiering",
+            "--thp",
+            "always",
+            "--demotion",
+            "on",
+        ])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    refused(&o, "too long");
+    assert_eq!(knobs_now(), before);
+}
+
+/// Item 7: huge durations anywhere are one line and exit 2, never a panic.
+#[test]
+fn item07_huge_durations_are_refused() {
+    let huge = "100000000000000000000s";
+    let d = tempfile::tempdir().unwrap();
+    let scenario = d.path().join("long.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "description = \"x\"\nkind = \"run\"\n[timing]\nduration = \"{huge}\"\n\
+             [[variant]]\npolicy = \"default\"\n"
+        ),
+    )
+    .unwrap();
+    let s = scenario.display().to_string();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["run", "--duration", huge],
+        vec!["run", "--warmup", huge],
+        vec!["run", "--interval", huge],
+        vec!["run", "--move-hot-at", huge],
+        vec!["run", "--duration", "8000000h"],
+        vec!["bw", "--duration", huge],
+        vec!["latency", "--duration", huge],
+        vec!["matrix", "--duration", huge],
+        vec!["conform", "--period", huge],
+        vec![
+            "vm",
+            "--host",
+            "qemu-dram-cxl",
+            "--kernel",
+            "/k",
+            "--timeout",
+            huge,
+            "--",
+            "topo",
+        ],
+        vec!["run", "--scenario", &s],
+    ];
+    for args in cases {
+        let o = tb().args(&args).output().unwrap();
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("too long"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// Item 8: oversubscription is bounded (4 workers per CPU), refused at
+/// once beyond it; at the bound, SIGTERM ends the run within about an
+/// interval.
+#[test]
+fn item08_oversubscribed_threads_are_bounded_and_stop_quickly() {
+    let t0 = Instant::now();
+    let o = tb()
+        .args([
+            "run",
+            "--threads",
+            "10000",
+            "--oversubscribe",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    refused(&o, "workers per CPU");
+    let o = tb()
+        .args([
+            "bw",
+            "--threads",
+            "10000",
+            "--oversubscribe",
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    refused(&o, "per CPU with --oversubscribe");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let threads = (4 * cpus).to_string();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let series = out.path().join("timeseries.csv");
+    let child = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "run",
+            "--size",
+            "16M",
+            "--duration",
+            "60s",
+            "--interval",
+            "200ms",
+            "-q",
+        ])
+        .args(["--threads", &threads, "--oversubscribe", "--worker-node"])
+        .arg(first_cpu_node())
+        .arg("-o")
+        .arg(out.path())
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("two interval rows", Duration::from_secs(30), || {
+        std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 3)
+    });
+    let t_signal = Instant::now();
+    // SAFETY: kill with a pid we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr_of(&o));
+    assert!(
+        t_signal.elapsed() < Duration::from_secs(3),
+        "SIGTERM took {:?} with {threads} workers",
+        t_signal.elapsed()
+    );
+}
+
+/// The first node with CPUs, as the kernel lists it.
+fn first_cpu_node() -> String {
+    let mut nodes: Vec<u32> = std::fs::read_dir("/sys/devices/system/node")
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("node")?.parse().ok()
+        })
+        .collect();
+    nodes.sort();
+    nodes
+        .into_iter()
+        .find(|n| {
+            std::fs::read_to_string(format!("/sys/devices/system/node/node{n}/cpulist"))
+                .is_ok_and(|c| !c.trim().is_empty())
+        })
+        .unwrap()
+        .to_string()
+}
+
+/// A kernel-looking file and its config beside it, for `vm` checks that
+/// must refuse before QEMU starts.
+fn fake_kernel(dir: &Path) -> String {
+    let mut img = vec![0u8; 0x400];
+    img[0x202..0x206].copy_from_slice(b"HdrS");
+    let k = dir.join("vmlinuz-9.9");
+    std::fs::write(&k, img).unwrap();
+    k.display().to_string()
+}
+
+fn edited_profile(dir: &Path, name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hosts/qemu-dram-cxl.toml"
+    ))
+    .unwrap();
+    assert!(text.contains(from), "{from:?}");
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    p.display().to_string()
+}
+
+/// Item 9: bad input exits 2 before anything is created or booted: an
+/// out-of-range rate limit, `-o` naming a file, impossible profiles, and
+/// an inner command that does not parse.
+#[test]
+fn item09_bad_input_is_refused_before_anything_is_created_or_booted() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("never-created");
+    if root_or_skip("item09 (rate limit)") {
+        let before = knobs_now();
+        let o = tb()
+            .args(["run", "--promote-rate-limit", "2147483648", "-o"])
+            .arg(&out)
+            .env("TIERBENCH_STATE_DIR", d.path().join("state"))
+            .output()
+            .unwrap();
+        refused(&o, "give 0 to 2147483647");
+        assert!(!out.exists(), "the results directory was created");
+        assert_eq!(knobs_now(), before);
+    }
+    let file = d.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    for cmd in ["run", "conform", "matrix"] {
+        let o = tb().args([cmd, "-o"]).arg(&file).output().unwrap();
+        refused(&o, "is not a directory");
+    }
+
+    let k = fake_kernel(d.path());
+    let profiles = [
+        (
+            edited_profile(d.path(), "dist", "value = 20", "value = 5"),
+            "11 to 254",
+        ),
+        (
+            edited_profile(d.path(), "gap", "id = 1", "id = 5"),
+            "without gaps",
+        ),
+        (
+            edited_profile(d.path(), "cpus", "cpus = 2", "cpus = 1000"),
+            "1 to 255",
+        ),
+    ];
+    // 4 TiB in all (the nodes must add up to it): more than this host.
+    let mem = edited_profile(
+        d.path(),
+        "mem",
+        "memory_mib = 4096\n",
+        "memory_mib = 4194304\n",
+    );
+    let text = std::fs::read_to_string(&mem).unwrap();
+    std::fs::write(
+        &mem,
+        text.replacen("memory_mib = 2048", "memory_mib = 4192256", 1),
+    )
+    .unwrap();
+    for (p, needle) in &profiles {
+        let o = tb()
+            .args(["vm", "--host", p, "--kernel", &k, "-o"])
+            .arg(&out)
+            .args(["--", "topo"])
+            .output()
+            .unwrap();
+        refused(&o, needle);
+    }
+    let o = tb()
+        .args(["vm", "--host", &mem, "--kernel", &k, "-o"])
+        .arg(&out)
+        .args(["--", "topo"])
+        .output()
+        .unwrap();
+    if which("qemu-system-x86_64") {
+        refused(&o, "more than this host's");
+    } else {
+        refused(&o, "not found");
+    }
+    for inner in [vec!["frobnicate"], vec!["run", "--size", "abc"]] {
+        let o = tb()
+            .args(["vm", "--host", "qemu-dram-cxl", "--kernel", &k, "-o"])
+            .arg(&out)
+            .arg("--")
+            .args(&inner)
+            .output()
+            .unwrap();
+        refused(&o, "the command after --");
+    }
+    assert!(!out.exists(), "something was created");
+}
+
+fn which(bin: &str) -> bool {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join(bin).is_file())
+}
+
+/// Item 10: messages say what is actually wrong.
+#[test]
+fn item10_messages_name_the_real_problem() {
+    let o = tb().args(["run", "--size", "99999999T"]).output().unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("larger than any machine"), "{err}");
+
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("numab.toml");
+    std::fs::write(
+        &f,
+        "description = \"x\"\nkind = \"run\"\n[knobs.numab]\nscan_dleay_ms = 0\n\
+         [[variant]]\npolicy = \"default\"\n",
+    )
+    .unwrap();
+    let o = tb().args(["run", "--scenario"]).arg(&f).output().unwrap();
+    refused(&o, "numab.toml: knobs.numab.scan_dleay_ms");
+    assert!(!stderr_of(&o).contains("--numab"));
+
+    let o = tb()
+        .args(["run", "--scenario", "promote-hot", "--iterations", "0"])
+        .output()
+        .unwrap();
+    refused(&o, "--iterations must be at least 1");
+    assert!(!stderr_of(&o).contains("timing.iterations"));
+
+    if !root_or_skip("item10 (state files)") {
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let file = state.path().join("knobs.json");
+    std::fs::write(&file, r#"{"pid": 999999, "saved": []}"#).unwrap();
+    tb().args(["knobs", "restore"])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("held no knob values; removed it"));
+    assert!(!file.exists());
+    std::fs::create_dir(&file).unwrap();
+    let o = tb()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+            "--numa-balancing",
+            "normal",
+        ])
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    refused(&o, "not a regular file");
+    assert!(!stderr_of(&o).contains("previous run left knobs"));
+}
+
+/// A results directory with the given summary text and a complete record.
+fn results_dir(root: &Path, name: &str, summary: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("summary.csv"), summary).unwrap();
+    common::system_record("6.12.0", None, "0:cpu+mem")
+        .write(&dir)
+        .unwrap();
+    dir
+}
+
+const HEADER: &str = "variant,iteration,status,accesses_per_s\n";
+
+/// Item 11: compare does not panic on a one-variant run or a killed run.
+#[test]
+fn item11_compare_never_panics() {
+    let d = tempfile::tempdir().unwrap();
+    let one = results_dir(d.path(), "one", &format!("{HEADER}x,1,ok,10\nx,2,ok,12\n"));
+    tb().arg("compare")
+        .arg(&one)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("accesses/s").and(predicate::str::contains("11")));
+    let killed = results_dir(d.path(), "killed", HEADER);
+    let o = tb().arg("compare").arg(&killed).output().unwrap();
+    refused(&o, "no summary rows");
+    let o = tb().arg("compare").arg(&one).arg(&killed).output().unwrap();
+    refused(&o, "no summary rows");
+}
+
+/// Item 12: compare says what is missing (exit 2) instead of printing
+/// nothing: disjoint variants, header-only, empty or cut summaries, and a
+/// system.json with a field removed or of another schema version.
+#[test]
+fn item12_compare_names_what_is_missing() {
+    let d = tempfile::tempdir().unwrap();
+    let a = results_dir(d.path(), "a", &format!("{HEADER}x,1,ok,10\n"));
+    let b = results_dir(d.path(), "b", &format!("{HEADER}y,1,ok,10\n"));
+    let o = tb().arg("compare").arg(&a).arg(&b).output().unwrap();
+    refused(&o, "no variant in common");
+    for (name, text, needle) in [
+        ("header-only", HEADER, "no summary rows"),
+        ("empty", "", "is empty"),
+        ("cut", "variant,iter", "is empty"),
+    ] {
+        let dir = results_dir(d.path(), name, text);
+        let o = tb().arg("compare").arg(&dir).output().unwrap();
+        refused(&o, needle);
+    }
+    let sys = a.join("system.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sys).unwrap()).unwrap();
+    v["machine"].as_object_mut().unwrap().remove("node_shape");
+    std::fs::write(&sys, v.to_string()).unwrap();
+    let o = tb().arg("compare").arg(&a).output().unwrap();
+    refused(&o, "missing field `machine.node_shape`");
+    assert!(stderr_of(&o).contains("system.json"));
+    v["machine"]["node_shape"] = "0:cpu+mem".into();
+    v["schema_version"] = 9.into();
+    std::fs::write(&sys, v.to_string()).unwrap();
+    let o = tb().arg("compare").arg(&a).output().unwrap();
+    refused(&o, "schema version 9, and this tierbench reads version 2");
+}
+
+/// Item 12 (the results contract): two real runs written by `run` compare;
+/// one whose node shape differs, or with a field deleted, is refused.
+#[test]
+fn item12_runs_written_by_run_are_read_back_and_checked() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    for name in ["r1", "r2"] {
+        tb().args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "300ms",
+            "--interval",
+            "100ms",
+            "-q",
+        ])
+        .args(["--policy", "default", "--policy", "local", "-o"])
+        .arg(d.path().join(name))
+        .env("TIERBENCH_STATE_DIR", &state)
+        .assert()
+        .success();
+    }
+    let (r1, r2) = (d.path().join("r1"), d.path().join("r2"));
+    tb().arg("compare")
+        .arg(&r1)
+        .arg(&r2)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("run: default"));
+    let sys = r2.join("system.json");
+    let text = std::fs::read_to_string(&sys).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["machine"]["node_shape"] = "0:cpu+mem,1:mem".into();
+    std::fs::write(&sys, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = tb().arg("compare").arg(&r1).arg(&r2).output().unwrap();
+    refused(&o, "differ in node shape");
+    v["machine"].as_object_mut().unwrap().remove("host_profile");
+    std::fs::write(&sys, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    let o = tb().arg("compare").arg(&r1).arg(&r2).output().unwrap();
+    refused(&o, "missing field `machine.host_profile`");
+}
+
+/// Item 13: on a full filesystem the CSVs keep whole rows only; the error
+/// names the file; plot and compare read what is there.
+#[test]
+fn item13_a_full_disk_leaves_whole_rows_and_named_errors() {
+    if !root_or_skip("item13 (mounts a small tmpfs)") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mnt = d.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32k", "tierbench-test"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount tmpfs");
+    let out = mnt.join("run");
+    let o = tb()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "60s",
+            "--interval",
+            "50ms",
+            "-q",
+            "-o",
+        ])
+        .arg(&out)
+        .env("TIERBENCH_STATE_DIR", d.path().join("state"))
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    let series = out.join("timeseries.csv");
+    let text = std::fs::read_to_string(&series).unwrap_or_default();
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(".csv") || err.contains("system.json"),
+        "the error names the file: {err}"
+    );
+    assert!(err.contains("No space left"), "{err}");
+    assert!(text.ends_with('\n'), "a half row was left: {text:?}");
+    let width = text.lines().next().unwrap().split(',').count();
+    assert!(text.lines().count() > 2, "{text}");
+    for line in text.lines() {
+        assert_eq!(line.split(',').count(), width, "ragged row {line:?}");
+    }
+}
+
+/// Item 14: conform checks its options before any case.
+#[test]
+fn item14_conform_checks_its_options() {
+    for (args, needle) in [
+        (vec!["--size", "0"], "less than one page"),
+        (vec!["--period", "0s"], "shorter than one scan period"),
+        (vec!["--modes", "2,2"], "names mode 2 twice"),
+        (vec!["--modes", "0"], "not a numa_balancing mode"),
+    ] {
+        let o = tb().arg("conform").args(&args).output().unwrap();
+        refused(&o, needle);
+    }
+}
+
+/// Item 15: a flag repeated in a policy is refused, not folded into one.
+#[test]
+fn item15_repeated_policy_flags_are_refused() {
+    let o = tb()
+        .args(["run", "--policy", "bind:0+balancing+balancing"])
+        .output()
+        .unwrap();
+    refused(&o, "twice");
+}
