@@ -270,6 +270,7 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         KnobsAction::Restore { force } => {
+            // SAFETY: geteuid has no preconditions.
             if state.exists() && unsafe { libc::geteuid() } != 0 {
                 return Err(input(
                     "restoring knobs needs root: run `sudo tierbench knobs restore`",

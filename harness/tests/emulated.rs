@@ -570,8 +570,11 @@ fn qemu_child(parent: u32) -> Option<u32> {
 
 fn alive(pid: u32) -> bool {
     // A zombie still has a /proc entry: read its state.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
 }
 
 /// Reliability item 6: SIGTERM, SIGHUP or SIGKILL to `tierbench vm` (not to

@@ -210,7 +210,8 @@ impl Policy {
         len: usize,
         mv: MoveFlags,
     ) -> Result<(), SysError> {
-        sys::mbind(addr, len, self.mode_word(), &self.mask(), mv.0)
+        // SAFETY: the range is the caller's mapping (this function's contract).
+        unsafe { sys::mbind(addr, len, self.mode_word(), &self.mask(), mv.0) }
     }
 }
 

@@ -131,15 +131,19 @@ pub unsafe fn mbind(
     mask: &[u64; MASK_WORDS],
     flags: u32,
 ) -> Result<(), SysError> {
-    let ret = libc::syscall(
-        libc::SYS_mbind,
-        addr,
-        len,
-        mode,
-        mask.as_ptr(),
-        MAXNODE,
-        flags as libc::c_ulong,
-    );
+    // SAFETY: mask points at MASK_WORDS words (MAXNODE - 1 bits); the
+    // range is the caller's mapping (this function's contract).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mbind,
+            addr,
+            len,
+            mode,
+            mask.as_ptr(),
+            MAXNODE,
+            flags as libc::c_ulong,
+        )
+    };
     check("mbind", ret).map(drop)
 }
 

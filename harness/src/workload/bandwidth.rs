@@ -115,70 +115,76 @@ pub const TRIAD_SCALAR: f64 = 3.0;
 /// The chunk's arrays must be valid for reads and writes of `len` bytes,
 /// 64-byte aligned, not overlapping, and `len % 256 == 0`.
 pub unsafe fn pass(kernel: BwKernel, chunk: Chunk) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        return avx2::pass(kernel, chunk);
+    // SAFETY: the caller upholds this function's contract (its # Safety).
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return avx2::pass(kernel, chunk);
+        }
+        scalar::pass(kernel, chunk)
     }
-    scalar::pass(kernel, chunk)
 }
 
 mod scalar {
     use super::*;
 
     pub unsafe fn pass(kernel: BwKernel, ch: Chunk) -> u64 {
-        let n = ch.len / 8;
-        let (a, b, c) = (ch.a as *mut u64, ch.b as *mut u64, ch.c as *mut u64);
-        match kernel {
-            BwKernel::Read => {
-                let mut s = [0u64; 4];
-                for i in (0..n).step_by(4) {
-                    for (k, acc) in s.iter_mut().enumerate() {
-                        *acc = acc.wrapping_add(std::ptr::read_volatile(a.add(i + k)));
-                    }
-                }
-                s.iter().fold(0, |x, y| x.wrapping_add(*y))
-            }
-            BwKernel::Write | BwKernel::WriteNt => {
-                for i in 0..n {
-                    std::ptr::write_volatile(a.add(i), i as u64);
-                }
-                0
-            }
-            BwKernel::Copy => {
-                // Destination a, source b.
-                for i in 0..n {
-                    std::ptr::write_volatile(a.add(i), std::ptr::read_volatile(b.add(i)));
-                }
-                0
-            }
-            BwKernel::Triad => {
-                let (a, b, c) = (a as *mut f64, b as *const f64, c as *const f64);
-                for i in 0..n {
-                    std::ptr::write_volatile(a.add(i), *b.add(i) + TRIAD_SCALAR * *c.add(i));
-                }
-                0
-            }
-            BwKernel::Mix { reads, writes } => {
-                let group = (reads + writes) as usize * LINE / 8;
-                let mut s = 0u64;
-                let mut i = 0;
-                while i < n {
-                    for l in 0..(reads + writes) as usize {
-                        let base = i + l * LINE / 8;
-                        if base >= n {
-                            break;
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let n = ch.len / 8;
+            let (a, b, c) = (ch.a as *mut u64, ch.b as *mut u64, ch.c as *mut u64);
+            match kernel {
+                BwKernel::Read => {
+                    let mut s = [0u64; 4];
+                    for i in (0..n).step_by(4) {
+                        for (k, acc) in s.iter_mut().enumerate() {
+                            *acc = acc.wrapping_add(std::ptr::read_volatile(a.add(i + k)));
                         }
-                        for k in 0..LINE / 8 {
-                            if l < reads as usize {
-                                s = s.wrapping_add(std::ptr::read_volatile(a.add(base + k)));
-                            } else {
-                                std::ptr::write_volatile(a.add(base + k), s);
+                    }
+                    s.iter().fold(0, |x, y| x.wrapping_add(*y))
+                }
+                BwKernel::Write | BwKernel::WriteNt => {
+                    for i in 0..n {
+                        std::ptr::write_volatile(a.add(i), i as u64);
+                    }
+                    0
+                }
+                BwKernel::Copy => {
+                    // Destination a, source b.
+                    for i in 0..n {
+                        std::ptr::write_volatile(a.add(i), std::ptr::read_volatile(b.add(i)));
+                    }
+                    0
+                }
+                BwKernel::Triad => {
+                    let (a, b, c) = (a as *mut f64, b as *const f64, c as *const f64);
+                    for i in 0..n {
+                        std::ptr::write_volatile(a.add(i), *b.add(i) + TRIAD_SCALAR * *c.add(i));
+                    }
+                    0
+                }
+                BwKernel::Mix { reads, writes } => {
+                    let group = (reads + writes) as usize * LINE / 8;
+                    let mut s = 0u64;
+                    let mut i = 0;
+                    while i < n {
+                        for l in 0..(reads + writes) as usize {
+                            let base = i + l * LINE / 8;
+                            if base >= n {
+                                break;
+                            }
+                            for k in 0..LINE / 8 {
+                                if l < reads as usize {
+                                    s = s.wrapping_add(std::ptr::read_volatile(a.add(base + k)));
+                                } else {
+                                    std::ptr::write_volatile(a.add(base + k), s);
+                                }
                             }
                         }
+                        i += group;
                     }
-                    i += group;
+                    s
                 }
-                s
             }
         }
     }
@@ -191,18 +197,23 @@ mod avx2 {
 
     #[target_feature(enable = "avx2")]
     pub unsafe fn pass(kernel: BwKernel, ch: Chunk) -> u64 {
-        match kernel {
-            BwKernel::Read => read(ch.a, ch.len),
-            BwKernel::Write => write::<false>(ch.a, ch.len),
-            BwKernel::WriteNt => write::<true>(ch.a, ch.len),
-            BwKernel::Copy => copy(ch.a, ch.b, ch.len),
-            BwKernel::Triad => triad(
-                ch.a as *mut f64,
-                ch.b as *const f64,
-                ch.c as *const f64,
-                ch.len / 8,
-            ),
-            BwKernel::Mix { reads, writes } => mix(ch.a, ch.len, reads as usize, writes as usize),
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            match kernel {
+                BwKernel::Read => read(ch.a, ch.len),
+                BwKernel::Write => write::<false>(ch.a, ch.len),
+                BwKernel::WriteNt => write::<true>(ch.a, ch.len),
+                BwKernel::Copy => copy(ch.a, ch.b, ch.len),
+                BwKernel::Triad => triad(
+                    ch.a as *mut f64,
+                    ch.b as *const f64,
+                    ch.c as *const f64,
+                    ch.len / 8,
+                ),
+                BwKernel::Mix { reads, writes } => {
+                    mix(ch.a, ch.len, reads as usize, writes as usize)
+                }
+            }
         }
     }
 
@@ -212,57 +223,63 @@ mod avx2 {
     /// here; two 1.03x to 1.14x; four were no better).
     #[target_feature(enable = "avx2")]
     unsafe fn read(p: *const u8, len: usize) -> u64 {
-        let mut acc = [_mm256_setzero_si256(); 4];
-        let half = len / 2 / 128 * 128;
-        let (s0, s1) = (p, p.add(half));
-        let mut off = 0;
-        while off < half {
-            let q = s0.add(off) as *const __m256i;
-            let r = s1.add(off) as *const __m256i;
-            acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(q));
-            acc[1] = _mm256_add_epi64(acc[1], _mm256_load_si256(r));
-            acc[2] = _mm256_add_epi64(acc[2], _mm256_load_si256(q.add(1)));
-            acc[3] = _mm256_add_epi64(acc[3], _mm256_load_si256(r.add(1)));
-            acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(q.add(2)));
-            acc[1] = _mm256_add_epi64(acc[1], _mm256_load_si256(r.add(2)));
-            acc[2] = _mm256_add_epi64(acc[2], _mm256_load_si256(q.add(3)));
-            acc[3] = _mm256_add_epi64(acc[3], _mm256_load_si256(r.add(3)));
-            off += 128;
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let mut acc = [_mm256_setzero_si256(); 4];
+            let half = len / 2 / 128 * 128;
+            let (s0, s1) = (p, p.add(half));
+            let mut off = 0;
+            while off < half {
+                let q = s0.add(off) as *const __m256i;
+                let r = s1.add(off) as *const __m256i;
+                acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(q));
+                acc[1] = _mm256_add_epi64(acc[1], _mm256_load_si256(r));
+                acc[2] = _mm256_add_epi64(acc[2], _mm256_load_si256(q.add(1)));
+                acc[3] = _mm256_add_epi64(acc[3], _mm256_load_si256(r.add(1)));
+                acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(q.add(2)));
+                acc[1] = _mm256_add_epi64(acc[1], _mm256_load_si256(r.add(2)));
+                acc[2] = _mm256_add_epi64(acc[2], _mm256_load_si256(q.add(3)));
+                acc[3] = _mm256_add_epi64(acc[3], _mm256_load_si256(r.add(3)));
+                off += 128;
+            }
+            // The tail the two halves did not cover.
+            let mut t = 2 * half;
+            while t < len {
+                acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(p.add(t) as *const __m256i));
+                t += 32;
+            }
+            let s = _mm256_add_epi64(
+                _mm256_add_epi64(acc[0], acc[1]),
+                _mm256_add_epi64(acc[2], acc[3]),
+            );
+            let mut out = [0u64; 4];
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s);
+            out.iter().fold(0, |x, y| x.wrapping_add(*y))
         }
-        // The tail the two halves did not cover.
-        let mut t = 2 * half;
-        while t < len {
-            acc[0] = _mm256_add_epi64(acc[0], _mm256_load_si256(p.add(t) as *const __m256i));
-            t += 32;
-        }
-        let s = _mm256_add_epi64(
-            _mm256_add_epi64(acc[0], acc[1]),
-            _mm256_add_epi64(acc[2], acc[3]),
-        );
-        let mut out = [0u64; 4];
-        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s);
-        out.iter().fold(0, |x, y| x.wrapping_add(*y))
     }
 
     #[target_feature(enable = "avx2")]
     unsafe fn write<const NT: bool>(p: *mut u8, len: usize) -> u64 {
-        let v = _mm256_set1_epi64x(0x5a5a_5a5a_5a5a_5a5a);
-        let mut off = 0;
-        while off < len {
-            let q = p.add(off) as *mut __m256i;
-            for k in 0..8 {
-                if NT {
-                    _mm256_stream_si256(q.add(k), v);
-                } else {
-                    _mm256_store_si256(q.add(k), v);
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let v = _mm256_set1_epi64x(0x5a5a_5a5a_5a5a_5a5a);
+            let mut off = 0;
+            while off < len {
+                let q = p.add(off) as *mut __m256i;
+                for k in 0..8 {
+                    if NT {
+                        _mm256_stream_si256(q.add(k), v);
+                    } else {
+                        _mm256_store_si256(q.add(k), v);
+                    }
                 }
+                off += 256;
             }
-            off += 256;
+            if NT {
+                _mm_sfence();
+            }
+            0
         }
-        if NT {
-            _mm_sfence();
-        }
-        0
     }
 
     /// Aligned loads and non-temporal aligned stores: both arrays are
@@ -270,63 +287,72 @@ mod avx2 {
     /// the relative alignment glibc's memcpy is sensitive to.
     #[target_feature(enable = "avx2")]
     unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> u64 {
-        let mut off = 0;
-        while off < len {
-            let s = src.add(off) as *const __m256i;
-            let d = dst.add(off) as *mut __m256i;
-            let r = [
-                _mm256_load_si256(s),
-                _mm256_load_si256(s.add(1)),
-                _mm256_load_si256(s.add(2)),
-                _mm256_load_si256(s.add(3)),
-            ];
-            for (k, v) in r.into_iter().enumerate() {
-                _mm256_stream_si256(d.add(k), v);
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let mut off = 0;
+            while off < len {
+                let s = src.add(off) as *const __m256i;
+                let d = dst.add(off) as *mut __m256i;
+                let r = [
+                    _mm256_load_si256(s),
+                    _mm256_load_si256(s.add(1)),
+                    _mm256_load_si256(s.add(2)),
+                    _mm256_load_si256(s.add(3)),
+                ];
+                for (k, v) in r.into_iter().enumerate() {
+                    _mm256_stream_si256(d.add(k), v);
+                }
+                off += 128;
             }
-            off += 128;
+            _mm_sfence();
+            0
         }
-        _mm_sfence();
-        0
     }
 
     #[target_feature(enable = "avx2")]
     unsafe fn triad(a: *mut f64, b: *const f64, c: *const f64, n: usize) -> u64 {
-        let s = _mm256_set1_pd(TRIAD_SCALAR);
-        let mut i = 0;
-        while i < n {
-            for k in (0..16).step_by(4) {
-                let vb = _mm256_load_pd(b.add(i + k));
-                let vc = _mm256_load_pd(c.add(i + k));
-                _mm256_stream_pd(a.add(i + k), _mm256_add_pd(vb, _mm256_mul_pd(s, vc)));
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let s = _mm256_set1_pd(TRIAD_SCALAR);
+            let mut i = 0;
+            while i < n {
+                for k in (0..16).step_by(4) {
+                    let vb = _mm256_load_pd(b.add(i + k));
+                    let vc = _mm256_load_pd(c.add(i + k));
+                    _mm256_stream_pd(a.add(i + k), _mm256_add_pd(vb, _mm256_mul_pd(s, vc)));
+                }
+                i += 16;
             }
-            i += 16;
+            _mm_sfence();
+            0
         }
-        _mm_sfence();
-        0
     }
 
     #[target_feature(enable = "avx2")]
     unsafe fn mix(p: *mut u8, len: usize, reads: usize, writes: usize) -> u64 {
-        let mut acc = _mm256_setzero_si256();
-        let v = _mm256_set1_epi64x(0x3c3c_3c3c_3c3c_3c3c);
-        let group = (reads + writes) * LINE;
-        let mut off = 0;
-        while off + group <= len {
-            for l in 0..reads {
-                let q = p.add(off + l * LINE) as *const __m256i;
-                acc = _mm256_add_epi64(acc, _mm256_load_si256(q));
-                acc = _mm256_add_epi64(acc, _mm256_load_si256(q.add(1)));
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let mut acc = _mm256_setzero_si256();
+            let v = _mm256_set1_epi64x(0x3c3c_3c3c_3c3c_3c3c);
+            let group = (reads + writes) * LINE;
+            let mut off = 0;
+            while off + group <= len {
+                for l in 0..reads {
+                    let q = p.add(off + l * LINE) as *const __m256i;
+                    acc = _mm256_add_epi64(acc, _mm256_load_si256(q));
+                    acc = _mm256_add_epi64(acc, _mm256_load_si256(q.add(1)));
+                }
+                for l in reads..reads + writes {
+                    let q = p.add(off + l * LINE) as *mut __m256i;
+                    _mm256_store_si256(q, v);
+                    _mm256_store_si256(q.add(1), v);
+                }
+                off += group;
             }
-            for l in reads..reads + writes {
-                let q = p.add(off + l * LINE) as *mut __m256i;
-                _mm256_store_si256(q, v);
-                _mm256_store_si256(q.add(1), v);
-            }
-            off += group;
+            let mut out = [0u64; 4];
+            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, acc);
+            out.iter().fold(0, |x, y| x.wrapping_add(*y))
         }
-        let mut out = [0u64; 4];
-        _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, acc);
-        out.iter().fold(0, |x, y| x.wrapping_add(*y))
     }
 }
 

@@ -24,25 +24,28 @@ pub unsafe fn build(
     window: usize,
     seed: u64,
 ) -> Vec<usize> {
-    let slots = len / stride;
-    let per_window = (window / stride).clamp(1, slots.max(1));
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut windows: Vec<usize> = (0..slots.div_ceil(per_window)).collect();
-    windows.shuffle(&mut rng);
-    let mut order = Vec::with_capacity(slots);
-    for w in windows {
-        let start = w * per_window;
-        let end = (start + per_window).min(slots);
-        let mut inner: Vec<usize> = (start..end).collect();
-        inner.shuffle(&mut rng);
-        order.extend(inner);
+    // SAFETY: the caller upholds this function's contract (its # Safety).
+    unsafe {
+        let slots = len / stride;
+        let per_window = (window / stride).clamp(1, slots.max(1));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut windows: Vec<usize> = (0..slots.div_ceil(per_window)).collect();
+        windows.shuffle(&mut rng);
+        let mut order = Vec::with_capacity(slots);
+        for w in windows {
+            let start = w * per_window;
+            let end = (start + per_window).min(slots);
+            let mut inner: Vec<usize> = (start..end).collect();
+            inner.shuffle(&mut rng);
+            order.extend(inner);
+        }
+        for i in 0..order.len() {
+            let from = buf.add(order[i] * stride) as *mut usize;
+            let to = buf.add(order[(i + 1) % order.len()] * stride) as usize;
+            std::ptr::write(from, to);
+        }
+        order
     }
-    for i in 0..order.len() {
-        let from = buf.add(order[i] * stride) as *mut usize;
-        let to = buf.add(order[(i + 1) % order.len()] * stride) as usize;
-        std::ptr::write(from, to);
-    }
-    order
 }
 
 /// Follows `starts.len()` independent chains (1 to 8) for `loads` steps
@@ -52,16 +55,19 @@ pub unsafe fn build(
 /// # Safety
 /// Every start must be a slot of a cycle built by [`build`].
 pub unsafe fn run(starts: &mut [usize], loads: u64) {
-    match starts.len() {
-        1 => run_n::<1>(starts, loads),
-        2 => run_n::<2>(starts, loads),
-        3 => run_n::<3>(starts, loads),
-        4 => run_n::<4>(starts, loads),
-        5 => run_n::<5>(starts, loads),
-        6 => run_n::<6>(starts, loads),
-        7 => run_n::<7>(starts, loads),
-        8 => run_n::<8>(starts, loads),
-        n => panic!("{n} chains: the chase runs 1 to 8"),
+    // SAFETY: the caller upholds this function's contract (its # Safety).
+    unsafe {
+        match starts.len() {
+            1 => run_n::<1>(starts, loads),
+            2 => run_n::<2>(starts, loads),
+            3 => run_n::<3>(starts, loads),
+            4 => run_n::<4>(starts, loads),
+            5 => run_n::<5>(starts, loads),
+            6 => run_n::<6>(starts, loads),
+            7 => run_n::<7>(starts, loads),
+            8 => run_n::<8>(starts, loads),
+            n => panic!("{n} chains: the chase runs 1 to 8"),
+        }
     }
 }
 
@@ -70,21 +76,24 @@ pub unsafe fn run(starts: &mut [usize], loads: u64) {
 /// loads and nothing else.
 #[inline(never)]
 unsafe fn run_n<const N: usize>(starts: &mut [usize], loads: u64) {
-    let mut p = [0usize; N];
-    p.copy_from_slice(&starts[..N]);
-    for _ in 0..loads / 16 {
-        for _ in 0..16 {
+    // SAFETY: the caller upholds this function's contract (its # Safety).
+    unsafe {
+        let mut p = [0usize; N];
+        p.copy_from_slice(&starts[..N]);
+        for _ in 0..loads / 16 {
+            for _ in 0..16 {
+                for q in p.iter_mut() {
+                    *q = *(*q as *const usize);
+                }
+            }
+        }
+        for _ in 0..loads % 16 {
             for q in p.iter_mut() {
                 *q = *(*q as *const usize);
             }
         }
+        starts[..N].copy_from_slice(&p);
     }
-    for _ in 0..loads % 16 {
-        for q in p.iter_mut() {
-            *q = *(*q as *const usize);
-        }
-    }
-    starts[..N].copy_from_slice(&p);
 }
 
 #[cfg(test)]

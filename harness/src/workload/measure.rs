@@ -67,12 +67,15 @@ unsafe fn passes_until(
     stop: &AtomicBool,
     passes: &AtomicU64,
 ) -> u64 {
-    let mut sink = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        sink = sink.wrapping_add(bandwidth::pass(kernel, chunk));
-        passes.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the caller upholds this function's contract (its # Safety).
+    unsafe {
+        let mut sink = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            sink = sink.wrapping_add(bandwidth::pass(kernel, chunk));
+            passes.fetch_add(1, Ordering::Relaxed);
+        }
+        sink
     }
-    sink
 }
 
 /// A buffer bound to one memory node, nothing populated yet.

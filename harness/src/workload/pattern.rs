@@ -366,70 +366,74 @@ impl<'a> Worker<'a> {
     /// `base` must point to `pattern.pages * 4096` bytes, mapped and
     /// writable for the whole call, that only atomics access meanwhile.
     pub unsafe fn run(&self, base: *mut u8) -> u64 {
-        let p = self.pattern;
-        let mask = self.latency_every.wrapping_sub(1);
-        let timed = self.latency_every > 0;
-        let (mix_n, reads) = (
-            (p.spec.mix.reads + p.spec.mix.writes) as u64,
-            p.spec.mix.reads as u64,
-        );
-        let mut rng = Rng::new(self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ self.index as u64);
-        let mut sum = 0u64;
-        let mut n = 0u64;
-        let mut mix_i = 0u64;
-        // Sweep state: this worker's slice of the hot set, in bytes.
-        let hot_bytes = p.hot * BASE_PAGE;
-        let stride = p.spec.stride.max(8);
-        let slice = (hot_bytes / self.workers).max(stride) / 8 * 8;
-        let slice_start = (self.index * slice).min(hot_bytes.saturating_sub(slice));
-        let mut sweep_off = 0usize;
-        let len = p.pages * BASE_PAGE;
-        loop {
-            let shift = self.shared.shift.load(Ordering::Relaxed);
-            let mut hot_n = 0u64;
-            for _ in 0..BATCH {
-                let (off, is_hot) = if let Ranks::Sweep = p.ranks {
-                    let o = wrap(shift * BASE_PAGE + slice_start + sweep_off, len);
-                    sweep_off += stride;
-                    if sweep_off + 8 > slice {
-                        sweep_off = 0;
+        // SAFETY: the caller upholds this function's contract (its # Safety).
+        unsafe {
+            let p = self.pattern;
+            let mask = self.latency_every.wrapping_sub(1);
+            let timed = self.latency_every > 0;
+            let (mix_n, reads) = (
+                (p.spec.mix.reads + p.spec.mix.writes) as u64,
+                p.spec.mix.reads as u64,
+            );
+            let mut rng =
+                Rng::new(self.seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ self.index as u64);
+            let mut sum = 0u64;
+            let mut n = 0u64;
+            let mut mix_i = 0u64;
+            // Sweep state: this worker's slice of the hot set, in bytes.
+            let hot_bytes = p.hot * BASE_PAGE;
+            let stride = p.spec.stride.max(8);
+            let slice = (hot_bytes / self.workers).max(stride) / 8 * 8;
+            let slice_start = (self.index * slice).min(hot_bytes.saturating_sub(slice));
+            let mut sweep_off = 0usize;
+            let len = p.pages * BASE_PAGE;
+            loop {
+                let shift = self.shared.shift.load(Ordering::Relaxed);
+                let mut hot_n = 0u64;
+                for _ in 0..BATCH {
+                    let (off, is_hot) = if let Ranks::Sweep = p.ranks {
+                        let o = wrap(shift * BASE_PAGE + slice_start + sweep_off, len);
+                        sweep_off += stride;
+                        if sweep_off + 8 > slice {
+                            sweep_off = 0;
+                        }
+                        (o, true)
+                    } else {
+                        let rank = p.draw(&mut rng);
+                        let page = wrap(rank + shift, p.pages);
+                        let line = (rng.draw() >> 58) as usize;
+                        (page * BASE_PAGE + line * 64, rank < p.hot)
+                    };
+                    hot_n += is_hot as u64;
+                    let word = AtomicU64::from_ptr(base.add(off) as *mut u64);
+                    let write = mix_i >= reads;
+                    mix_i += 1;
+                    if mix_i == mix_n {
+                        mix_i = 0;
                     }
-                    (o, true)
-                } else {
-                    let rank = p.draw(&mut rng);
-                    let page = wrap(rank + shift, p.pages);
-                    let line = (rng.draw() >> 58) as usize;
-                    (page * BASE_PAGE + line * 64, rank < p.hot)
-                };
-                hot_n += is_hot as u64;
-                let word = AtomicU64::from_ptr(base.add(off) as *mut u64);
-                let write = mix_i >= reads;
-                mix_i += 1;
-                if mix_i == mix_n {
-                    mix_i = 0;
+                    if timed && n & mask == 0 {
+                        let t0 = self.clock.start();
+                        let v = word.load(Ordering::Relaxed);
+                        if write {
+                            word.store(v.wrapping_add(1), Ordering::Relaxed);
+                        }
+                        let t1 = self.clock.end();
+                        self.shared.latency.record(self.clock.ns(t0, t1));
+                        sum = sum.wrapping_add(v);
+                    } else {
+                        let v = word.load(Ordering::Relaxed);
+                        if write {
+                            word.store(v.wrapping_add(1), Ordering::Relaxed);
+                        }
+                        sum = sum.wrapping_add(v);
+                    }
+                    n += 1;
                 }
-                if timed && n & mask == 0 {
-                    let t0 = self.clock.start();
-                    let v = word.load(Ordering::Relaxed);
-                    if write {
-                        word.store(v.wrapping_add(1), Ordering::Relaxed);
-                    }
-                    let t1 = self.clock.end();
-                    self.shared.latency.record(self.clock.ns(t0, t1));
-                    sum = sum.wrapping_add(v);
-                } else {
-                    let v = word.load(Ordering::Relaxed);
-                    if write {
-                        word.store(v.wrapping_add(1), Ordering::Relaxed);
-                    }
-                    sum = sum.wrapping_add(v);
+                self.shared.accesses.fetch_add(BATCH, Ordering::Relaxed);
+                self.shared.hot_accesses.fetch_add(hot_n, Ordering::Relaxed);
+                if self.shared.stop.load(Ordering::Relaxed) {
+                    return sum;
                 }
-                n += 1;
-            }
-            self.shared.accesses.fetch_add(BATCH, Ordering::Relaxed);
-            self.shared.hot_accesses.fetch_add(hot_n, Ordering::Relaxed);
-            if self.shared.stop.load(Ordering::Relaxed) {
-                return sum;
             }
         }
     }
