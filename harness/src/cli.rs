@@ -1,5 +1,5 @@
 //! Command-line definitions: parsing only, no system access. `main.rs`
-//! dispatches each subcommand to one function in [`crate::commands`].
+//! dispatches each subcommand to its module in [`crate::app`].
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -301,7 +301,7 @@ impl Owner {
         Owner {
             pid: std::process::id(),
             command: std::env::args().collect::<Vec<_>>().join(" "),
-            since: crate::report::utc_stamp(),
+            since: crate::stamp::utc_stamp(),
         }
     }
 }

@@ -6,13 +6,13 @@
 //! [`telemetry`] reads counters; [`knobs`] changes and restores system
 //! settings; [`probe`] measures kernel support; [`run`] plans and executes
 //! a run; [`scenario`] reads experiment files; [`report`] writes rows,
-//! compares runs ([`report::compare`], with [`stats`]) and plots them; [`cli`] parses; [`commands`] glues;
+//! compares runs ([`report::compare`], with [`stats`]) and plots them; [`cli`] parses; [`app`] holds one module per subcommand;
 //! [`vm`] boots emulated tiered machines under QEMU; [`conform`] checks
 //! the kernel's NUMA-fault migration decisions against the merged rule.
 
+pub mod app;
 pub mod buffer;
 pub mod cli;
-pub mod commands;
 pub mod conform;
 pub mod error;
 pub mod interrupt;
@@ -24,6 +24,7 @@ pub mod probe;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod stamp;
 pub mod stats;
 pub mod sysfs;
 pub mod telemetry;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tierbench::app;
 use tierbench::cli::{Cli, Command};
-use tierbench::commands;
 use tierbench::error::{InputError, Interrupted};
 
 fn main() -> ExitCode {
@@ -15,18 +15,18 @@ fn main() -> ExitCode {
     tierbench::interrupt::install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Topo(a) => commands::topo(a),
-        Command::Probe(a) => commands::probe(a),
-        Command::Run(a) => commands::run(*a),
-        Command::Knobs(a) => commands::knobs(a),
-        Command::Vm(a) => commands::vm(a),
-        Command::Conform(a) => commands::conform(a),
-        Command::Bw(a) => commands::bw(a),
-        Command::Latency(a) => commands::latency(a),
-        Command::Matrix(a) => commands::matrix(a),
-        Command::Compare(a) => commands::compare(a),
-        Command::Plot(a) => commands::plot(a),
-        Command::ConformCase { spec } => commands::conform_case(&spec),
+        Command::Topo(a) => app::topo::topo(a),
+        Command::Probe(a) => app::probe::probe(a),
+        Command::Run(a) => app::run::run(*a),
+        Command::Knobs(a) => app::knobs::knobs(a),
+        Command::Vm(a) => app::vm::vm(a),
+        Command::Conform(a) => app::conform::conform(a),
+        Command::Bw(a) => app::measure::bw(a),
+        Command::Latency(a) => app::measure::latency(a),
+        Command::Matrix(a) => app::measure::matrix(a),
+        Command::Compare(a) => app::compare::compare(a),
+        Command::Plot(a) => app::plot::plot(a),
+        Command::ConformCase { spec } => app::conform::conform_case(&spec),
     };
     match result {
         Ok(code) => code,

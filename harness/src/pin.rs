@@ -2,15 +2,11 @@
 //! core_affinity where hwloc cannot bind; which one worked is reported so
 //! the output says how the threads were placed.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-
 use hwlocality::cpu::binding::CpuBindingFlags;
-use hwlocality::object::types::ObjectType;
-use hwlocality::Topology as HwlocTopology;
 use serde::Serialize;
 
-use crate::topology::{CpuSet, NodeId};
+use crate::topology::hwloc::hwloc;
+use crate::topology::CpuSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -33,51 +29,6 @@ impl std::fmt::Display for PinMethod {
 pub struct PinError {
     pub cpu: u32,
     pub hwloc: String,
-}
-
-/// hwloc's topology is loaded once per process: loading it walks sysfs and
-/// takes milliseconds, and it is `Send + Sync`.
-fn hwloc() -> Result<&'static HwlocTopology, String> {
-    static TOPO: OnceLock<Result<HwlocTopology, String>> = OnceLock::new();
-    TOPO.get_or_init(|| HwlocTopology::new().map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// CPU sets of the NUMA nodes, as hwloc sees them.
-pub fn hwloc_node_cpus() -> Result<BTreeMap<NodeId, CpuSet>, String> {
-    let topo = hwloc()?;
-    let mut out = BTreeMap::new();
-    for node in topo.objects_with_type(ObjectType::NUMANode) {
-        let Some(id) = node.os_index() else { continue };
-        let cpus: CpuSet = node
-            .cpuset()
-            .map(|set| set.iter_set().map(|i| usize::from(i) as u32).collect())
-            .unwrap_or_default();
-        out.insert(id as NodeId, cpus);
-    }
-    Ok(out)
-}
-
-/// One CPU per physical core among `cpus` (the first hardware thread of
-/// each core, as hwloc groups them), in order.
-pub fn one_per_core(cpus: &CpuSet) -> Result<CpuSet, String> {
-    let topo = hwloc()?;
-    let mut out = CpuSet::new();
-    for core in topo.objects_with_type(ObjectType::Core) {
-        let first = core.cpuset().and_then(|set| {
-            set.iter_set()
-                .map(|i| usize::from(i) as u32)
-                .find(|c| cpus.contains(*c))
-        });
-        if let Some(c) = first {
-            out.insert(c);
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("hwloc lists no cores among CPUs {cpus}"));
-    }
-    Ok(out)
 }
 
 /// Binds the calling thread to one CPU.
@@ -137,7 +88,7 @@ mod tests {
     #[test]
     fn one_cpu_per_core_is_a_subset() {
         let all: CpuSet = (0..crate::topology::idset::MAX_ID).collect();
-        let cores = one_per_core(&all).unwrap();
+        let cores = crate::topology::hwloc::one_per_core(&all).unwrap();
         let online: CpuSet = std::fs::read_to_string("/sys/devices/system/cpu/online")
             .unwrap()
             .parse()
@@ -147,7 +98,7 @@ mod tests {
 
     #[test]
     fn hwloc_lists_node_zero() {
-        let nodes = hwloc_node_cpus().unwrap();
+        let nodes = crate::topology::hwloc::hwloc_node_cpus().unwrap();
         assert!(nodes.contains_key(&0));
     }
 }

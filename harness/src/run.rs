@@ -18,7 +18,7 @@ use crate::buffer::{self, Buffer, Census, PageKind, BASE_PAGE};
 use crate::error::InputError;
 use crate::mempolicy::{Mode, MoveFlags, NodeSpec, Policy, PolicySpec};
 use crate::pin::{self, PinMethod};
-use crate::report::{Columns, RowKind, RowSink, SampleRow, Status};
+use crate::report::{Columns, RowKind, RunObserver, SampleRow, Status};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::{PerfCounters, EVENTS};
 use crate::telemetry::vmstat::{self, CounterId, Snapshot};
@@ -152,7 +152,7 @@ impl Plan {
         let (targets, unit) = match spec.pin {
             PinUnit::Cpu => (node.cpus.clone(), "CPUs"),
             PinUnit::Core => (
-                pin::one_per_core(&node.cpus)
+                crate::topology::hwloc::one_per_core(&node.cpus)
                     .map_err(|e| bad(format!("{} core: {e}", flag("pin"))))?,
                 "cores",
             ),
@@ -378,22 +378,12 @@ pub struct VariantOutcome {
     pub eater_bytes: Option<u64>,
 }
 
-/// Told before each variant run starts (progress display).
-pub trait Progress {
-    fn starting(&mut self, iteration: u32, variant: &str);
-}
-
-impl Progress for () {
-    fn starting(&mut self, _: u32, _: &str) {}
-}
-
 /// Runs every iteration of every variant. `stop` ends the run early
 /// (signals); the rows written so far are complete.
 pub fn execute(
     plan: &Plan,
     cols: &Columns,
-    sinks: &mut [&mut dyn RowSink],
-    progress: &mut dyn Progress,
+    sinks: &mut [&mut dyn RunObserver],
     stop: &AtomicBool,
 ) -> anyhow::Result<Vec<VariantOutcome>> {
     let mut outcomes = Vec::new();
@@ -403,7 +393,10 @@ pub fn execute(
             if stop.load(Ordering::SeqCst) {
                 return Ok(outcomes);
             }
-            progress.starting(iteration, &policy.to_string());
+            let name = policy.to_string();
+            for s in sinks.iter_mut() {
+                s.starting(iteration, &name);
+            }
             let outcome = run_variant(plan, policy, iteration, clock, cols, sinks, stop)?;
             let interrupted = outcome.summary.status == Status::Interrupted;
             outcomes.push(outcome);
@@ -415,9 +408,9 @@ pub fn execute(
     Ok(outcomes)
 }
 
-fn emit(sinks: &mut [&mut dyn RowSink], row: &SampleRow) -> std::io::Result<()> {
+fn emit(sinks: &mut [&mut dyn RunObserver], row: &SampleRow) -> std::io::Result<()> {
     for s in sinks.iter_mut() {
-        s.write(row)?;
+        s.row(row)?;
     }
     Ok(())
 }
@@ -469,7 +462,7 @@ fn run_variant(
     iteration: u32,
     clock: AccessClock,
     cols: &Columns,
-    sinks: &mut [&mut dyn RowSink],
+    sinks: &mut [&mut dyn RunObserver],
     stop: &AtomicBool,
 ) -> anyhow::Result<VariantOutcome> {
     let name = policy.to_string();
@@ -727,7 +720,7 @@ struct SampleCtx<'a> {
 /// moves the hot set when its time comes.
 fn sample_loop(
     ctx: &SampleCtx,
-    sinks: &mut [&mut dyn RowSink],
+    sinks: &mut [&mut dyn RunObserver],
     stop: &AtomicBool,
     window: &mut Window,
 ) -> anyhow::Result<()> {

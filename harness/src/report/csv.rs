@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Columns, RowKind, RowSink, SampleRow};
+use super::{Columns, RowKind, RunObserver, SampleRow};
 
 /// Where a sink's bytes go, and how a row that failed half way is taken
 /// back, so the file only ever holds whole rows.
@@ -91,8 +91,8 @@ impl<W: RowFile> CsvSink<W> {
     }
 }
 
-impl<W: RowFile> RowSink for CsvSink<W> {
-    fn write(&mut self, row: &SampleRow) -> io::Result<()> {
+impl<W: RowFile> RunObserver for CsvSink<W> {
+    fn row(&mut self, row: &SampleRow) -> io::Result<()> {
         if row.kind != self.kind {
             return Ok(());
         }
@@ -121,9 +121,9 @@ mod tests {
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);
         row.status = Status::Unsupported;
         row.notes = "EINVAL, with a comma".into();
-        sink.write(&row).unwrap();
+        sink.row(&row).unwrap();
         // An interval row is not this sink's kind: it is skipped.
-        sink.write(&SampleRow::empty(RowKind::Interval, "x", 1, &cols))
+        sink.row(&SampleRow::empty(RowKind::Interval, "x", 1, &cols))
             .unwrap();
         let text = String::from_utf8(sink.into_inner()).unwrap();
         let mut rd = ::csv::Reader::from_reader(text.as_bytes());
@@ -178,7 +178,7 @@ mod tests {
         };
         let mut sink = CsvSink::new(full, cols.clone(), RowKind::Summary).unwrap();
         let row = SampleRow::empty(RowKind::Summary, "a-long-variant-name", 1, &cols);
-        let e = sink.write(&row).unwrap_err();
+        let e = sink.row(&row).unwrap_err();
         assert!(e.to_string().contains("<memory>"), "{e}");
         let data = sink.into_inner().data;
         assert_eq!(data.len(), header_len);

@@ -120,6 +120,7 @@ pub struct Columns {
     pub perf: Vec<&'static str>,
 }
 
+pub use crate::stamp::utc_stamp;
 use schema::col;
 pub use schema::SCHEMA_VERSION;
 
@@ -217,41 +218,12 @@ impl Columns {
     }
 }
 
-/// Where rows go. Every sink makes each row durable before returning, so a
-/// run killed half way keeps every finished row.
-pub trait RowSink {
-    fn write(&mut self, row: &SampleRow) -> std::io::Result<()>;
-}
-/// `YYYYmmddTHHMMSSZ` from the system clock (civil-from-days, no tz data).
-pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_stamp_has_the_right_shape() {
-        let s = super::utc_stamp();
-        assert_eq!(s.len(), 16, "{s}");
-        assert!(s.starts_with("20") && s.ends_with('Z'));
-    }
+/// What a run tells as it goes: rows to the CSV files, the terminal table
+/// and the progress display. Every file sink makes each row durable before
+/// returning, so a run killed half way keeps every finished row.
+pub trait RunObserver {
+    /// A row, as soon as it is measured.
+    fn row(&mut self, row: &SampleRow) -> std::io::Result<()>;
+    /// The next variant run is about to start (progress display).
+    fn starting(&mut self, _iteration: u32, _variant: &str) {}
 }

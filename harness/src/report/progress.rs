@@ -1,15 +1,14 @@
 //! Progress of a run on stderr: a bar (variant, iteration, time left) when
 //! stderr is a terminal, one plain line per row otherwise (CI logs, pipes).
-//! `--quiet` uses neither. It is both a row sink and the run's progress
-//! hook, so it is used through shared references (its count is a `Cell`).
+//! `--quiet` uses neither. It is used through a shared reference (its count
+//! is a `Cell`), so the caller can finish it after the run.
 
 use std::cell::Cell;
 use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{RowKind, RowSink, SampleRow};
-use crate::run::Progress;
+use super::{RowKind, RunObserver, SampleRow};
 
 pub enum RunProgress {
     Bar {
@@ -50,7 +49,7 @@ impl RunProgress {
     }
 }
 
-impl Progress for &RunProgress {
+impl RunObserver for &RunProgress {
     fn starting(&mut self, iteration: u32, variant: &str) {
         match *self {
             RunProgress::Bar {
@@ -68,10 +67,7 @@ impl Progress for &RunProgress {
             }
         }
     }
-}
-
-impl RowSink for &RunProgress {
-    fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
+    fn row(&mut self, r: &SampleRow) -> std::io::Result<()> {
         match *self {
             RunProgress::Bar {
                 bar,

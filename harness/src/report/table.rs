@@ -1,7 +1,7 @@
 //! Plain-text tables for the terminal, and the placement timeline printed
 //! after a run.
 
-use super::{RowKind, RowSink, SampleRow};
+use super::{RowKind, RunObserver, SampleRow};
 
 /// A left-aligned text table with a rule under the header.
 #[derive(Debug, Default)]
@@ -74,8 +74,8 @@ pub struct TimelineSink {
     points: Vec<(String, f64, Option<f64>)>,
 }
 
-impl RowSink for TimelineSink {
-    fn write(&mut self, r: &SampleRow) -> std::io::Result<()> {
+impl RunObserver for TimelineSink {
+    fn row(&mut self, r: &SampleRow) -> std::io::Result<()> {
         // The first iteration stands for the others on the terminal; the
         // CSV has them all.
         if r.kind == RowKind::Interval && r.iteration == 1 {

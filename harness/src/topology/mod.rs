@@ -6,6 +6,7 @@
 //! on the live system hwloc then supplies the CPU sets, which are what the
 //! pinning code binds to. This module does not pin or allocate.
 
+pub mod hwloc;
 pub mod idset;
 
 use std::fmt;
@@ -212,7 +213,7 @@ impl Topology {
     /// `cpulist` stays the truth. If hwloc cannot load, sysfs stays and the
     /// fact is noted.
     pub fn overlay_hwloc(&mut self) {
-        match crate::pin::hwloc_node_cpus() {
+        match hwloc::hwloc_node_cpus() {
             Ok(by_node) => {
                 for node in self.nodes.iter_mut().filter(|n| !n.is_cpuless()) {
                     if let Some(cpus) = by_node.get(&node.id) {

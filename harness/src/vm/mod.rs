@@ -314,34 +314,6 @@ fn stop_flag() -> &'static AtomicBool {
     })
 }
 
-/// The inner command is parsed on the host, so a typo or a bad value is
-/// refused before anything boots.
-fn check_inner(inner: &[String]) -> anyhow::Result<()> {
-    use clap::Parser;
-    let argv = std::iter::once("tierbench".to_string()).chain(inner.iter().cloned());
-    match crate::cli::Cli::try_parse_from(argv) {
-        Ok(cli) => match cli.command {
-            crate::cli::Command::Vm(_) => Err(input(
-                "the command after -- runs inside the guest: `vm` cannot nest there",
-            )),
-            _ => Ok(()),
-        },
-        Err(e) => {
-            let first = e
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ")
-                .to_string();
-            Err(input(format!(
-                "the command after -- ({}): {first}",
-                inner.join(" ")
-            )))
-        }
-    }
-}
-
 /// Picks the accelerator. `auto` boots a short KVM guest first and takes
 /// KVM only if it reports back: nested KVM can hang or fail to decompress.
 fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, String)> {
@@ -402,7 +374,6 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
 }
 
 pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
-    check_inner(&req.inner)?;
     let profile = preflight(&req)?;
     stop_flag();
     // A bad scenario file is refused before anything boots (auto may boot

@@ -1,0 +1,32 @@
+//! `tierbench conform` and its per-case child process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::check_out;
+use crate::cli::ConformArgs;
+use crate::error::input;
+use crate::report::utc_stamp;
+
+pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
+    let out = a.out.unwrap_or_else(|| {
+        PathBuf::from("tierbench-results").join(format!("conform-{}", utc_stamp()))
+    });
+    check_out(&out)?;
+    crate::conform::run(crate::conform::ConformRequest {
+        modes: a.modes,
+        size_bytes: a.size as usize,
+        period: a.period,
+        out,
+        quiet: a.quiet,
+    })
+}
+
+/// The child side of `conform`: one case, its result as JSON on stdout.
+pub fn conform_case(spec: &str) -> anyhow::Result<ExitCode> {
+    let spec: crate::conform::case::CaseSpec =
+        serde_json::from_str(spec).map_err(|e| input(format!("conform-case: bad case: {e}")))?;
+    let result = crate::conform::case::run_case(&spec)?;
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(ExitCode::SUCCESS)
+}

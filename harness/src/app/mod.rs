@@ -1,0 +1,38 @@
+//! One module per subcommand: each takes its parsed arguments, calls the
+//! library, and prints through `report`. Nothing below this layer imports
+//! the CLI types; `main.rs` only parses and dispatches here.
+
+pub mod compare;
+pub mod conform;
+pub mod knobs;
+pub mod measure;
+pub mod plot;
+pub mod probe;
+pub mod run;
+pub mod topo;
+pub mod vm;
+
+use anyhow::Context;
+
+use crate::error::input;
+use crate::topology::Topology;
+
+pub(crate) fn discover() -> anyhow::Result<Topology> {
+    Topology::discover().context("discovering the NUMA topology")
+}
+
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// `-o` must name a directory, new or existing: checked before anything is
+/// created, changed or booted.
+pub(crate) fn check_out(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(input(format!(
+            "-o {}: exists and is not a directory: give a new or existing directory",
+            dir.display()
+        )));
+    }
+    Ok(())
+}

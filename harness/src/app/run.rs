@@ -1,0 +1,401 @@
+//! `tierbench run`: a scenario or the options lowered to a plan, the knobs
+//! taken, the variants executed, every row written as measured.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{check_out, discover, opt};
+use crate::cli::RunArgs;
+use crate::error::{input, Interrupted};
+use crate::knobs::{self, Knob, KnobError, KnobPlan};
+use crate::probe::Capabilities;
+use crate::report::csv::CsvSink;
+use crate::report::progress::RunProgress;
+use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
+use crate::report::table::{Table, TimelineSink};
+use crate::report::{utc_stamp, RowKind, RunObserver, SCHEMA_VERSION};
+use crate::run::{Plan, RunSpec, VariantOutcome};
+use crate::scenario::Scenario;
+use crate::sysfs::SysRoot;
+use crate::telemetry::Snapshot;
+use crate::topology::Topology;
+use crate::workload::pattern::{Mix, PatternSpec};
+
+/// Where the run ran, for `system.json`: native or emulated, and inside
+/// `tierbench vm` the host profile and accelerator (the guest's init says
+/// which).
+fn machine_of(topo: &Topology, host: Option<&str>) -> Machine {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Machine {
+        kind: if crate::probe::is_emulated() {
+            MachineKind::Emulated
+        } else {
+            MachineKind::Native
+        },
+        host_profile: env(crate::vm::guest::ENV_PROFILE).or(host.map(String::from)),
+        accelerator: env(crate::vm::guest::ENV_ACCEL),
+        node_shape: topo
+            .nodes
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}:{}",
+                    n.id,
+                    if n.is_cpuless() { "mem" } else { "cpu+mem" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        memory_mib_per_node: topo
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.mem_total_kib.map(|k| k / 1024)))
+            .collect(),
+    }
+}
+
+fn knob_plan(a: &RunArgs) -> anyhow::Result<KnobPlan> {
+    let mut plan = KnobPlan::default();
+    if let Some(m) = a.numa_balancing {
+        plan.set(Knob::NumaBalancing, m.value());
+    }
+    if let Some(d) = a.demotion {
+        plan.set(
+            Knob::DemotionEnabled,
+            if d == crate::cli::OnOff::On {
+                "true"
+            } else {
+                "false"
+            },
+        );
+    }
+    if let Some(r) = a.promote_rate_limit {
+        plan.set(Knob::PromoteRateLimit, r.to_string());
+    }
+    if let Some(t) = a.thp {
+        plan.set(Knob::ThpEnabled, format!("{t:?}").to_lowercase());
+    }
+    if let Some(d) = a.thp_defrag {
+        use crate::cli::ThpDefrag::*;
+        let v = match d {
+            Always => "always",
+            Defer => "defer",
+            DeferMadvise => "defer+madvise",
+            Madvise => "madvise",
+            Never => "never",
+        };
+        plan.set(Knob::ThpDefrag, v);
+    }
+    for (k, v) in &a.numab {
+        let knob: Knob = format!("numab.{k}")
+            .parse()
+            .map_err(|e: String| input(format!("--numab {k}={v}: {e}")))?;
+        plan.set(knob, v.clone());
+    }
+    Ok(plan)
+}
+
+fn default_out_dir() -> PathBuf {
+    PathBuf::from("tierbench-results").join(format!("run-{}", utc_stamp()))
+}
+
+/// The run the arguments describe.
+fn run_spec(a: &RunArgs) -> RunSpec {
+    RunSpec {
+        size_bytes: a.size,
+        page: a.page_size,
+        first_touch: a.first_touch.clone(),
+        variants: a.policies.clone(),
+        move_on_switch: a.move_on_switch,
+        fill_fast_leave: a.fill_fast_leave,
+        worker_node: a.worker_node,
+        threads: a.threads,
+        oversubscribe: a.oversubscribe,
+        pin: a.pin,
+        pattern: PatternSpec {
+            kind: a.pattern,
+            hot_fraction: a.hot_fraction,
+            hot_share: a.hot_share,
+            zipf_theta: a.zipf_theta,
+            stride: a.stride,
+            mix: if a.write {
+                Mix {
+                    reads: 0,
+                    writes: 1,
+                }
+            } else {
+                a.mix
+            },
+        },
+        move_hot_at: a.move_hot_at,
+        latency_every: a.latency_every,
+        warmup: a.warmup,
+        duration: a.duration,
+        interval: a.interval,
+        iterations: a.iterations.unwrap_or(1),
+        census: !a.no_census,
+        force: a.force,
+    }
+}
+
+pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
+    // Checked here, not in the plan: the plan would blame a scenario's key
+    // for what the command line said.
+    if a.iterations == Some(0) {
+        return Err(input("--iterations must be at least 1"));
+    }
+    if let Some(dir) = &a.out {
+        check_out(dir)?;
+    }
+    let topo = discover()?;
+    // A scenario fills the arguments; its keys name the options in errors.
+    let scenario = match &a.scenario {
+        Some(name) => {
+            let s = Scenario::load(name)?;
+            s.check_host(&topo)?;
+            if s.file.kind == crate::scenario::Kind::Matrix {
+                let mut m = s.matrix_args()?;
+                m.out = Some(a.out.clone().unwrap_or_else(default_out_dir));
+                return super::measure::matrix(m);
+            }
+            s.apply(&mut a, &topo)?;
+            Some(s)
+        }
+        None => None,
+    };
+    let spec = run_spec(&a);
+    // Everything that can be refused is refused here, before any change.
+    let mut plan = match &scenario {
+        Some(s) => Plan::resolve_named(&spec, &topo, &|f| s.key_for(f))?,
+        None => Plan::resolve(&spec, &topo)?,
+    };
+    if let Some(host) = &a.host {
+        let profile = crate::vm::profile::Profile::load(host).map_err(|e| input(e.to_string()))?;
+        let shape = profile.check_shape(&topo);
+        if !shape.is_empty() {
+            return Err(input(format!(
+                "this machine is not the one --host {host} describes: {}",
+                shape.join("; ")
+            )));
+        }
+        for m in profile.check_tiers(&topo) {
+            eprintln!("tierbench run: profile expectation not met: {m}");
+            plan.notes.push(format!("profile expectation not met: {m}"));
+        }
+    }
+    let knob_plan = knob_plan(&a)?;
+    let sys = SysRoot::live();
+    let state = a
+        .state_file
+        .clone()
+        .unwrap_or_else(knobs::default_state_file);
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if knob_plan.is_empty() {
+        if let Some(owner) = knobs::KnobLock::holder(&state) {
+            plan.notes.push(format!(
+                "the kernel knobs belonged to another tierbench during this run ({owner}): \
+                 measured under its settings"
+            ));
+        }
+    }
+    let lease = knob_plan
+        .check(&sys, &state, is_root)
+        .map_err(KnobError::into_anyhow)?;
+
+    let caps = Capabilities::probe(&topo);
+    let out_dir = a.out.clone().unwrap_or_else(default_out_dir);
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("creating results directory {}", out_dir.display()))?;
+    let first = Snapshot::read(&sys, &topo.memory_nodes())?;
+    let cols = plan.columns(&topo, &first);
+    let summary_path = out_dir.join("summary.csv");
+    let series_path = out_dir.join("timeseries.csv");
+    let mut summary_csv = CsvSink::create(&summary_path, cols.clone(), RowKind::Summary)
+        .with_context(|| format!("creating {}", summary_path.display()))?;
+    let mut series_csv = CsvSink::create(&series_path, cols.clone(), RowKind::Interval)
+        .with_context(|| format!("creating {}", series_path.display()))?;
+
+    let stop = crate::interrupt::install().context("installing signal handlers")?;
+    let guard = lease.apply(&sys, &state)?;
+    // Test hook: a bug after the knobs changed (the panic hook must put
+    // them back and end the process).
+    if std::env::var_os("TIERBENCH_TEST_PANIC_AFTER_KNOBS").is_some() {
+        panic!("TIERBENCH_TEST_PANIC_AFTER_KNOBS is set");
+    }
+    let mut record = SystemRecord {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
+        command_line: std::env::args().collect(),
+        kernel_release: caps.kernel_release.clone(),
+        kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
+        emulated: crate::probe::is_emulated(),
+        machine: machine_of(&topo, a.host.as_deref()),
+        scenario: scenario.as_ref().map(Scenario::record),
+        topology: serde_json::to_value(&topo)?,
+        capabilities: serde_json::to_value(&caps)?,
+        plan: serde_json::to_value(&plan)?,
+        knobs_requested: serde_json::to_value(&knob_plan)?,
+        knobs_before: guard
+            .saved()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        variants: Vec::new(),
+    };
+    let record_path = SystemRecord::path(&out_dir);
+    let write_record = |r: &SystemRecord| -> anyhow::Result<()> { Ok(r.write(&out_dir)?) };
+    write_record(&record)?;
+    if !a.quiet {
+        eprintln!(
+            "tierbench run: {} variant(s) x {} iteration(s), {} each, results in {}",
+            plan.variants.len(),
+            plan.iterations,
+            humantime(plan.duration_s),
+            out_dir.display()
+        );
+        for n in &plan.notes {
+            eprintln!("note: {n}");
+        }
+    }
+
+    let progress = RunProgress::for_stderr(
+        plan.runs(),
+        plan.warmup_s + plan.duration_s,
+        plan.iterations,
+    );
+    let mut timeline = TimelineSink::default();
+    let outcomes = {
+        let mut shown = &progress;
+        let mut sinks: Vec<&mut dyn RunObserver> =
+            vec![&mut summary_csv, &mut series_csv, &mut timeline];
+        if !a.quiet {
+            sinks.push(&mut shown);
+        }
+        crate::run::execute(&plan, &cols, &mut sinks, &stop)
+    };
+    progress.finish();
+    let restored = guard.restore();
+    let outcomes: Vec<VariantOutcome> = outcomes?;
+    record.variants = outcomes
+        .iter()
+        .map(|o| VariantRecord {
+            variant: o.summary.variant.clone(),
+            iteration: o.summary.iteration,
+            eater_bytes: o.eater_bytes,
+            status: o.summary.status.to_string(),
+            pin_method: o.pin.map(|p| p.to_string()),
+            notes: o.summary.notes.clone(),
+            vmstat_delta: o.vmstat_delta.clone(),
+        })
+        .collect();
+    write_record(&record)?;
+    restored.context("restoring knobs")?;
+
+    print_summary(&outcomes, &cols);
+    if let Some(t) = timeline.render() {
+        print!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast);
+    }
+    println!(
+        "\nresults: {}  {}  {}",
+        summary_path.display(),
+        series_path.display(),
+        record_path.display()
+    );
+    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(Interrupted.into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn humantime(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", s * 1000.0)
+    }
+}
+
+fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
+    let promote: Vec<usize> = cols
+        .counters
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| {
+            matches!(
+                c.name.as_str(),
+                "pgpromote_success" | "numa_hint_faults" | "numa_pages_migrated"
+            ) && c.scope == crate::telemetry::vmstat::Scope::Global
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mut header = vec![
+        "variant".to_string(),
+        "iter".into(),
+        "status".into(),
+        "accesses/s".into(),
+        "hot share".into(),
+        "p50 ns".into(),
+        "p99 ns".into(),
+        "hot on fast".into(),
+    ];
+    header.extend(promote.iter().map(|&i| cols.counters[i].name.clone()));
+    let mut t = Table::new(header);
+    for o in outcomes {
+        let s = &o.summary;
+        let mut row = vec![
+            s.variant.clone(),
+            s.iteration.to_string(),
+            s.status.to_string(),
+            opt(s.accesses_per_s.map(|x| format!("{x:.4e}"))),
+            opt(s.hot_access_share.map(|x| format!("{:.1}%", x * 100.0))),
+            opt(s.latency.map(|l| l.p50)),
+            opt(s.latency.map(|l| l.p99)),
+            opt(s.hot_fast_share.map(|x| format!("{:.1}%", x * 100.0))),
+        ];
+        row.extend(promote.iter().map(|&i| opt(s.counters[i])));
+        t.push(row);
+    }
+    print!("\n{}", t.render());
+    // Notes every variant shares are printed once.
+    let split = |o: &VariantOutcome| -> Vec<String> {
+        o.summary
+            .notes
+            .split("; ")
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    // Refused variants carry only their reason: they do not decide what
+    // is common.
+    let measured: Vec<&VariantOutcome> = outcomes
+        .iter()
+        .filter(|o| o.summary.status != crate::report::Status::Unsupported)
+        .collect();
+    let common: Vec<String> = measured
+        .first()
+        .map(|o| split(o))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| measured.iter().all(|o| split(o).contains(n)))
+        .collect();
+    for n in &common {
+        println!("note: {n}");
+    }
+    // Each variant's own notes once, however many iterations repeat them.
+    let mut printed: Vec<String> = Vec::new();
+    for o in outcomes {
+        let own: Vec<String> = split(o)
+            .into_iter()
+            .filter(|n| !common.contains(n))
+            .collect();
+        let line = format!("{}: {}", o.summary.variant, own.join("; "));
+        if !own.is_empty() && !printed.contains(&line) {
+            println!("{line}");
+            printed.push(line);
+        }
+    }
+}

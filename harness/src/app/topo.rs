@@ -1,0 +1,121 @@
+//! `tierbench topo`: nodes, CPUs, memory, tiers, HMAT and distances.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::{discover, opt};
+use crate::cli::{Format, TopoArgs};
+use crate::report::table::Table;
+
+pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
+    let t = discover()?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&t)?)?,
+        Format::Csv | Format::Table => {
+            let mut nodes = Table::new([
+                "node",
+                "cpus",
+                "mem_total_mib",
+                "mem_free_mib",
+                "tier",
+                "role",
+                "hmat_initiators",
+                "read_lat_ns",
+                "write_lat_ns",
+                "read_bw_mbps",
+                "write_bw_mbps",
+            ]);
+            for n in &t.nodes {
+                let role = if t.roles.fast.contains(n.id) {
+                    "fast"
+                } else if t.roles.slow.contains(n.id) {
+                    "slow"
+                } else {
+                    "-"
+                };
+                let h = n.hmat.clone().unwrap_or_default();
+                nodes.push([
+                    n.id.to_string(),
+                    if n.cpus.is_empty() {
+                        "(none)".into()
+                    } else {
+                        n.cpus.to_string()
+                    },
+                    opt(n.mem_total_kib.map(|k| k / 1024)),
+                    opt(n.mem_free_kib.map(|k| k / 1024)),
+                    opt(n.tier.map(|t| format!("memory_tier{t}"))),
+                    role.into(),
+                    if n.hmat.is_some() {
+                        h.initiators.to_string()
+                    } else {
+                        "-".into()
+                    },
+                    opt(h.read_latency_ns),
+                    opt(h.write_latency_ns),
+                    opt(h.read_bandwidth_mbps),
+                    opt(h.write_bandwidth_mbps),
+                ]);
+            }
+            if args.format == Format::Csv {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(&nodes.header)?;
+                for r in &nodes.rows {
+                    w.write_record(r)?;
+                }
+                w.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            write!(out, "{}", nodes.render())?;
+            writeln!(out)?;
+            let ids: Vec<String> = t.nodes.iter().map(|n| format!("node{}", n.id)).collect();
+            let mut dist = Table::new(std::iter::once("distance".to_string()).chain(ids));
+            for (i, n) in t.nodes.iter().enumerate() {
+                let row = t.distances.get(i).cloned().unwrap_or_default();
+                dist.push(
+                    std::iter::once(format!("node{}", n.id))
+                        .chain(row.iter().map(|d| d.to_string())),
+                );
+            }
+            write!(out, "{}", dist.render())?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "tiers: {}",
+                if t.tiers.is_empty() {
+                    "(none reported)".to_string()
+                } else {
+                    t.tiers
+                        .iter()
+                        .map(|x| format!("memory_tier{}={}", x.id, x.nodes))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            )?;
+            writeln!(
+                out,
+                "fast nodes: {}  slow nodes: {}  (from {})",
+                if t.roles.fast.is_empty() {
+                    "-".into()
+                } else {
+                    t.roles.fast.to_string()
+                },
+                if t.roles.slow.is_empty() {
+                    "-".into()
+                } else {
+                    t.roles.slow.to_string()
+                },
+                t.roles.source
+            )?;
+            let source = match t.cpu_source {
+                crate::topology::CpuSource::Hwloc => "hwloc",
+                crate::topology::CpuSource::Sysfs => "sysfs",
+            };
+            writeln!(out, "cpu lists from: {source}")?;
+            for n in &t.notes {
+                writeln!(out, "note: {n}")?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
