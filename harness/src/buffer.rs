@@ -16,7 +16,7 @@ use crate::topology::{CpuSet, NodeId, NodeSet};
 
 pub const BASE_PAGE: usize = 4096;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PageKind {
     /// 4 KiB pages: THP is refused for the range (MADV_NOHUGEPAGE).

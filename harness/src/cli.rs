@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::buffer::PageKind;
 use crate::mempolicy::{NodeSpec, PolicySpec};
-use crate::run::{parse_duration, parse_size};
+use crate::run::SizeSpec;
+use crate::units::{parse_duration, parse_size};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -175,35 +176,48 @@ fn numab_arg(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// The `run` options a scenario file sets (refused beside --scenario).
-const SCENARIO_SETS: [&str; 26] = [
-    "size",
-    "page_size",
-    "policies",
-    "first_touch",
-    "move_on_switch",
-    "fill_fast_leave",
-    "worker_node",
-    "threads",
-    "pin",
-    "pattern",
-    "hot_fraction",
-    "hot_share",
-    "zipf_theta",
-    "stride",
-    "mix",
-    "write",
-    "move_hot_at",
-    "latency_every",
-    "warmup",
-    "duration",
-    "interval",
-    "numa_balancing",
-    "demotion",
-    "promote_rate_limit",
-    "thp",
-    "numab",
-];
+/// `run` options a scenario file sets are refused beside `--scenario`,
+/// except these (the command line wins).
+pub const BESIDE_SCENARIO: [&str; 1] = ["iterations"];
+
+/// The whole command line, with `run --scenario` refusing the options a
+/// scenario file sets (derived from the headings, so no list is kept by
+/// hand).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("run", |run| {
+        // A section of a file is a help heading of `run` (scenario.rs).
+        let (_, sections) = crate::scenario::Kind::Run.subcommand();
+        let set: Vec<clap::Id> = run
+            .get_arguments()
+            .filter(|a| {
+                a.get_help_heading().is_some_and(|h| {
+                    sections.iter().any(|(_, heading)| *heading == h)
+                        || h == crate::scenario::VARIANTS
+                }) && !BESIDE_SCENARIO.contains(&a.get_id().as_str())
+            })
+            .map(|a| a.get_id().clone())
+            .collect();
+        run.mut_arg("scenario", |a| a.conflicts_with_all(set))
+    })
+}
+
+/// Parses `argv` (program name first) with [`command`].
+pub fn try_parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let m = command().try_get_matches_from(argv)?;
+    Cli::from_arg_matches(&m)
+}
+
+/// Parses the process's arguments; on bad input prints clap's message and
+/// exits 2.
+pub fn parse() -> Cli {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
 
 #[derive(Debug, Args)]
 #[command(
@@ -217,7 +231,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "NAME",
-        conflicts_with_all = SCENARIO_SETS,
+        help_heading = "Run",
         long_help = "Run a scenario file (a name from bench/scenarios/, e.g. promote-hot, \
                      fill-fast, latency-bandwidth, or a path): buffer, placement, workload, \
                      knobs, timing and the variants to compare all come from the file, so \
@@ -229,14 +243,20 @@ pub struct RunArgs {
 
     // --- Placement
     /// Buffer size (K, M, G: powers of 1024)
-    #[arg(long, default_value = "256M", value_parser = size_arg, help_heading = "Placement")]
-    pub size: u64,
+    #[arg(
+        long,
+        default_value = "256M",
+        help_heading = "Buffer",
+        long_help = "Buffer size: a number with K, M, G or T (powers of 1024), e.g. 256M, or a \
+                     share of a tier's memory, e.g. \"75% of fast\" or \"50% of slow\"."
+    )]
+    pub size: SizeSpec,
 
     /// Page size: 4k, thp, 2m or 1g (hugetlb)
     #[arg(
         long,
         default_value = "4k",
-        help_heading = "Placement",
+        help_heading = "Buffer",
         long_help = "Page size of the buffer: 4k (THP refused with MADV_NOHUGEPAGE), thp \
                      (MADV_HUGEPAGE), 2m or 1g (hugetlb: reserve pages in \
                      /sys/kernel/mm/hugepages first)."
@@ -248,7 +268,7 @@ pub struct RunArgs {
         long = "policy",
         value_name = "POLICY",
         default_value = "default",
-        help_heading = "Placement",
+        help_heading = crate::scenario::VARIANTS,
         long_help = "Memory policy under test, spelled MODE[:NODES][+FLAG...]. Modes: default, \
                      local, preferred, bind, interleave, preferred-many, weighted-interleave. \
                      NODES: a kernel list (0-3,5) or fast, slow, all (from the memory tiers). \
@@ -263,7 +283,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "NODES",
-        help_heading = "Placement",
+        help_heading = "Buffer",
         long_help = "First-touch the buffer under BIND(NODES) (e.g. slow), then set the policy \
                      under test with mbind without moving pages: the promotion setup. Without \
                      this option the buffer is populated under the policy itself."
@@ -271,7 +291,7 @@ pub struct RunArgs {
     pub first_touch: Option<NodeSpec>,
 
     /// Move existing pages when switching policy (mbind MPOL_MF_MOVE)
-    #[arg(long = "move", help_heading = "Placement")]
+    #[arg(long = "move", id = "move", help_heading = "Buffer")]
     pub move_on_switch: bool,
 
     /// Fill the fast tier first, leaving this much free above its watermarks
@@ -279,7 +299,7 @@ pub struct RunArgs {
         long,
         value_name = "SIZE",
         value_parser = size_arg,
-        help_heading = "Placement",
+        help_heading = "Buffer",
         long_help = "Before each variant, fill the fast tier with a memory eater tierbench owns \
                      (bound to the fast nodes) until only SIZE stays free above the zones' high \
                      watermarks; the eater is freed after the variant. With demotion on, kswapd \
@@ -289,14 +309,14 @@ pub struct RunArgs {
     pub fill_fast_leave: Option<u64>,
 
     /// Allocate even if the buffer exceeds the target nodes' free memory
-    #[arg(long, help_heading = "Placement")]
+    #[arg(long, help_heading = "Run")]
     pub force: bool,
 
     /// Host profile (hosts/*.toml) this machine must match
     #[arg(
         long,
         value_name = "PROFILE",
-        help_heading = "Placement",
+        help_heading = "Run",
         long_help = "Host profile (a name from hosts/ or a path) describing this machine: node \
                      ids, which nodes have CPUs, and the tiers the kernel should build. A machine \
                      of another shape is refused; tiers other than expected are recorded in the \
@@ -376,20 +396,20 @@ pub struct RunArgs {
     pub latency_every: u64,
 
     /// Let the workers run this long before the measured window
-    #[arg(long, default_value = "0s", value_parser = duration_arg, help_heading = "Workload")]
+    #[arg(long, default_value = "0s", value_parser = duration_arg, help_heading = "Timing")]
     pub warmup: Duration,
 
     /// How long each variant's measured window lasts (e.g. 10s, 500ms, 2m)
-    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Workload")]
+    #[arg(long, default_value = "10s", value_parser = duration_arg, help_heading = "Timing")]
     pub duration: Duration,
 
     /// Repeat every variant N times (variants interleaved in each round) [default: 1]
-    #[arg(long, value_name = "N", help_heading = "Workload")]
+    #[arg(long, value_name = "N", help_heading = "Timing")]
     pub iterations: Option<u32>,
 
     // --- Telemetry
     /// Sampling interval (one CSV row each)
-    #[arg(long, default_value = "1s", value_parser = duration_arg, help_heading = "Telemetry")]
+    #[arg(long, default_value = "1s", value_parser = duration_arg, help_heading = "Timing")]
     pub interval: Duration,
 
     /// Skip the per-interval move_pages census (the summary still has one)
@@ -430,7 +450,7 @@ pub struct RunArgs {
     pub numab: Vec<(String, String)>,
 
     /// State file for the knob values to restore (see `tierbench knobs`)
-    #[arg(long, help_heading = "Knobs")]
+    #[arg(long, help_heading = "Run")]
     pub state_file: Option<PathBuf>,
 
     // --- Output
@@ -438,7 +458,7 @@ pub struct RunArgs {
     #[arg(
         long,
         short = 'o',
-        help_heading = "Output",
+        help_heading = "Run",
         long_help = "Directory for the results: summary.csv (one row per variant and \
                      iteration), timeseries.csv (one row per interval), both flushed as \
                      measured, and system.json (kernel, topology, knobs, capabilities, plan, \
@@ -448,7 +468,7 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
 
     /// No progress on stderr
-    #[arg(long, short = 'q', help_heading = "Output")]
+    #[arg(long, short = 'q', help_heading = "Run")]
     pub quiet: bool,
 }
 
@@ -588,25 +608,25 @@ pub struct LatencyArgs {
 )]
 pub struct MatrixArgs {
     /// Working set of each latency cell
-    #[arg(long, default_value = "256M", value_parser = size_arg)]
+    #[arg(long, default_value = "256M", value_parser = size_arg, help_heading = "Matrix")]
     pub latency_size: u64,
     /// Working set of each bandwidth cell (all threads together)
-    #[arg(long, default_value = "512M", value_parser = size_arg)]
+    #[arg(long, default_value = "512M", value_parser = size_arg, help_heading = "Matrix")]
     pub bw_size: u64,
     /// Bandwidth threads per CPU node (default: all its CPUs)
-    #[arg(long)]
+    #[arg(long, help_heading = "Matrix")]
     pub threads: Option<usize>,
     /// Page size: 4k, thp, 2m, 1g
-    #[arg(long, default_value = "thp")]
+    #[arg(long, default_value = "thp", help_heading = "Matrix")]
     pub page_size: PageKind,
     /// How long each cell measures
-    #[arg(long, default_value = "2s", value_parser = duration_arg)]
+    #[arg(long, default_value = "2s", value_parser = duration_arg, help_heading = "Matrix")]
     pub duration: Duration,
     /// Output format
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, default_value = "table", help_heading = "Output")]
     pub format: Format,
     /// Also write matrix.csv here, a row per cell as measured
-    #[arg(long, short = 'o')]
+    #[arg(long, short = 'o', help_heading = "Output")]
     pub out: Option<PathBuf>,
 }
 
@@ -701,16 +721,31 @@ pub struct ConformArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
-        Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn scenario_refuses_the_options_a_file_sets_and_only_those() {
+        for (args, ok) in [
+            (vec!["--duration", "1s"], false),
+            (vec!["--policy", "local"], false),
+            (vec!["--numab", "scan_delay_ms=0"], false),
+            (vec!["--iterations", "2"], true),
+            (vec!["-o", "x", "-q", "--force", "--host", "h"], true),
+        ] {
+            let argv = ["tierbench", "run", "--scenario", "s"]
+                .into_iter()
+                .chain(args.clone());
+            assert_eq!(try_parse_from(argv).is_ok(), ok, "{args:?}");
+        }
     }
 
     #[test]
     fn run_defaults_and_variants_parse() {
-        let cli = Cli::try_parse_from([
+        let cli = try_parse_from([
             "tierbench",
             "run",
             "--policy",
@@ -729,7 +764,7 @@ mod tests {
             panic!()
         };
         assert_eq!(a.policies.len(), 2);
-        assert_eq!(a.size, 256 << 20);
+        assert_eq!(a.size, SizeSpec::Bytes(256 << 20));
         assert_eq!(a.numa_balancing, Some(BalancingMode::Tiering));
         assert_eq!(a.numab, vec![("scan_delay_ms".into(), "0".into())]);
     }

@@ -29,5 +29,6 @@ pub mod stats;
 pub mod sysfs;
 pub mod telemetry;
 pub mod topology;
+pub mod units;
 pub mod vm;
 pub mod workload;

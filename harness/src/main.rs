@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tierbench::app;
-use tierbench::cli::{Cli, Command};
+use tierbench::cli::Command;
 use tierbench::error::{InputError, Interrupted};
 
 fn main() -> ExitCode {
@@ -13,7 +12,7 @@ fn main() -> ExitCode {
         tierbench::vm::guest::init_main();
     }
     tierbench::interrupt::install_panic_hook();
-    let cli = Cli::parse();
+    let cli = tierbench::cli::parse();
     let result = match cli.command {
         Command::Topo(a) => app::topo::topo(a),
         Command::Probe(a) => app::probe::probe(a),

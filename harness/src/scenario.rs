@@ -1,31 +1,36 @@
 //! Scenario files (`bench/scenarios/*.toml`): a whole experiment in one
 //! file — what it needs from the host, the buffer and its placement, the
 //! workload, the knobs, the timing and iterations, and the variant axis
-//! compared inside one run. A scenario becomes the same [`RunArgs`] the
-//! command line builds, so the two cannot drift; the file's key names are
-//! used in every message (`workload.hot_fraction`, not `--hot-fraction`).
+//! compared inside one run.
+//!
+//! A file is not a second definition of the options: it is lowered into the
+//! command line of the subcommand it runs ([`Scenario::lower`]). A section
+//! is a help heading of that subcommand (`[buffer]` holds the options under
+//! "Buffer"), a key is the option's long name in snake case (`hot_fraction`
+//! for `--hot-fraction`), and each value goes through the option's own parser,
+//! so flags, keys, parsers, defaults and help exist once, in `cli`. The
+//! file's key names are used in every message (`workload.hot_fraction`, not
+//! `--hot-fraction`).
 //!
 //! Unknown keys, missing fields and bad values are errors that name the
 //! file, the key and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::buffer::PageKind;
-use crate::cli::{BalancingMode, OnOff, RunArgs, ThpMode};
 use crate::error::InputError;
-use crate::mempolicy::{NodeSpec, PolicySpec};
-use crate::run::{parse_duration, parse_size, PinUnit};
 use crate::topology::Topology;
-use crate::workload::pattern::{Mix, PatternKind};
+
+/// The help heading of the option each `[[variant]]` entry sets
+/// (`--policy`).
+pub const VARIANTS: &str = "Variants";
 
 /// Where scenarios run inside an emulated machine (carried by `tierbench vm`).
 pub const GUEST_DIR: &str = "/tierbench/scenarios";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A `tierbench run`: variants x iterations.
@@ -34,25 +39,39 @@ pub enum Kind {
     Matrix,
 }
 
+impl Kind {
+    /// The subcommand the file lowers into, and its sections: (table name,
+    /// help heading).
+    pub fn subcommand(self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        match self {
+            Kind::Run => (
+                "run",
+                &[
+                    ("buffer", "Buffer"),
+                    ("workload", "Workload"),
+                    ("timing", "Timing"),
+                    ("telemetry", "Telemetry"),
+                    ("knobs", "Knobs"),
+                ],
+            ),
+            Kind::Matrix => ("matrix", &[("matrix", "Matrix")]),
+        }
+    }
+}
+
+/// The file's fixed part; the sections are read against the subcommand.
+/// (`deny_unknown_fields` does not mix with `flatten`: an unknown section
+/// lands in `sections` and `check_static` refuses it.)
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct File {
-    pub description: String,
-    pub kind: Kind,
+struct Head {
+    description: String,
+    kind: Kind,
     #[serde(default)]
-    pub requires: Requires,
-    #[serde(default)]
-    pub buffer: BufferSection,
-    #[serde(default)]
-    pub workload: WorkloadSection,
-    #[serde(default)]
-    pub knobs: KnobSection,
-    #[serde(default)]
-    pub timing: TimingSection,
+    requires: Requires,
     #[serde(default, rename = "variant")]
-    pub variants: Vec<Variant>,
-    #[serde(default)]
-    pub matrix: MatrixSection,
+    variants: Vec<toml::Table>,
+    #[serde(flatten)]
+    sections: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -66,69 +85,6 @@ pub struct Requires {
     pub cpu_nodes: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BufferSection {
-    /// `64M`, or relative to a tier: `75% of fast`, `50% of slow`.
-    pub size: Option<String>,
-    pub page_size: Option<String>,
-    pub first_touch: Option<String>,
-    #[serde(rename = "move")]
-    pub move_pages: Option<bool>,
-    pub fill_fast_leave: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WorkloadSection {
-    pub pattern: Option<PatternKind>,
-    pub hot_fraction: Option<f64>,
-    pub hot_share: Option<f64>,
-    pub zipf_theta: Option<f64>,
-    pub stride: Option<usize>,
-    pub mix: Option<String>,
-    pub threads: Option<usize>,
-    pub worker_node: Option<u32>,
-    pub pin: Option<PinUnit>,
-    pub move_hot_at: Option<String>,
-    pub latency_every: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KnobSection {
-    pub numa_balancing: Option<String>,
-    pub demotion: Option<String>,
-    pub promote_rate_limit: Option<u64>,
-    pub thp: Option<String>,
-    #[serde(default)]
-    pub numab: BTreeMap<String, toml::Value>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TimingSection {
-    pub warmup: Option<String>,
-    pub duration: Option<String>,
-    pub interval: Option<String>,
-    pub iterations: Option<u32>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Variant {
-    pub policy: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatrixSection {
-    pub latency_size: Option<String>,
-    pub bw_size: Option<String>,
-    pub page_size: Option<String>,
-    pub duration: Option<String>,
-}
-
 /// A scenario file, loaded and checked as far as it can be without a
 /// machine.
 #[derive(Debug, Clone)]
@@ -136,7 +92,21 @@ pub struct Scenario {
     pub name: String,
     pub path: PathBuf,
     pub text: String,
-    pub file: File,
+    pub description: String,
+    pub kind: Kind,
+    pub requires: Requires,
+    variants: Vec<toml::Table>,
+    sections: BTreeMap<String, toml::Value>,
+}
+
+/// A file lowered into the arguments of its subcommand.
+#[derive(Debug, Clone, Default)]
+pub struct Lowered {
+    /// Options and values, as a command line would give them.
+    pub argv: Vec<String>,
+    /// Long option name -> the file's key that set it (`hot-fraction` ->
+    /// `workload.hot_fraction`).
+    pub keys: BTreeMap<String, String>,
 }
 
 /// What the system record keeps of a scenario.
@@ -164,7 +134,7 @@ impl Scenario {
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Scenario, InputError> {
-        let file: File = toml::from_str(&text).map_err(|e| {
+        let head: Head = toml::from_str(&text).map_err(|e| {
             // toml's message spans lines (a caret under the key): keep it
             // to one.
             let text = e.to_string();
@@ -183,24 +153,49 @@ impl Scenario {
             name,
             path: path.to_path_buf(),
             text,
-            file,
+            description: head.description,
+            kind: head.kind,
+            requires: head.requires,
+            variants: head.variants,
+            sections: head.sections,
         };
         s.check_static()?;
         Ok(s)
     }
 
-    /// Checks that need no machine: value spellings and combinations.
+    /// Checks that need neither the machine nor the options: the file's
+    /// shape and combinations the options cannot see one by one.
     fn check_static(&self) -> Result<(), InputError> {
-        let f = &self.file;
         let p = &self.path;
-        match f.kind {
-            Kind::Run if f.variants.is_empty() => {
+        let (_, sections) = self.kind.subcommand();
+        for (name, value) in &self.sections {
+            if !sections.iter().any(|(s, _)| s == name) {
+                let known: Vec<&str> = sections.iter().map(|(s, _)| *s).collect();
+                return Err(err(
+                    p,
+                    format!(
+                        "unknown section [{name}]: a kind = \"{}\" file takes [requires], {}",
+                        self.kind_name(),
+                        known
+                            .iter()
+                            .map(|s| format!("[{s}]"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if !value.is_table() {
+                return Err(err(p, format!("{name} must be a section ([{name}])")));
+            }
+        }
+        match self.kind {
+            Kind::Run if self.variants.is_empty() => {
                 return Err(err(
                     p,
                     "no [[variant]]: add at least one, e.g. [[variant]] policy = \"preferred-many:fast\"",
                 ))
             }
-            Kind::Matrix if !f.variants.is_empty() => {
+            Kind::Matrix if !self.variants.is_empty() => {
                 return Err(err(
                     p,
                     "kind = \"matrix\" takes no [[variant]]: the matrix covers every node pair",
@@ -208,12 +203,12 @@ impl Scenario {
             }
             _ => {}
         }
-        for (i, v) in f.variants.iter().enumerate() {
-            v.policy
-                .parse::<PolicySpec>()
-                .map_err(|e| err(p, format!("variant[{}].policy {:?}: {e}", i + 1, v.policy)))?;
-        }
-        if f.buffer.fill_fast_leave.is_some() && f.knobs.demotion.as_deref() != Some("on") {
+        let get = |section: &str, key: &str| -> Option<&toml::Value> {
+            self.sections.get(section)?.as_table()?.get(key)
+        };
+        if get("buffer", "fill_fast_leave").is_some()
+            && get("knobs", "demotion").and_then(|v| v.as_str()) != Some("on")
+        {
             return Err(err(
                 p,
                 "buffer.fill_fast_leave without knobs.demotion = \"on\": with the fast tier full \
@@ -224,9 +219,13 @@ impl Scenario {
         Ok(())
     }
 
+    fn kind_name(&self) -> &'static str {
+        self.kind.subcommand().0
+    }
+
     /// Checks what the scenario needs from this machine.
     pub fn check_host(&self, topo: &Topology) -> Result<(), InputError> {
-        let r = &self.file.requires;
+        let r = &self.requires;
         let how = format!(
             "run it on an emulated machine: tierbench vm --host qemu-dram-cxl --kernel K -- run \
              --scenario {}",
@@ -248,234 +247,194 @@ impl Scenario {
         Ok(())
     }
 
-    /// Sets `args` from the file; what the file leaves out keeps the
-    /// command line's defaults.
-    pub fn apply(&self, args: &mut RunArgs, topo: &Topology) -> Result<(), InputError> {
-        let f = &self.file;
-        let p = &self.path;
-        let b = &f.buffer;
-        if let Some(s) = &b.size {
-            args.size = self.size(s, topo)?;
-        }
-        if let Some(s) = &b.page_size {
-            args.page_size = s
-                .parse::<PageKind>()
-                .map_err(|e| err(p, format!("buffer.page_size: {e}")))?;
-        }
-        if let Some(s) = &b.first_touch {
-            args.first_touch = Some(
-                s.parse::<NodeSpec>()
-                    .map_err(|e| err(p, format!("buffer.first_touch {s:?}: {e}")))?,
-            );
-        }
-        if let Some(m) = b.move_pages {
-            args.move_on_switch = m;
-        }
-        if let Some(s) = &b.fill_fast_leave {
-            args.fill_fast_leave =
-                Some(parse_size(s).map_err(|e| err(p, format!("buffer.fill_fast_leave: {e}")))?);
-        }
-        let w = &f.workload;
-        if let Some(k) = w.pattern {
-            args.pattern = k;
-        }
-        macro_rules! copy {
-            ($($field:ident),*) => { $( if let Some(v) = w.$field { args.$field = v; } )* };
-        }
-        copy!(
-            hot_fraction,
-            hot_share,
-            zipf_theta,
-            stride,
-            threads,
-            pin,
-            latency_every
-        );
-        if let Some(n) = w.worker_node {
-            args.worker_node = Some(n);
-        }
-        if let Some(m) = &w.mix {
-            args.mix = m
-                .parse::<Mix>()
-                .map_err(|e| err(p, format!("workload.mix: {e}")))?;
-        }
-        if let Some(t) = &w.move_hot_at {
-            args.move_hot_at = Some(self.duration("workload.move_hot_at", t)?);
-        }
-        let k = &f.knobs;
-        if let Some(m) = &k.numa_balancing {
-            args.numa_balancing = Some(value_enum::<BalancingMode>(p, "knobs.numa_balancing", m)?);
-        }
-        if let Some(d) = &k.demotion {
-            args.demotion = Some(value_enum::<OnOff>(p, "knobs.demotion", d)?);
-        }
-        if let Some(r) = k.promote_rate_limit {
-            crate::knobs::Knob::PromoteRateLimit
-                .validate(&r.to_string())
-                .map_err(|e| err(p, format!("knobs.promote_rate_limit: {e}")))?;
-            args.promote_rate_limit = Some(r);
-        }
-        if let Some(t) = &k.thp {
-            args.thp = Some(value_enum::<ThpMode>(p, "knobs.thp", t)?);
-        }
-        for (name, v) in &k.numab {
-            let v = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                other => {
-                    return Err(err(
-                        p,
-                        format!("knobs.numab.{name} = {other}: give a number or a string"),
-                    ))
-                }
+    /// Lowers the file into the arguments of `cmd`, the subcommand its kind
+    /// names (`run` or `matrix`). Every value goes through the option's own
+    /// parser here, so a bad value names the file and the key.
+    pub fn lower(&self, cmd: &clap::Command) -> Result<Lowered, InputError> {
+        let (_, sections) = self.kind.subcommand();
+        let mut out = Lowered::default();
+        for (name, heading) in sections {
+            let Some(table) = self.sections.get(*name).and_then(|v| v.as_table()) else {
+                continue;
             };
-            crate::knobs::Knob::numab(name)
-                .and_then(|knob| knob.validate(&v))
-                .map_err(|e| err(p, format!("knobs.numab.{name}: {e}")))?;
-            args.numab.push((name.clone(), v));
+            for (key, value) in table {
+                self.lower_one(cmd, name, heading, key, value, &mut out)?;
+            }
         }
-        let t = &f.timing;
-        if let Some(s) = &t.warmup {
-            args.warmup = self.duration("timing.warmup", s)?;
+        for (i, v) in self.variants.iter().enumerate() {
+            for (key, value) in v {
+                let name = format!("variant[{}]", i + 1);
+                self.lower_one(cmd, &name, VARIANTS, key, value, &mut out)?;
+            }
         }
-        if let Some(s) = &t.duration {
-            args.duration = self.duration("timing.duration", s)?;
+        Ok(out)
+    }
+
+    fn lower_one(
+        &self,
+        cmd: &clap::Command,
+        section: &str,
+        heading: &str,
+        key: &str,
+        value: &toml::Value,
+        out: &mut Lowered,
+    ) -> Result<(), InputError> {
+        let p = &self.path;
+        let at = format!("{section}.{key}");
+        let key_of = |a: &clap::Arg| a.get_long().map(|l| l.replace('-', "_"));
+        let arg = cmd
+            .get_arguments()
+            .find(|a| key_of(a).as_deref() == Some(key) && a.get_help_heading() == Some(heading))
+            .ok_or_else(|| {
+                let known: Vec<String> = cmd
+                    .get_arguments()
+                    .filter(|a| a.get_help_heading() == Some(heading))
+                    .filter_map(key_of)
+                    .collect();
+                err(
+                    p,
+                    format!("unknown key {at}: [{section}] takes {}", known.join(", ")),
+                )
+            })?;
+        let long = format!("--{}", arg.get_long().unwrap_or(key));
+        let is_flag = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+        // A table gives NAME=VALUE entries (knobs.numab), an array one
+        // value each; anything else is one value.
+        let values: Vec<String> = match value {
+            toml::Value::Boolean(b) if is_flag => {
+                if *b {
+                    out.argv.push(long.clone());
+                }
+                out.keys
+                    .insert(long[2..].to_string(), key_name(section, key));
+                return Ok(());
+            }
+            _ if is_flag => return Err(err(p, format!("{at} = {value}: give true or false"))),
+            toml::Value::Table(t) => t
+                .iter()
+                .map(|(k, v)| {
+                    Ok(format!(
+                        "{k}={}",
+                        scalar(v).ok_or_else(|| bad_value(p, &at, v))?
+                    ))
+                })
+                .collect::<Result<_, InputError>>()?,
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|v| scalar(v).ok_or_else(|| bad_value(p, &at, v)))
+                .collect::<Result<_, InputError>>()?,
+            v => vec![scalar(v).ok_or_else(|| bad_value(p, &at, v))?],
+        };
+        for v in values {
+            // The option's own parser, alone: the same check a command line
+            // gets.
+            cmd.clone()
+                .no_binary_name(true)
+                .try_get_matches_from([long.as_str(), v.as_str()])
+                .map_err(|e| err(p, format!("{at} = {v:?}: {}", why(&e, arg))))?;
+            out.argv.push(long.clone());
+            out.argv.push(v);
         }
-        if let Some(s) = &t.interval {
-            args.interval = self.duration("timing.interval", s)?;
-        }
-        // --iterations on the command line wins over the file.
-        if args.iterations.is_none() {
-            args.iterations = t.iterations;
-        }
-        args.policies = f
-            .variants
-            .iter()
-            .map(|v| v.policy.parse().expect("checked when loaded"))
-            .collect();
+        out.keys
+            .insert(long[2..].to_string(), key_name(section, key));
         Ok(())
-    }
-
-    /// `64M`, or `75% of fast` / `50% of slow` (of the tier's total memory).
-    fn size(&self, s: &str, topo: &Topology) -> Result<u64, InputError> {
-        let Some((pct, tier)) = s.split_once("% of ") else {
-            return parse_size(s).map_err(|e| err(&self.path, format!("buffer.size: {e}")));
-        };
-        let pct: f64 = pct.trim().parse().map_err(|_| {
-            err(
-                &self.path,
-                format!("buffer.size {s:?}: write e.g. \"75% of fast\" or \"64M\""),
-            )
-        })?;
-        let nodes = match tier.trim() {
-            "fast" => &topo.roles.fast,
-            "slow" => &topo.roles.slow,
-            t => {
-                return Err(err(
-                    &self.path,
-                    format!("buffer.size {s:?}: unknown tier {t:?}, use fast or slow"),
-                ))
-            }
-        };
-        let total: u64 = nodes
-            .iter()
-            .filter_map(|n| topo.node(n)?.mem_total_kib)
-            .sum::<u64>()
-            * 1024;
-        if total == 0 || !(pct > 0.0 && pct <= 100.0) {
-            return Err(err(
-                &self.path,
-                format!("buffer.size {s:?}: the {} tier has no memory here, or the share is outside (0, 100]", tier.trim()),
-            ));
-        }
-        Ok((total as f64 * pct / 100.0) as u64)
-    }
-
-    fn duration(&self, key: &str, s: &str) -> Result<Duration, InputError> {
-        parse_duration(s).map_err(|e| err(&self.path, format!("{key}: {e}")))
-    }
-
-    /// How the plan's messages name an option: by this file's key.
-    pub fn key_for(&self, flag: &str) -> String {
-        let key = match flag {
-            "size" | "first-touch" | "fill-fast-leave" | "page-size" => {
-                format!("buffer.{}", flag.replace('-', "_"))
-            }
-            "duration" | "interval" | "iterations" | "warmup" => format!("timing.{flag}"),
-            "policy" => "variant.policy".into(),
-            other => format!("workload.{}", other.replace('-', "_")),
-        };
-        format!("scenario {}: {key}", self.path.display())
     }
 
     pub fn record(&self) -> Record {
         Record {
             name: self.name.clone(),
             path: self.path.display().to_string(),
-            description: self.file.description.clone(),
+            description: self.description.clone(),
             text: self.text.clone(),
         }
     }
 
-    pub fn matrix_args(&self) -> Result<crate::cli::MatrixArgs, InputError> {
-        let m = &self.file.matrix;
-        let p = &self.path;
-        let size = |key: &str, v: &Option<String>, default: u64| -> Result<u64, InputError> {
-            v.as_deref()
-                .map(|s| parse_size(s).map_err(|e| err(p, format!("matrix.{key}: {e}"))))
-                .unwrap_or(Ok(default))
-        };
-        Ok(crate::cli::MatrixArgs {
-            latency_size: size("latency_size", &m.latency_size, 256 << 20)?,
-            bw_size: size("bw_size", &m.bw_size, 512 << 20)?,
-            threads: None,
-            page_size: match &m.page_size {
-                Some(s) => s
-                    .parse()
-                    .map_err(|e| err(p, format!("matrix.page_size: {e}")))?,
-                None => PageKind::Thp,
-            },
-            duration: match &m.duration {
-                Some(s) => self.duration("matrix.duration", s)?,
-                None => Duration::from_secs(2),
-            },
-            format: crate::cli::Format::Table,
-            out: None,
-        })
+    /// How messages name an option: by this file's key where the file set
+    /// it, by its flag where the command line did.
+    pub fn namer<'a>(&'a self, lowered: &'a Lowered) -> impl Fn(&str) -> String + 'a {
+        move |long: &str| match lowered.keys.get(long) {
+            Some(key) => format!("scenario {}: {key}", self.path.display()),
+            None => format!("--{long}"),
+        }
     }
 }
 
-fn value_enum<T: clap::ValueEnum>(path: &Path, key: &str, v: &str) -> Result<T, InputError> {
-    T::from_str(v, false).map_err(|_| {
-        let names: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(|x| x.to_possible_value().map(|p| p.get_name().to_string()))
-            .collect();
-        err(
-            path,
-            format!("{key} = {v:?}: use one of {}", names.join(", ")),
-        )
-    })
+/// `variant[2].policy` is named `variant.policy` once the run is planned
+/// (the plan sees the axis, not the entry).
+fn key_name(section: &str, key: &str) -> String {
+    let section = section.split('[').next().unwrap_or(section);
+    format!("{section}.{key}")
+}
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn bad_value(p: &Path, at: &str, v: &toml::Value) -> InputError {
+    err(
+        p,
+        format!("{at} = {v}: give a string, a number or a boolean"),
+    )
+}
+
+/// The option parser's reason, without clap's framing.
+fn why(e: &clap::Error, arg: &clap::Arg) -> String {
+    if let Some(src) = std::error::Error::source(e) {
+        return src.to_string();
+    }
+    let values: Vec<String> = arg
+        .get_possible_values()
+        .iter()
+        .map(|v| v.get_name().to_string())
+        .collect();
+    if values.is_empty() {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string()
+    } else {
+        format!("use one of {}", values.join(", "))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Scenario, String> {
-        Scenario::parse(Path::new("x.toml"), text.to_string()).map_err(|e| e.to_string())
+    fn run_cmd() -> clap::Command {
+        crate::cli::command()
+            .find_subcommand("run")
+            .unwrap()
+            .clone()
+    }
+
+    fn lower(text: &str) -> Result<Lowered, String> {
+        Scenario::parse(Path::new("x.toml"), text.to_string())
+            .and_then(|s| s.lower(&run_cmd()))
+            .map_err(|e| e.to_string())
     }
 
     const OK: &str = "description = \"d\"\nkind = \"run\"\n[[variant]]\npolicy = \"default\"\n";
 
     #[test]
-    fn shipped_scenarios_load() {
+    fn shipped_scenarios_load_and_lower() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/scenarios");
         let mut n = 0;
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") {
-                Scenario::load(p.to_str().unwrap()).unwrap();
+                let s = Scenario::load(p.to_str().unwrap()).unwrap();
+                let (sub, _) = s.kind.subcommand();
+                let cmd = crate::cli::command();
+                s.lower(cmd.find_subcommand(sub).unwrap()).unwrap();
                 n += 1;
             }
         }
@@ -483,12 +442,36 @@ mod tests {
     }
 
     #[test]
+    fn a_file_lowers_to_the_options_of_the_same_names() {
+        let l = lower(&format!(
+            "{OK}[buffer]\nsize = \"75% of fast\"\nmove = true\n[workload]\nhot_fraction = 0.25\n\
+             [knobs]\nnuma_balancing = \"tiering\"\nnumab = {{ scan_delay_ms = 0 }}\n\
+             [timing]\niterations = 3\n"
+        ))
+        .unwrap();
+        let argv = l.argv.join(" ");
+        for want in [
+            "--size 75% of fast",
+            "--move",
+            "--hot-fraction 0.25",
+            "--numa-balancing tiering",
+            "--numab scan_delay_ms=0",
+            "--iterations 3",
+            "--policy default",
+        ] {
+            assert!(argv.contains(want), "{want:?} in {argv}");
+        }
+        assert_eq!(l.keys["hot-fraction"], "workload.hot_fraction");
+        assert_eq!(l.keys["policy"], "variant.policy");
+    }
+
+    #[test]
     fn errors_name_the_file_the_key_and_the_fix() {
-        assert!(parse(OK).is_ok());
+        assert!(lower(OK).is_ok());
         let cases = [
             (
                 format!("{OK}[workload]\nhot_fractoin = 0.1\n"),
-                "unknown field `hot_fractoin`",
+                "unknown key workload.hot_fractoin",
             ),
             (
                 "kind = \"run\"\n[[variant]]\npolicy = \"default\"\n".into(),
@@ -504,7 +487,16 @@ mod tests {
             ),
             (
                 format!("{OK}[workload]\npattern = \"spiral\"\n"),
-                "unknown variant `spiral`",
+                "workload.pattern = \"spiral\": use one of",
+            ),
+            (
+                format!("{OK}[buffer]\nsize = \"12Q\"\n"),
+                "buffer.size = \"12Q\": bad size unit",
+            ),
+            (format!("{OK}[buffer]\nmove = 3\n"), "give true or false"),
+            (
+                format!("{OK}[placement]\nsize = \"1M\"\n"),
+                "unknown section [placement]",
             ),
             (
                 format!("{OK}[buffer]\nfill_fast_leave = \"32M\"\n"),
@@ -517,7 +509,7 @@ mod tests {
             ),
         ];
         for (text, needle) in cases {
-            let e = parse(&text).unwrap_err();
+            let e = lower(&text).unwrap_err();
             assert!(e.contains("x.toml") && e.contains(needle), "{needle}: {e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }

@@ -16,8 +16,8 @@ use crate::report::progress::RunProgress;
 use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
 use crate::report::table::{Table, TimelineSink};
 use crate::report::{utc_stamp, RowKind, RunObserver, SCHEMA_VERSION};
-use crate::run::{Plan, RunSpec, VariantOutcome};
-use crate::scenario::Scenario;
+use crate::run::{MachineFacts, Plan, RunSpec, VariantOutcome};
+use crate::scenario::{Lowered, Scenario};
 use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
 use crate::topology::Topology;
@@ -56,42 +56,56 @@ fn machine_of(topo: &Topology, host: Option<&str>) -> Machine {
     }
 }
 
-fn knob_plan(a: &RunArgs) -> anyhow::Result<KnobPlan> {
-    let mut plan = KnobPlan::default();
+/// How messages name an option: its flag, or the scenario key that set it.
+type Namer<'a> = &'a dyn Fn(&str) -> String;
+
+/// The knob changes the arguments ask for, each value checked and named as
+/// the user gave it.
+fn knob_plan(a: &RunArgs, name: Namer) -> anyhow::Result<KnobPlan> {
+    use clap::ValueEnum;
+    let value = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
+        v().map(|p| p.get_name().to_string())
+            .expect("no skipped values")
+    };
+    let mut changes: Vec<(&str, Knob, String)> = Vec::new();
     if let Some(m) = a.numa_balancing {
-        plan.set(Knob::NumaBalancing, m.value());
+        changes.push(("numa-balancing", Knob::NumaBalancing, m.value().into()));
     }
     if let Some(d) = a.demotion {
-        plan.set(
-            Knob::DemotionEnabled,
-            if d == crate::cli::OnOff::On {
-                "true"
-            } else {
-                "false"
-            },
-        );
+        let v = if d == crate::cli::OnOff::On {
+            "true"
+        } else {
+            "false"
+        };
+        changes.push(("demotion", Knob::DemotionEnabled, v.into()));
     }
     if let Some(r) = a.promote_rate_limit {
-        plan.set(Knob::PromoteRateLimit, r.to_string());
+        changes.push(("promote-rate-limit", Knob::PromoteRateLimit, r.to_string()));
     }
     if let Some(t) = a.thp {
-        plan.set(Knob::ThpEnabled, format!("{t:?}").to_lowercase());
+        changes.push(("thp", Knob::ThpEnabled, value(&|| t.to_possible_value())));
     }
     if let Some(d) = a.thp_defrag {
-        use crate::cli::ThpDefrag::*;
-        let v = match d {
-            Always => "always",
-            Defer => "defer",
-            DeferMadvise => "defer+madvise",
-            Madvise => "madvise",
-            Never => "never",
-        };
-        plan.set(Knob::ThpDefrag, v);
+        changes.push((
+            "thp-defrag",
+            Knob::ThpDefrag,
+            value(&|| d.to_possible_value()),
+        ));
+    }
+    let mut plan = KnobPlan::default();
+    for (flag, knob, v) in changes {
+        knob.validate(&v)
+            .map_err(|e| input(format!("{} {v}: {e}", name(flag))))?;
+        plan.set(knob, v);
     }
     for (k, v) in &a.numab {
-        let knob: Knob = format!("numab.{k}")
-            .parse()
-            .map_err(|e: String| input(format!("--numab {k}={v}: {e}")))?;
+        let named = match name("numab") {
+            n if n.starts_with("--") => format!("--numab {k}={v}"),
+            n => format!("{n}.{k}"),
+        };
+        let knob = Knob::numab(k).map_err(|e| input(format!("{named}: {e}")))?;
+        knob.validate(v)
+            .map_err(|e| input(format!("{named}: {e}")))?;
         plan.set(knob, v.clone());
     }
     Ok(plan)
@@ -104,7 +118,7 @@ fn default_out_dir() -> PathBuf {
 /// The run the arguments describe.
 fn run_spec(a: &RunArgs) -> RunSpec {
     RunSpec {
-        size_bytes: a.size,
+        size: a.size,
         page: a.page_size,
         first_touch: a.first_touch.clone(),
         variants: a.policies.clone(),
@@ -140,37 +154,95 @@ fn run_spec(a: &RunArgs) -> RunSpec {
     }
 }
 
-pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
-    // Checked here, not in the plan: the plan would blame a scenario's key
-    // for what the command line said.
-    if a.iterations == Some(0) {
+/// A scenario's arguments: the file lowered into `run`'s options, parsed
+/// by the same parser as a command line, plus what the command line may
+/// still say beside `--scenario` (its "Run" options and `--iterations`).
+fn scenario_args(s: &Scenario, lowered: &Lowered, cli: &RunArgs) -> anyhow::Result<RunArgs> {
+    let argv = ["tierbench", "run"]
+        .into_iter()
+        .map(String::from)
+        .chain(lowered.argv.iter().cloned());
+    let mut a = match crate::cli::try_parse_from(argv) {
+        Ok(crate::cli::Cli {
+            command: crate::cli::Command::Run(a),
+        }) => *a,
+        Ok(_) => unreachable!("parsed as run"),
+        Err(e) => {
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            return Err(input(format!(
+                "scenario {}: {}",
+                s.path.display(),
+                first.trim_start_matches("error: ")
+            )));
+        }
+    };
+    a.scenario = cli.scenario.clone();
+    a.host = cli.host.clone();
+    a.force = cli.force;
+    a.state_file = cli.state_file.clone();
+    a.out = cli.out.clone();
+    a.quiet = cli.quiet;
+    if cli.iterations.is_some() {
+        a.iterations = cli.iterations;
+    }
+    Ok(a)
+}
+
+pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
+    // Before anything else: bad input on the command line is refused on
+    // any machine.
+    if cli.iterations == Some(0) {
         return Err(input("--iterations must be at least 1"));
     }
-    if let Some(dir) = &a.out {
+    if let Some(dir) = &cli.out {
         check_out(dir)?;
     }
     let topo = discover()?;
-    // A scenario fills the arguments; its keys name the options in errors.
-    let scenario = match &a.scenario {
+    // A scenario lowers into the same options; its keys name them in
+    // errors, the command line's flags name the rest.
+    let (a, scenario, lowered) = match &cli.scenario {
         Some(name) => {
             let s = Scenario::load(name)?;
             s.check_host(&topo)?;
-            if s.file.kind == crate::scenario::Kind::Matrix {
-                let mut m = s.matrix_args()?;
-                m.out = Some(a.out.clone().unwrap_or_else(default_out_dir));
+            let command = crate::cli::command();
+            let (sub, _) = s.kind.subcommand();
+            let lowered = s.lower(command.find_subcommand(sub).expect("scenario subcommand"))?;
+            if s.kind == crate::scenario::Kind::Matrix {
+                let out = cli.out.clone().unwrap_or_else(default_out_dir);
+                let argv = ["tierbench", "matrix"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(lowered.argv.iter().cloned());
+                let m = match crate::cli::try_parse_from(argv) {
+                    Ok(crate::cli::Cli {
+                        command: crate::cli::Command::Matrix(mut m),
+                    }) => {
+                        m.out = Some(out);
+                        m
+                    }
+                    Ok(_) => unreachable!("parsed as matrix"),
+                    Err(e) => return Err(input(format!("scenario {}: {e}", s.path.display()))),
+                };
                 return super::measure::matrix(m);
             }
-            s.apply(&mut a, &topo)?;
-            Some(s)
+            let a = scenario_args(&s, &lowered, &cli)?;
+            (a, Some(s), lowered)
         }
-        None => None,
+        None => (cli, None, Lowered::default()),
     };
+    let cli_names = |long: &str| format!("--{long}");
+    let names: Box<dyn Fn(&str) -> String + '_> = match &scenario {
+        Some(s) => Box::new(s.namer(&lowered)),
+        None => Box::new(cli_names),
+    };
+    if a.iterations == Some(0) {
+        return Err(input(format!("{} must be at least 1", names("iterations"))));
+    }
     let spec = run_spec(&a);
     // Everything that can be refused is refused here, before any change.
-    let mut plan = match &scenario {
-        Some(s) => Plan::resolve_named(&spec, &topo, &|f| s.key_for(f))?,
-        None => Plan::resolve(&spec, &topo)?,
-    };
+    let facts = MachineFacts::live(&topo);
+    let mut plan = Plan::resolve_named(&spec, &facts, &*names)?;
     if let Some(host) = &a.host {
         let profile = crate::vm::profile::Profile::load(host).map_err(|e| input(e.to_string()))?;
         let shape = profile.check_shape(&topo);
@@ -185,7 +257,7 @@ pub fn run(mut a: RunArgs) -> anyhow::Result<ExitCode> {
             plan.notes.push(format!("profile expectation not met: {m}"));
         }
     }
-    let knob_plan = knob_plan(&a)?;
+    let knob_plan = knob_plan(&a, &*names)?;
     let sys = SysRoot::live();
     let state = a
         .state_file

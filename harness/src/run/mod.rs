@@ -1,0 +1,501 @@
+//! `tierbench run`: a plan resolved against the machine, then for each
+//! iteration and each policy variant (interleaved, so drift hits every
+//! variant alike): map the buffer, place it, drive the access pattern from
+//! pinned workers, sample counters, latency and the census every interval,
+//! and hand each row to the sinks as it is measured.
+//!
+//! [`RunSpec`] is what the user typed (or a scenario file said);
+//! [`Plan::resolve`] checks it against the topology and turns it into
+//! concrete node sets before anything on the system changes. Only a `Plan`
+//! reaches the buffer, the workers or knobs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::buffer::{self, Buffer, Census, PageKind, BASE_PAGE};
+use crate::mempolicy::{MoveFlags, Policy};
+use crate::pin::{self, PinMethod};
+use crate::report::{Columns, RowKind, RunObserver, SampleRow, Status};
+use crate::sysfs::SysRoot;
+use crate::telemetry::perf::PerfCounters;
+use crate::telemetry::vmstat::{CounterId, Snapshot};
+use crate::topology::{NodeSet, Topology};
+use crate::workload::clock::AccessClock;
+use crate::workload::histogram::Counts;
+use crate::workload::pattern::{Pattern, Shared, Worker};
+
+mod plan;
+
+pub use plan::*;
+
+/// What happened to one variant in one iteration.
+#[derive(Debug, Clone)]
+pub struct VariantOutcome {
+    pub summary: SampleRow,
+    pub pin: Option<PinMethod>,
+    /// Every vmstat counter's change over the variant (global), for the
+    /// system record: nothing the kernel counted is dropped.
+    pub vmstat_delta: std::collections::BTreeMap<String, i64>,
+    /// Bytes the fast-tier eater held, when the plan fills the fast tier.
+    pub eater_bytes: Option<u64>,
+}
+
+/// Runs every iteration of every variant. `stop` ends the run early
+/// (signals); the rows written so far are complete.
+pub fn execute(
+    plan: &Plan,
+    cols: &Columns,
+    sinks: &mut [&mut dyn RunObserver],
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<VariantOutcome>> {
+    let mut outcomes = Vec::new();
+    let clock = AccessClock::calibrate(Duration::from_millis(20));
+    for iteration in 1..=plan.iterations {
+        for policy in &plan.variants {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(outcomes);
+            }
+            let name = policy.to_string();
+            for s in sinks.iter_mut() {
+                s.starting(iteration, &name);
+            }
+            let outcome = run_variant(plan, policy, iteration, clock, cols, sinks, stop)?;
+            let interrupted = outcome.summary.status == Status::Interrupted;
+            outcomes.push(outcome);
+            if interrupted {
+                return Ok(outcomes);
+            }
+        }
+    }
+    Ok(outcomes)
+}
+
+fn emit(sinks: &mut [&mut dyn RunObserver], row: &SampleRow) -> std::io::Result<()> {
+    for s in sinks.iter_mut() {
+        s.row(row)?;
+    }
+    Ok(())
+}
+
+/// The memory eater of `fill_fast_leave`: fills the fast nodes until only
+/// `leave` bytes above their zones' high watermarks are free. Stopping at
+/// the high watermark matters: below it kswapd works, and below min the
+/// OOM killer takes the run. `None` when the fast tier is already that
+/// full.
+fn fill_fast(plan: &Plan, leave: u64, stop: &AtomicBool) -> anyhow::Result<Option<Buffer>> {
+    let sys = SysRoot::live();
+    // Free memory now, not when the run started: the last variant's buffer
+    // and eater are gone, the kernel may still be settling.
+    let free = Topology::from_sysfs(&sys)
+        .map_err(|e| anyhow::anyhow!("reading free memory of the fast nodes: {e}"))?
+        .free_bytes(&plan.fast);
+    let high = high_watermark_bytes(&sys, &plan.fast);
+    let want = free.saturating_sub(high + leave) / (2 << 20) * (2 << 20);
+    if want == 0 {
+        return Ok(None);
+    }
+    let mut eater = Buffer::map(want as usize, PageKind::Base)?;
+    eater.set_policy(&Policy::bind(plan.fast.clone()), MoveFlags::NONE)?;
+    eater.populate(&plan.worker_cpus, stop)?;
+    Ok(Some(eater))
+}
+
+/// Sum of the `high` watermarks of `nodes`' zones, from /proc/zoneinfo.
+fn high_watermark_bytes(sys: &SysRoot, nodes: &NodeSet) -> u64 {
+    let text = sys.read_opt("/proc/zoneinfo").unwrap_or_default();
+    let mut node: Option<u32> = None;
+    let mut pages = 0u64;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Node ") {
+            node = rest.split(',').next().and_then(|n| n.trim().parse().ok());
+        } else if let Some(v) = t.strip_prefix("high ") {
+            if node.is_some_and(|n| nodes.contains(n)) {
+                pages += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    pages * BASE_PAGE as u64
+}
+
+fn run_variant(
+    plan: &Plan,
+    policy: &Policy,
+    iteration: u32,
+    clock: AccessClock,
+    cols: &Columns,
+    sinks: &mut [&mut dyn RunObserver],
+    stop: &AtomicBool,
+) -> anyhow::Result<VariantOutcome> {
+    let name = policy.to_string();
+    let sys = SysRoot::live();
+    let mut summary = SampleRow::empty(RowKind::Summary, &name, iteration, cols);
+    let mut notes = plan.notes.clone();
+    let refused = |mut summary: SampleRow, status: Status, why: String| {
+        summary.status = status;
+        summary.notes = why;
+        VariantOutcome {
+            summary,
+            pin: None,
+            vmstat_delta: Default::default(),
+            eater_bytes: None,
+        }
+    };
+
+    let eater = match plan
+        .fill_fast_leave
+        .map(|leave| fill_fast(plan, leave, stop))
+    {
+        None => None,
+        Some(Ok(eater)) => {
+            notes.push(match &eater {
+                Some(e) => format!("fast tier filled by a {} MiB eater", e.len() >> 20),
+                None => "fast tier already full to the watermark: no eater needed".into(),
+            });
+            eater
+        }
+        Some(Err(e))
+            if matches!(
+                e.downcast_ref::<buffer::BufferError>(),
+                Some(buffer::BufferError::Interrupted)
+            ) =>
+        {
+            let o = refused(
+                summary,
+                Status::Interrupted,
+                "interrupted while filling the fast tier".into(),
+            );
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Some(Err(e)) => return Err(e),
+    };
+    let eater_bytes = eater.as_ref().map(|e| e.len() as u64);
+
+    let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
+    // Placement. A policy the kernel refuses is recorded, not fatal: that
+    // is the answer for this kernel (e.g. PREFERRED_MANY|NUMA_BALANCING on
+    // 6.1).
+    let placed = match &plan.first_touch {
+        Some(ft) => buf
+            .set_policy(&Policy::bind(ft.clone()), MoveFlags::NONE)
+            .and_then(|_| populate(&mut buf, plan, stop))
+            .and_then(|_| {
+                let mv = if plan.move_on_switch {
+                    MoveFlags::MOVE
+                } else {
+                    MoveFlags::NONE
+                };
+                buf.set_policy(policy, mv)
+            }),
+        None => buf
+            .set_policy(policy, MoveFlags::NONE)
+            .and_then(|_| populate(&mut buf, plan, stop)),
+    };
+    match placed {
+        Ok(()) => {}
+        Err(buffer::BufferError::Policy { source, .. }) => {
+            let why = format!("{source}: {}", crate::probe::diagnose(policy, &source));
+            let o = refused(summary, Status::Unsupported, why);
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Err(buffer::BufferError::Interrupted) => {
+            let o = refused(
+                summary,
+                Status::Interrupted,
+                "interrupted while populating".into(),
+            );
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The kernel is the ground truth: check it holds the policy we set.
+    let held = buf.policy()?;
+    if held != *policy {
+        notes.push(format!("kernel reports policy {held} for the buffer"));
+    }
+
+    let pattern = Pattern::new(plan.pattern, plan.size_bytes);
+    let shared = Shared::default();
+    let nodes = topo_nodes(cols);
+    let mut perf = PerfCounters::open();
+    let threads = plan.worker_cpus.len();
+    let base = buf.as_mut_ptr() as usize;
+    let mut pin_method = PinMethod::Hwloc;
+    let mut window = Window::default();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = plan
+            .worker_cpus
+            .iter()
+            .enumerate()
+            .map(|(index, &cpu)| {
+                let worker = Worker {
+                    pattern: &pattern,
+                    shared: &shared,
+                    clock,
+                    latency_every: plan.latency_every,
+                    index,
+                    workers: threads,
+                    seed: u64::from(iteration),
+                };
+                s.spawn(move || -> Result<PinMethod, pin::PinError> {
+                    let m = pin::pin_current_thread(cpu)?;
+                    // SAFETY: the buffer outlives this scope and is only
+                    // accessed through atomics while the workers run.
+                    unsafe { worker.run(base as *mut u8) };
+                    Ok(m)
+                })
+            })
+            .collect();
+
+        warm_up(plan, stop);
+        let result = {
+            perf.enable();
+            let ctx = SampleCtx {
+                plan,
+                cols,
+                name: &name,
+                iteration,
+                buf: &buf,
+                pattern: &pattern,
+                shared: &shared,
+                sys: &sys,
+                nodes: &nodes,
+            };
+            sample_loop(&ctx, sinks, stop, &mut window)
+        };
+        shared.stop.store(true, Ordering::SeqCst);
+        for h in handles {
+            if h.join().expect("worker panicked")? == PinMethod::CoreAffinity {
+                pin_method = PinMethod::CoreAffinity;
+            }
+        }
+        result
+    })?;
+    drop(eater);
+
+    let (first, last) = (
+        window.first.expect("sampled"),
+        window.last.expect("sampled"),
+    );
+    let elapsed = window.elapsed;
+    let total = window.accesses;
+    summary.t_s = elapsed;
+    summary.span_s = elapsed;
+    summary.accesses = Some(total);
+    summary.accesses_per_s = Some(total as f64 / elapsed);
+    summary.hot_access_share = (total > 0).then(|| window.hot as f64 / total as f64);
+    summary.latency = window
+        .latency_end
+        .as_ref()
+        .zip(window.latency_start.as_ref())
+        .and_then(|(e, s)| e.since(s).percentiles());
+    summary.hot_first_page = Some(shared.shift.load(Ordering::Relaxed) as u64);
+    summary.counters = cols
+        .counters
+        .iter()
+        .map(|c| c.delta(&first, &last))
+        .collect();
+    fill_census(&mut summary, plan, &pattern, &buf, cols, &shared)?;
+    let readings = perf.read();
+    summary.perf = cols
+        .perf
+        .iter()
+        .map(|name| {
+            readings
+                .iter()
+                .find(|r| r.name == *name)
+                .and_then(|r| r.value)
+        })
+        .collect();
+    let unsupported: Vec<String> = readings
+        .iter()
+        .filter(|r| r.value.is_none())
+        .map(|r| format!("perf {}: {}", r.name, r.status))
+        .collect();
+    notes.extend(unsupported);
+    if pin_method == PinMethod::CoreAffinity {
+        notes.push("workers pinned with sched_setaffinity (hwloc binding failed)".into());
+    }
+    if window.stopped_early {
+        summary.status = Status::Interrupted;
+    }
+    summary.notes = notes.join("; ");
+    emit(sinks, &summary)?;
+    Ok(VariantOutcome {
+        summary,
+        pin: Some(pin_method),
+        vmstat_delta: last.global.delta(&first.global),
+        eater_bytes,
+    })
+}
+
+fn topo_nodes(cols: &Columns) -> NodeSet {
+    cols.nodes.iter().copied().collect()
+}
+
+fn populate(buf: &mut Buffer, plan: &Plan, stop: &AtomicBool) -> Result<(), buffer::BufferError> {
+    buf.populate(&plan.worker_cpus, stop).map(drop)
+}
+
+/// Lets the workers run for the warm-up before the measured window.
+fn warm_up(plan: &Plan, stop: &AtomicBool) {
+    let until = Instant::now() + Duration::from_secs_f64(plan.warmup_s);
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20).min(until - now));
+    }
+}
+
+/// What the sampler hands back for the summary row.
+#[derive(Default)]
+struct Window {
+    first: Option<Snapshot>,
+    last: Option<Snapshot>,
+    elapsed: f64,
+    accesses: u64,
+    hot: u64,
+    latency_start: Option<Counts>,
+    latency_end: Option<Counts>,
+    stopped_early: bool,
+}
+
+/// Everything the sampler reads from.
+struct SampleCtx<'a> {
+    plan: &'a Plan,
+    cols: &'a Columns,
+    name: &'a str,
+    iteration: u32,
+    buf: &'a Buffer,
+    pattern: &'a Pattern,
+    shared: &'a Shared,
+    sys: &'a SysRoot,
+    nodes: &'a NodeSet,
+}
+
+/// Samples every interval until the duration is over or `stop` is set;
+/// moves the hot set when its time comes.
+fn sample_loop(
+    ctx: &SampleCtx,
+    sinks: &mut [&mut dyn RunObserver],
+    stop: &AtomicBool,
+    window: &mut Window,
+) -> anyhow::Result<()> {
+    let plan = ctx.plan;
+    let interval = Duration::from_secs_f64(plan.interval_s);
+    let duration = Duration::from_secs_f64(plan.duration_s);
+    let move_at = plan.move_hot_at_s.map(Duration::from_secs_f64);
+    let shared = ctx.shared;
+    let first = Snapshot::read(ctx.sys, ctx.nodes)?;
+    let started = Instant::now();
+    let count0 = shared.accesses.load(Ordering::Relaxed);
+    let hot0 = shared.hot_accesses.load(Ordering::Relaxed);
+    let lat0 = shared.latency.snapshot();
+    let (mut prev, mut prev_count, mut prev_hot, mut prev_lat) =
+        (first.clone(), count0, hot0, lat0.clone());
+    window.first = Some(first);
+    window.latency_start = Some(lat0);
+    let mut prev_t = Duration::ZERO;
+    let mut moved = false;
+    let mut tick = 1u32;
+    loop {
+        // Deadlines from the start, so sampling cost does not drift the grid.
+        let deadline = (interval * tick).min(duration);
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                window.stopped_early = true;
+                break;
+            }
+            let now = started.elapsed();
+            if move_at.is_some_and(|at| !moved && now >= at) {
+                shared.shift.store(ctx.pattern.hot, Ordering::Relaxed);
+                moved = true;
+            }
+            if now >= deadline {
+                break;
+            }
+            let mut wake = deadline - now;
+            if let Some(at) = move_at.filter(|_| !moved) {
+                wake = wake.min(at.saturating_sub(now));
+            }
+            std::thread::sleep(wake.min(Duration::from_millis(50)));
+        }
+        let t = started.elapsed();
+        let c = shared.accesses.load(Ordering::Relaxed);
+        let h = shared.hot_accesses.load(Ordering::Relaxed);
+        let lat = shared.latency.snapshot();
+        let snap = Snapshot::read(ctx.sys, ctx.nodes)?;
+        window.elapsed = t.as_secs_f64();
+        window.accesses = c - count0;
+        window.hot = h - hot0;
+        window.latency_end = Some(lat.clone());
+        window.last = Some(snap.clone());
+        if window.stopped_early {
+            return Ok(());
+        }
+        let span = (t - prev_t).as_secs_f64();
+        let mut row = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
+        row.t_s = t.as_secs_f64();
+        row.span_s = span;
+        row.accesses = Some(c - prev_count);
+        row.accesses_per_s = Some((c - prev_count) as f64 / span);
+        row.hot_access_share =
+            (c > prev_count).then(|| (h - prev_hot) as f64 / (c - prev_count) as f64);
+        row.latency = lat.since(&prev_lat).percentiles();
+        row.hot_first_page = Some(shared.shift.load(Ordering::Relaxed) as u64);
+        row.counters = ctx
+            .cols
+            .counters
+            .iter()
+            .map(|id: &CounterId| id.delta(&prev, &snap))
+            .collect();
+        if plan.census {
+            fill_census(&mut row, plan, ctx.pattern, ctx.buf, ctx.cols, shared)?;
+        }
+        emit(sinks, &row)?;
+        (prev, prev_count, prev_hot, prev_lat) = (snap, c, h, lat);
+        prev_t = t;
+        tick += 1;
+        if deadline >= duration {
+            return Ok(());
+        }
+    }
+}
+
+/// The census of the whole buffer and of the hot set where it is now (it
+/// may wrap around the end of the buffer after a move).
+fn fill_census(
+    row: &mut SampleRow,
+    plan: &Plan,
+    pattern: &Pattern,
+    buf: &Buffer,
+    cols: &Columns,
+    shared: &Shared,
+) -> anyhow::Result<()> {
+    let whole: Census = buf.census(0..buf.len())?;
+    row.pages_on = cols
+        .nodes
+        .iter()
+        .map(|n| Some(whole.per_node.get(n).copied().unwrap_or(0)))
+        .collect();
+    let start = shared.shift.load(Ordering::Relaxed) % pattern.pages * BASE_PAGE;
+    let end = start + plan.hot_bytes;
+    let mut hot = buf.census(start..end.min(buf.len()))?;
+    if end > buf.len() {
+        hot.add(&buf.census(0..end - buf.len())?);
+    }
+    row.hot_pages = Some(hot.total());
+    row.hot_fast_pages = Some(hot.on(&plan.fast));
+    row.hot_fast_share = hot.share_on(&plan.fast);
+    row.hot_slow_share = if plan.slow.is_empty() {
+        None
+    } else {
+        hot.share_on(&plan.slow)
+    };
+    Ok(())
+}
