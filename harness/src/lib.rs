@@ -32,3 +32,95 @@ pub mod topology;
 pub mod units;
 pub mod vm;
 pub mod workload;
+
+/// The module graph: every `crate::` path outside comments and test code,
+/// at the granularity of the top-level modules above.
+#[cfg(test)]
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    fn graph() -> BTreeMap<String, BTreeSet<String>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut files = vec![src.clone()];
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if p.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let rel = p.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let module = rel
+                .split('/')
+                .next()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string();
+            let text = std::fs::read_to_string(&p).unwrap();
+            // Test modules may reach anywhere; they are not the layering.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            let deps = g.entry(module.clone()).or_default();
+            for line in code.lines() {
+                let line = line.split("//").next().unwrap();
+                for (i, _) in line.match_indices("crate::") {
+                    let name: String = line[i + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    if !name.is_empty() && name != module {
+                        deps.insert(name);
+                    }
+                }
+            }
+        }
+        g
+    }
+
+    #[test]
+    fn no_module_imports_its_way_back_up() {
+        let g = graph();
+        // Depth-first search for a path from each module back to itself.
+        for start in g.keys() {
+            let mut stack = vec![vec![start.clone()]];
+            while let Some(path) = stack.pop() {
+                let last = path.last().unwrap();
+                for next in g.get(last).into_iter().flatten() {
+                    assert!(
+                        next != start,
+                        "import cycle: {} -> {start}",
+                        path.join(" -> ")
+                    );
+                    if !path.contains(next) {
+                        let mut p = path.clone();
+                        p.push(next.clone());
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_top_layer_knows_the_command_line() {
+        for (module, deps) in graph() {
+            if matches!(module.as_str(), "app" | "cli" | "main") {
+                continue;
+            }
+            for top in ["cli", "app"] {
+                assert!(
+                    !deps.contains(top),
+                    "{module} imports {top}: lower layers take typed values, not CLI types"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_graph_is_read() {
+        let g = graph();
+        assert!(g["app"].contains("run") && g["run"].contains("report"));
+    }
+}
