@@ -28,6 +28,8 @@ pub mod stamp;
 pub mod stats;
 pub mod sysfs;
 pub mod telemetry;
+#[doc(hidden)]
+pub mod testing;
 pub mod topology;
 pub mod units;
 pub mod vm;

@@ -202,7 +202,10 @@ fn knob_change_without_root_is_refused() {
     }
     // As root, drop to an unprivileged user for this one check.
     if Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("skip: setpriv not installed, cannot test the non-root path as root");
+        common::skip(
+            "knob_change_without_root_is_refused",
+            "setpriv not installed, cannot test the non-root path as root",
+        );
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("tierbench");
@@ -309,7 +312,10 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
 #[test]
 fn sigint_restores_numa_balancing_and_keeps_rows() {
     if !is_root() {
-        eprintln!("skip: needs root to change kernel.numa_balancing");
+        common::skip(
+            "sigint_restores_numa_balancing_and_keeps_rows",
+            "needs root to change kernel.numa_balancing",
+        );
         return;
     }
     let _lock = KNOB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -370,7 +376,10 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
 #[test]
 fn sigkill_leaves_state_that_knobs_restore_puts_back() {
     if !is_root() {
-        eprintln!("skip: needs root to change kernel.numa_balancing");
+        common::skip(
+            "sigkill_leaves_state_that_knobs_restore_puts_back",
+            "needs root to change kernel.numa_balancing",
+        );
         return;
     }
     // Serialise with the SIGINT test: both change the same knob.

@@ -234,7 +234,7 @@ mod tests {
             assert!(svg.contains("promotion rate") && svg.contains("<polyline"));
             assert!(std::fs::metadata(&files[1]).unwrap().len() > 1000);
         } else {
-            eprintln!("skip: no {FONT}: the charts are not drawn");
+            crate::testing::skip("plot", &format!("no {FONT}: the charts are not drawn"));
         }
     }
 }

@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn cpio_tool_lists_the_archive() {
         if Command::new("cpio").arg("--version").output().is_err() {
-            eprintln!("skip: cpio not installed");
+            crate::testing::skip("cpio_tool_lists_the_archive", "cpio not installed");
             return;
         }
         let mut c = Cpio::new(Vec::new());

@@ -85,3 +85,5 @@ pub fn system_record(
         variants: vec![],
     }
 }
+
+pub use tierbench::testing::skip;
