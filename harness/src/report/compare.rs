@@ -564,6 +564,78 @@ mod tests {
         assert!(t.contains("pgpromote_success"));
     }
 
+    fn snapshot_runs() -> [RunResults; 2] {
+        let one = run(
+            "6.1",
+            &[("x", 10.0, "ok"), ("x", 11.0, "ok"), ("x", 12.0, "ok")],
+        );
+        let mut two = run(
+            "6.12",
+            &[("x", 13.0, "ok"), ("x", 14.0, "ok"), ("x", 15.0, "ok")],
+        );
+        two.dir = PathBuf::from("b");
+        [one, two]
+    }
+
+    /// The table as it goes into a changelog, byte for byte.
+    #[test]
+    fn text_snapshot() {
+        let want = "\
+promote-hot: x
+                                      6.1                 6.12   change
+accesses/s                         11 ±9%               14 ±7%  +27.3%*
+pgpromote_success               16384 ±0%            16384 ±0%    +0.0%
+n = 3 iterations; mean ±rel. stddev; * Welch's t-test p < 0.05
+
+";
+        assert_eq!(text(&snapshot_runs()), want);
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        let want = "\
+**promote-hot: x**
+
+| metric | 6.1 | 6.12 | change |
+| --- | ---: | ---: | ---: |
+| accesses/s | 11 ±9% | 14 ±7% | +27.3%* |
+| pgpromote_success | 16384 ±0% | 16384 ±0% | +0.0% |
+
+n = 3 iterations; mean ±rel. stddev; * Welch's t-test p < 0.05
+
+";
+        assert_eq!(markdown(&snapshot_runs()), want);
+    }
+
+    /// Emulated runs across kernels: throughput is not compared, counters
+    /// are.
+    #[test]
+    fn emulated_snapshot() {
+        let [mut one, mut two] = snapshot_runs();
+        one.emulated = true;
+        two.emulated = true;
+        let t = text(&[one, two]);
+        assert!(t.contains("14 ±7%      n/c\n"), "{t}");
+        assert!(t.contains("16384 ±0%            16384 ±0%    +0.0%"), "{t}");
+        assert!(t.contains("n/c: emulated machine"), "{t}");
+        assert!(!t.contains("%*"), "{t}");
+    }
+
+    /// One run with one variant: a single column, no change.
+    #[test]
+    fn one_variant_snapshot() {
+        let r = run("6.12", &[("x", 13.0, "ok"), ("x", 15.0, "ok")]);
+        let want = "\
+promote-hot on 6.12
+                                        x
+accesses/s                        14 ±10%
+pgpromote_success               16384 ±0%
+n = 2 iterations; mean ±rel. stddev; * Welch's t-test p < 0.05
+
+";
+        assert_eq!(text(&[r]), want);
+    }
+
     #[test]
     fn unsupported_variants_and_mismatched_runs() {
         let a = run(
