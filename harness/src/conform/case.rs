@@ -19,8 +19,8 @@ use crate::workload::pattern::{Mix, Pattern, PatternKind, PatternSpec, Shared, W
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseSpec {
     pub policy: CasePolicy,
-    /// Node mask of the policy, kernel list form (empty for default).
-    pub mask: String,
+    /// Node mask of the policy (empty for default).
+    pub mask: NodeSet,
     pub exec_cpu: u32,
     pub page_node: NodeId,
     pub size_bytes: usize,
@@ -49,7 +49,7 @@ pub struct CaseResult {
 
 impl CaseSpec {
     pub fn policy(&self) -> Policy {
-        let mask: NodeSet = self.mask.parse().unwrap_or_default();
+        let mask = self.mask.clone();
         match self.policy {
             CasePolicy::Default => Policy::default_policy(),
             CasePolicy::BindBalancing => Policy::new(Mode::Bind, Flags::NUMA_BALANCING, mask),
@@ -127,4 +127,28 @@ pub fn run_case(spec: &CaseSpec) -> Result<CaseResult, BufferError> {
         pages: after.total(),
         per_node: after.per_node,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The parent hands a case to its child as JSON: masks survive the trip,
+    /// the empty one (the default policy's) included.
+    #[test]
+    fn a_case_crosses_the_process_boundary_whole() {
+        for mask in ["", "0", "0,2-3"] {
+            let spec = CaseSpec {
+                policy: CasePolicy::BindBalancing,
+                mask: mask.parse().unwrap(),
+                exec_cpu: 1,
+                page_node: 2,
+                size_bytes: 2 << 20,
+                period_ms: 100,
+            };
+            let back: CaseSpec =
+                serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+            assert_eq!(back.mask, spec.mask, "{mask:?}");
+        }
+    }
 }

@@ -148,8 +148,60 @@ pub struct ConformRow {
     pub numa_hint_faults: Option<u64>,
     pub numa_pages_migrated: Option<u64>,
     pub pgpromote_success: Option<u64>,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub notes: String,
+}
+
+/// How a case's measured outcome relates to the two rules. The exit code
+/// of `conform` follows from these, in [`exit_code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "match (rules agree)")]
+    RulesAgree,
+    #[serde(rename = "matches merged")]
+    MatchesMerged,
+    #[serde(rename = "matches first version")]
+    MatchesFirstVersion,
+    #[serde(rename = "matches neither")]
+    MatchesNeither,
+    #[serde(rename = "unsupported")]
+    Unsupported,
+    #[serde(rename = "setup failed")]
+    SetupFailed,
+}
+
+impl Verdict {
+    /// The kernel did not do what the merged rule says (or the case could
+    /// not be set up to tell).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            Verdict::MatchesFirstVersion | Verdict::MatchesNeither | Verdict::SetupFailed
+        )
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::RulesAgree => "match (rules agree)",
+            Verdict::MatchesMerged => "matches merged",
+            Verdict::MatchesFirstVersion => "matches first version",
+            Verdict::MatchesNeither => "matches neither",
+            Verdict::Unsupported => "unsupported",
+            Verdict::SetupFailed => "setup failed",
+        })
+    }
+}
+
+/// kselftest's codes: 0 every supported case matches the merged rule, 1
+/// some do not.
+pub fn exit_code(rows: &[ConformRow]) -> ExitCode {
+    if rows.iter().any(|r| r.verdict.is_failure()) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// What the census says happened: at least 90% of the pages in one place.
@@ -180,12 +232,12 @@ fn describe(res: &CaseResult, case: &Case, got: Option<Expect>) -> String {
     }
 }
 
-fn verdict(got: Option<Expect>, merged: Expect, first: Expect) -> &'static str {
+fn verdict(got: Option<Expect>, merged: Expect, first: Expect) -> Verdict {
     match (got == Some(merged), got == Some(first)) {
-        (true, true) => "match (rules agree)",
-        (true, false) => "matches merged",
-        (false, true) => "matches first version",
-        (false, false) => "matches neither",
+        (true, true) => Verdict::RulesAgree,
+        (true, false) => Verdict::MatchesMerged,
+        (false, true) => Verdict::MatchesFirstVersion,
+        (false, false) => Verdict::MatchesNeither,
     }
 }
 
@@ -312,17 +364,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
         return Err(crate::error::Interrupted.into());
     }
     print_report(&rows, &kernel, &csv_path);
-    let bad = rows.iter().any(|r| {
-        matches!(
-            r.verdict.as_str(),
-            "matches first version" | "matches neither" | "setup failed"
-        )
-    });
-    Ok(if bad {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit_code(&rows))
 }
 
 fn run_one(
@@ -334,7 +376,7 @@ fn run_one(
 ) -> anyhow::Result<ConformRow> {
     let spec = CaseSpec {
         policy: case.policy,
-        mask: case.mask.to_string(),
+        mask: case.mask.clone(),
         exec_cpu: cast.cpu(case.exec),
         page_node: case.page,
         size_bytes: req.size_bytes,
@@ -365,13 +407,10 @@ fn run_one(
     let (measured_s, verdict_s) = match res.status {
         CaseStatus::Ok => {
             let got = measured(&res, case);
-            (
-                describe(&res, case, got),
-                verdict(got, merged, first).to_string(),
-            )
+            (describe(&res, case, got), verdict(got, merged, first))
         }
-        CaseStatus::Unsupported => ("unsupported".into(), "unsupported".into()),
-        CaseStatus::SetupFailed => ("-".into(), "setup failed".into()),
+        CaseStatus::Unsupported => ("unsupported".into(), Verdict::Unsupported),
+        CaseStatus::SetupFailed => ("-".into(), Verdict::SetupFailed),
     };
     Ok(ConformRow {
         case: case.id,
@@ -427,23 +466,18 @@ fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
             r.measured.clone(),
             opt(r.numa_hint_faults),
             opt(r.numa_pages_migrated),
-            r.verdict.clone(),
+            r.verdict.to_string(),
         ]);
     }
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", t.render());
-    let count = |v: &str| rows.iter().filter(|r| r.verdict == v).count();
-    let agree = count("match (rules agree)");
-    let merged_only = count("matches merged");
-    let unsupported = count("unsupported");
+    let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
+    let agree = count(Verdict::RulesAgree);
+    let merged_only = count(Verdict::MatchesMerged);
+    let unsupported = count(Verdict::Unsupported);
     let bad: Vec<String> = rows
         .iter()
-        .filter(|r| {
-            matches!(
-                r.verdict.as_str(),
-                "matches first version" | "matches neither" | "setup failed"
-            )
-        })
+        .filter(|r| r.verdict.is_failure())
         .map(|r| format!("{} ({})", r.case, r.verdict))
         .collect();
     let _ = writeln!(
@@ -516,7 +550,7 @@ mod tests {
         assert_eq!(measured(&res(vec![(0, 256), (2, 256)]), &case), None);
         assert_eq!(
             verdict(Some(Expect::Stay), Expect::Stay, Expect::MigrateTo(1)),
-            "matches merged"
+            Verdict::MatchesMerged
         );
     }
 }

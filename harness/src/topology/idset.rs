@@ -198,6 +198,14 @@ impl<K> serde::Serialize for IdSet<K> {
     }
 }
 
+/// Read back in the kernel's list form it is written in (`0-1,3`).
+impl<'de, K> serde::Deserialize<'de> for IdSet<K> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
