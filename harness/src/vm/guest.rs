@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::profile::Profile;
-use super::stream;
+use super::stream::{self, GuestError, GuestErrorKind};
 use crate::sysfs::SysRoot;
 use crate::topology::Topology;
 
@@ -134,7 +134,7 @@ fn send(port: &mut Option<File>, bytes: &[u8]) {
 
 /// Checks what the profile needs from the kernel, from what the guest's
 /// sysfs shows. Each missing option is named.
-fn check_kernel(profile: &Profile) -> Result<(), String> {
+fn check_kernel(profile: &Profile) -> Result<(), GuestError> {
     let sys = SysRoot::live();
     let mut missing = Vec::new();
     let online = sys
@@ -156,11 +156,14 @@ fn check_kernel(profile: &Profile) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("the kernel lacks {}", missing.join(", ")))
+        Err(GuestError {
+            kind: GuestErrorKind::KernelConfig,
+            text: format!("the kernel lacks {}", missing.join(", ")),
+        })
     }
 }
 
-fn run(port: &mut Option<File>) -> Result<i32, String> {
+fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
     let config: GuestConfig = serde_json::from_str(
         &fs::read_to_string(ARGS_FILE).map_err(|e| format!("{ARGS_FILE}: {e}"))?,
     )
@@ -210,7 +213,7 @@ fn run(port: &mut Option<File>) -> Result<i32, String> {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => std::thread::sleep(Duration::from_millis(250)),
-            Err(e) => return Err(format!("waiting for the inner command: {e}")),
+            Err(e) => return Err(format!("waiting for the inner command: {e}").into()),
         }
     };
     stream_results(port, &mut sent);

@@ -502,7 +502,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
         None => {
             // A guest-side config error is bad input (wrong kernel).
             if let Some(e) = b.received.errors.first() {
-                if e.contains("the kernel lacks") {
+                if e.kind == stream::GuestErrorKind::KernelConfig {
                     return Err(input(format!("--kernel {}: {e}", req.kernel.display())));
                 }
             }

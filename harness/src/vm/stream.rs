@@ -6,8 +6,9 @@
 //! `offset` bytes and appends the payload (an append when offset is the
 //! file's length; a rewrite from the first changed byte otherwise);
 //! `TB:EXIT <code>\n` is the inner command's exit code;
-//! `TB:ERROR <text>\n` is a guest-side failure (e.g. a kernel option
-//! missing). The guest sets the port to raw mode, so bytes pass unchanged.
+//! `TB:ERROR <kind> <text>\n` is a guest-side failure of a [`GuestErrorKind`]
+//! (a kernel option missing is the user's to fix; a setup failure is not).
+//! The guest sets the port to raw mode, so bytes pass unchanged.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,56 @@ pub fn exit_record(code: i32) -> Vec<u8> {
     format!("TB:EXIT {code}\n").into_bytes()
 }
 
-pub fn error_record(text: &str) -> Vec<u8> {
-    format!("TB:ERROR {}\n", text.replace('\n', " ")).into_bytes()
+/// What went wrong inside the guest, as the host must treat it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestErrorKind {
+    /// The kernel lacks an option the experiment needs: bad input (the
+    /// `--kernel` given), exit 2.
+    KernelConfig,
+    /// The guest could not set up or start the inner command: a failure.
+    Setup,
+}
+
+impl GuestErrorKind {
+    fn word(self) -> &'static str {
+        match self {
+            GuestErrorKind::KernelConfig => "kernel-config",
+            GuestErrorKind::Setup => "setup",
+        }
+    }
+}
+
+/// A guest-side failure: its kind, and the text for the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestError {
+    pub kind: GuestErrorKind,
+    pub text: String,
+}
+
+impl GuestError {
+    pub fn setup(text: impl Into<String>) -> GuestError {
+        GuestError {
+            kind: GuestErrorKind::Setup,
+            text: text.into(),
+        }
+    }
+}
+
+/// Any other guest-side message is a setup failure.
+impl From<String> for GuestError {
+    fn from(text: String) -> GuestError {
+        GuestError::setup(text)
+    }
+}
+
+impl std::fmt::Display for GuestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+pub fn error_record(e: &GuestError) -> Vec<u8> {
+    format!("TB:ERROR {} {}\n", e.kind.word(), e.text.replace('\n', " ")).into_bytes()
 }
 
 /// Everything a stream carried.
@@ -30,7 +79,7 @@ pub fn error_record(text: &str) -> Vec<u8> {
 pub struct Received {
     pub files: BTreeMap<String, Vec<u8>>,
     pub exit: Option<i32>,
-    pub errors: Vec<String>,
+    pub errors: Vec<GuestError>,
     /// Set when the stream ended inside a record (guest died mid-write).
     pub truncated: bool,
 }
@@ -62,8 +111,19 @@ pub fn decode(mut data: &[u8]) -> Received {
             }
         } else if let Some(code) = line.strip_prefix("TB:EXIT ") {
             r.exit = code.trim().parse().ok();
-        } else if let Some(text) = line.strip_prefix("TB:ERROR ") {
-            r.errors.push(text.to_string());
+        } else if let Some(rest) = line.strip_prefix("TB:ERROR ") {
+            let (word, text) = rest.split_once(' ').unwrap_or((rest, ""));
+            let kind = [GuestErrorKind::KernelConfig, GuestErrorKind::Setup]
+                .into_iter()
+                .find(|k| k.word() == word);
+            r.errors.push(match kind {
+                Some(kind) => GuestError {
+                    kind,
+                    text: text.to_string(),
+                },
+                // A guest of another build: its whole text, as a failure.
+                None => GuestError::setup(rest),
+            });
         }
         // Anything else (noise before the port went raw) is skipped.
     }
@@ -81,12 +141,16 @@ mod tests {
         s.extend(file_record("system.json", 0, b"{\"v\": []}"));
         s.extend(file_record("samples.csv", 4, b"1,2\n"));
         s.extend(file_record("system.json", 7, b"1]}"));
-        s.extend(error_record("no\nnewlines"));
+        s.extend(error_record(&GuestError {
+            kind: GuestErrorKind::KernelConfig,
+            text: "no\nnewlines".into(),
+        }));
         s.extend(exit_record(0));
         let r = decode(&s);
         assert_eq!(r.files["samples.csv"], b"a,b\n1,2\n");
         assert_eq!(r.files["system.json"], b"{\"v\": [1]}");
-        assert_eq!(r.errors, vec!["no newlines"]);
+        assert_eq!(r.errors[0].kind, GuestErrorKind::KernelConfig);
+        assert_eq!(r.errors[0].text, "no newlines");
         assert_eq!(r.exit, Some(0));
         assert!(!r.truncated);
     }
