@@ -264,7 +264,7 @@ impl KnobError {
     /// (exit 2, one line), anything else stays a runtime failure.
     pub fn into_anyhow(self) -> anyhow::Error {
         if self.is_input_error() {
-            crate::error::input(self.to_string())
+            crate::error::input_from(self)
         } else {
             self.into()
         }
@@ -404,8 +404,18 @@ impl Drop for KnobLock {
     }
 }
 
+/// The owner's text. The owner writes it just after taking the lock, so a
+/// reader that finds the lock held and the text not there yet waits for it
+/// a little.
 fn read_owner(lock: &Path) -> Option<Owner> {
-    serde_json::from_str(&fs::read_to_string(lock).ok()?).ok()
+    for _ in 0..50 {
+        let text = fs::read_to_string(lock).ok()?;
+        if let Ok(o) = serde_json::from_str(&text) {
+            return Some(o);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 /// What a state file held.

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use tierbench::app;
 use tierbench::cli::Command;
-use tierbench::error::{InputError, Interrupted};
 
 fn main() -> ExitCode {
     // Inside an emulated machine this binary is /init.
@@ -29,16 +28,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-            eprintln!("tierbench: {e}");
-            ExitCode::from(130)
-        }
         Err(e) => {
-            let input = e.chain().any(|c| c.downcast_ref::<InputError>().is_some());
-            // One line: the context chain joined, outermost first.
-            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
-            eprintln!("tierbench: error: {}", msg.join(": "));
-            ExitCode::from(if input { 2 } else { 1 })
+            let (code, line) = tierbench::error::report(&e);
+            eprintln!("{line}");
+            code
         }
     }
 }

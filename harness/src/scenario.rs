@@ -113,7 +113,7 @@ pub struct Lowered {
 pub use crate::report::schema::ScenarioRecord as Record;
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> InputError {
-    InputError(format!("scenario {}: {msg}", path.display()))
+    InputError::new(format!("scenario {}: {msg}", path.display()))
 }
 
 /// A path, or a name from `bench/scenarios/`.

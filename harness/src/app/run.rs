@@ -244,7 +244,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     let facts = MachineFacts::live(&topo);
     let mut plan = Plan::resolve_named(&spec, &facts, &*names)?;
     if let Some(host) = &a.host {
-        let profile = crate::vm::profile::Profile::load(host).map_err(|e| input(e.to_string()))?;
+        let profile = crate::vm::profile::Profile::load(host).map_err(crate::error::input_from)?;
         let shape = profile.check_shape(&topo);
         if !shape.is_empty() {
             return Err(input(format!(

@@ -259,7 +259,7 @@ fn run_child(spec: &CaseSpec) -> anyhow::Result<CaseResult> {
 
 /// Bad options are refused before anything else, on any machine.
 fn check(req: &ConformRequest) -> Result<(), crate::error::InputError> {
-    let bad = |m: String| crate::error::InputError(m);
+    let bad = |m: String| crate::error::InputError::new(m);
     if let Some(m) = req.modes.iter().find(|m| !matches!(m, 1..=3)) {
         return Err(bad(format!(
             "--modes: {m} is not a numa_balancing mode with scanning (1, 2 or 3)"

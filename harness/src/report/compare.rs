@@ -36,7 +36,7 @@ pub struct RunResults {
 }
 
 fn bad(msg: String) -> InputError {
-    InputError(msg)
+    InputError::new(msg)
 }
 
 impl RunResults {

@@ -47,7 +47,7 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
             col(schema::col::SPAN_S),
         );
         let (Some(v), Some(it), Some(ts), Some(span)) = (v, it, ts, span) else {
-            return Err(InputError(format!(
+            return Err(InputError::new(format!(
                 "{}: not a tierbench timeseries (schema {})",
                 csv.path.display(),
                 schema::SCHEMA_VERSION

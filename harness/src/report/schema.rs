@@ -147,7 +147,7 @@ impl SystemRecord {
     /// Reads `dir/system.json`: the version first, then every field.
     pub fn read(dir: &Path) -> Result<SystemRecord, InputError> {
         let path = Self::path(dir);
-        let bad = |m: String| InputError(format!("{}: {m}", path.display()));
+        let bad = |m: String| InputError::new(format!("{}: {m}", path.display()));
         let bytes = std::fs::read(&path).map_err(|e| {
             bad(format!(
                 "{e} (a results directory of `tierbench run` has one)"
@@ -213,7 +213,7 @@ impl CsvRows {
     /// than the header (a run killed mid-write, or a full disk) is skipped
     /// with a note; a malformed row elsewhere is an error naming the file.
     pub fn read(path: &Path) -> Result<CsvRows, InputError> {
-        let bad = |m: String| InputError(format!("{}: {m}", path.display()));
+        let bad = |m: String| InputError::new(format!("{}: {m}", path.display()));
         let bytes = std::fs::read(path)
             .map_err(|e| bad(format!("{e} (give a results directory of `tierbench run`)")))?;
         let mut notes = Vec::new();

@@ -230,7 +230,7 @@ pub struct Plan {
 }
 
 fn bad(msg: String) -> InputError {
-    InputError(msg)
+    InputError::new(msg)
 }
 
 /// How an option is named in messages: `--hot-fraction` on the command

@@ -107,7 +107,7 @@ fn missing_config(config: &str, profile: &Profile) -> Vec<String> {
 
 /// Checks everything that can be checked before QEMU starts.
 fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
-    let profile = Profile::load(&req.host).map_err(|e| input(e.to_string()))?;
+    let profile = Profile::load(&req.host).map_err(crate::error::input_from)?;
     if profile.kind != Kind::Emulated {
         return Err(input(format!(
             "host profile {} describes a lab machine, not an emulated one: use it with \
