@@ -326,7 +326,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             "tierbench run: {} variant(s) x {} iteration(s), {} each, results in {}",
             plan.variants.len(),
             plan.iterations,
-            humantime(plan.duration_s),
+            humantime(plan.duration.as_secs_f64()),
             out_dir.display()
         );
         for n in &plan.notes {
@@ -336,7 +336,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
 
     let progress = RunProgress::for_stderr(
         plan.runs(),
-        plan.warmup_s + plan.duration_s,
+        (plan.warmup + plan.duration).as_secs_f64(),
         plan.iterations,
     );
     let mut timeline = TimelineSink::default();

@@ -50,6 +50,29 @@ pub fn execute(
 ) -> anyhow::Result<Vec<VariantOutcome>> {
     let mut outcomes = Vec::new();
     let clock = AccessClock::calibrate(Duration::from_millis(20));
+    let mut plan = plan.clone();
+    if plan.steady_warmup {
+        let w = warm_up_emulator(&plan, clock, stop)?;
+        plan.notes.push(if w.steady {
+            format!(
+                "emulator warm-up: the workload ran {:.1} s on a scratch buffer until its \
+                 throughput was steady ({:.3e} accesses/s, within {:.0}% over {} windows of \
+                 {} ms), so the first variant is measured like the last",
+                w.seconds,
+                w.per_s,
+                (STEADY_SPREAD - 1.0) * 100.0,
+                STEADY_WINDOWS,
+                STEADY_WINDOW.as_millis()
+            )
+        } else {
+            format!(
+                "emulator warm-up: throughput was not steady after {:.1} s on a scratch \
+                 buffer: early variants may run slower than later ones",
+                w.seconds
+            )
+        });
+    }
+    let plan = &plan;
     for iteration in 1..=plan.iterations {
         for policy in &plan.variants {
             if stop.load(Ordering::SeqCst) {
@@ -221,37 +244,11 @@ fn run_variant(
     let shared = Shared::default();
     let nodes = topo_nodes(cols);
     let mut perf = PerfCounters::open();
-    let threads = plan.worker_cpus.len();
     let base = buf.as_mut_ptr() as usize;
-    let mut pin_method = PinMethod::Hwloc;
     let mut window = Window::default();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = plan
-            .worker_cpus
-            .iter()
-            .enumerate()
-            .map(|(index, &cpu)| {
-                let worker = Worker {
-                    pattern: &pattern,
-                    shared: &shared,
-                    clock,
-                    latency_every: plan.latency_every,
-                    index,
-                    workers: threads,
-                    seed: u64::from(iteration),
-                };
-                s.spawn(move || -> Result<PinMethod, pin::PinError> {
-                    let m = pin::pin_current_thread(cpu)?;
-                    // SAFETY: the buffer outlives this scope and is only
-                    // accessed through atomics while the workers run.
-                    unsafe { worker.run(base as *mut u8) };
-                    Ok(m)
-                })
-            })
-            .collect();
-
-        warm_up(plan, stop);
-        let result = {
+    let (result, pin_method) =
+        with_workers(plan, &pattern, &shared, clock, iteration, base, || {
+            warm_up(plan, stop);
             perf.enable();
             let ctx = SampleCtx {
                 plan,
@@ -265,15 +262,8 @@ fn run_variant(
                 nodes: &nodes,
             };
             sample_loop(&ctx, sinks, stop, &mut window)
-        };
-        shared.stop.store(true, Ordering::SeqCst);
-        for h in handles {
-            if h.join().expect("worker panicked")? == PinMethod::CoreAffinity {
-                pin_method = PinMethod::CoreAffinity;
-            }
-        }
-        result
-    })?;
+        })?;
+    result?;
     drop(eater);
 
     let (first, last) = (
@@ -332,6 +322,109 @@ fn run_variant(
     })
 }
 
+/// Runs `during` on this thread while the plan's workers, pinned, drive
+/// `pattern` over the buffer at `base`; stops and joins them after. Returns
+/// what `during` returned and how the workers were pinned.
+fn with_workers<R>(
+    plan: &Plan,
+    pattern: &Pattern,
+    shared: &Shared,
+    clock: AccessClock,
+    seed: u32,
+    base: usize,
+    during: impl FnOnce() -> R,
+) -> anyhow::Result<(R, PinMethod)> {
+    let threads = plan.worker_cpus.len();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .worker_cpus
+            .iter()
+            .enumerate()
+            .map(|(index, &cpu)| {
+                let worker = Worker {
+                    pattern,
+                    shared,
+                    clock,
+                    latency_every: plan.latency_every,
+                    index,
+                    workers: threads,
+                    seed: u64::from(seed),
+                };
+                s.spawn(move || -> Result<PinMethod, pin::PinError> {
+                    let m = pin::pin_current_thread(cpu)?;
+                    // SAFETY: the buffer outlives this scope and is only
+                    // accessed through atomics while the workers run.
+                    unsafe { worker.run(base as *mut u8) };
+                    Ok(m)
+                })
+            })
+            .collect();
+        let result = during();
+        shared.stop.store(true, Ordering::SeqCst);
+        let mut method = PinMethod::Hwloc;
+        for h in handles {
+            if h.join().expect("worker panicked")? == PinMethod::CoreAffinity {
+                method = PinMethod::CoreAffinity;
+            }
+        }
+        Ok((result, method))
+    })
+}
+
+/// How the emulator warm-up ended.
+#[derive(Debug, Clone, Copy)]
+struct Steady {
+    seconds: f64,
+    per_s: f64,
+    steady: bool,
+}
+
+/// Windows of this length are compared by the emulator warm-up.
+const STEADY_WINDOW: Duration = Duration::from_millis(500);
+/// Steady: the last windows' rates within this ratio of each other.
+const STEADY_SPREAD: f64 = 1.10;
+const STEADY_WINDOWS: usize = 3;
+/// Longest the emulator warm-up runs before giving up (and saying so).
+const STEADY_MAX: Duration = Duration::from_secs(60);
+
+/// Under emulation, a workload's throughput climbs for seconds after it
+/// starts whichever variant it is (measured: 6-7 M accesses/s for the first
+/// variants of a run, 40-51 M/s for the last; QEMU's software TLB grows
+/// with use). So before the first variant, the plan's workload runs on a
+/// scratch buffer of the same size until its throughput is steady; the
+/// variants' own buffers, placement and counters are untouched.
+fn warm_up_emulator(plan: &Plan, clock: AccessClock, stop: &AtomicBool) -> anyhow::Result<Steady> {
+    let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
+    populate(&mut buf, plan, stop)?;
+    let pattern = Pattern::new(plan.pattern, plan.size_bytes);
+    let shared = Shared::default();
+    let base = buf.as_mut_ptr() as usize;
+    let (steady, _) = with_workers(plan, &pattern, &shared, clock, 0, base, || {
+        let t0 = Instant::now();
+        let mut rates: Vec<f64> = Vec::new();
+        let mut last = (Instant::now(), shared.accesses.load(Ordering::Relaxed));
+        loop {
+            std::thread::sleep(STEADY_WINDOW);
+            let now = (Instant::now(), shared.accesses.load(Ordering::Relaxed));
+            rates.push((now.1 - last.1) as f64 / (now.0 - last.0).as_secs_f64());
+            last = now;
+            let recent = &rates[rates.len().saturating_sub(STEADY_WINDOWS)..];
+            let (lo, hi) = recent
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            let steady = recent.len() == STEADY_WINDOWS && lo > 0.0 && hi / lo <= STEADY_SPREAD;
+            if steady || t0.elapsed() >= STEADY_MAX || stop.load(Ordering::SeqCst) {
+                break Steady {
+                    seconds: t0.elapsed().as_secs_f64(),
+                    per_s: recent.iter().sum::<f64>() / recent.len() as f64,
+                    steady,
+                };
+            }
+        }
+    })?;
+    Ok(steady)
+}
+
 fn topo_nodes(cols: &Columns) -> NodeSet {
     cols.nodes.iter().copied().collect()
 }
@@ -342,7 +435,7 @@ fn populate(buf: &mut Buffer, plan: &Plan, stop: &AtomicBool) -> Result<(), buff
 
 /// Lets the workers run for the warm-up before the measured window.
 fn warm_up(plan: &Plan, stop: &AtomicBool) {
-    let until = Instant::now() + Duration::from_secs_f64(plan.warmup_s);
+    let until = Instant::now() + plan.warmup;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         if now >= until {
@@ -387,9 +480,7 @@ fn sample_loop(
     window: &mut Window,
 ) -> anyhow::Result<()> {
     let plan = ctx.plan;
-    let interval = Duration::from_secs_f64(plan.interval_s);
-    let duration = Duration::from_secs_f64(plan.duration_s);
-    let move_at = plan.move_hot_at_s.map(Duration::from_secs_f64);
+    let (interval, duration, move_at) = (plan.interval, plan.duration, plan.move_hot_at);
     let shared = ctx.shared;
     let first = Snapshot::read(ctx.sys, ctx.nodes)?;
     let started = Instant::now();

@@ -216,17 +216,36 @@ pub struct Plan {
     pub hot_bytes: usize,
     /// The share of accesses the distribution puts on the hot set.
     pub expected_hot_share: f64,
-    pub move_hot_at_s: Option<f64>,
+    #[serde(rename = "move_hot_at_s", serialize_with = "secs_opt")]
+    pub move_hot_at: Option<Duration>,
     pub latency_every: u64,
-    pub warmup_s: f64,
-    pub duration_s: f64,
-    pub interval_s: f64,
+    #[serde(rename = "warmup_s", serialize_with = "secs")]
+    pub warmup: Duration,
+    #[serde(rename = "duration_s", serialize_with = "secs")]
+    pub duration: Duration,
+    #[serde(rename = "interval_s", serialize_with = "secs")]
+    pub interval: Duration,
     pub iterations: u32,
     pub census: bool,
+    /// Before the first variant, run the workload on a scratch buffer until
+    /// its throughput is steady (emulated machines: see `run::execute`).
+    pub steady_warmup: bool,
     pub fast: NodeSet,
     pub slow: NodeSet,
     /// Facts about the setup that every summary row repeats.
     pub notes: Vec<String>,
+}
+
+/// Durations are written as seconds in system.json (`plan.duration_s`).
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn secs_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 fn bad(msg: String) -> InputError {
@@ -412,13 +431,14 @@ impl Plan {
             pattern: spec.pattern,
             hot_bytes,
             expected_hot_share: pattern.expected_hot_share,
-            move_hot_at_s: spec.move_hot_at.map(|d| d.as_secs_f64()),
+            move_hot_at: spec.move_hot_at,
             latency_every: spec.latency_every,
-            warmup_s: spec.warmup.as_secs_f64(),
-            duration_s: spec.duration.as_secs_f64(),
-            interval_s: spec.interval.as_secs_f64(),
+            warmup: spec.warmup,
+            duration: spec.duration,
+            interval: spec.interval,
             iterations: spec.iterations,
             census: spec.census,
+            steady_warmup: facts.emulated,
             fast: topo.roles.fast.clone(),
             slow: topo.roles.slow.clone(),
             notes,
