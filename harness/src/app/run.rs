@@ -15,7 +15,7 @@ use crate::report::csv::CsvSink;
 use crate::report::progress::RunProgress;
 use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
 use crate::report::table::{Table, TimelineSink};
-use crate::report::{utc_stamp, RowKind, RunObserver, SCHEMA_VERSION};
+use crate::report::{utc_stamp, Note, RowKind, RunObserver, SCHEMA_VERSION};
 use crate::run::{MachineFacts, Plan, RunSpec, VariantOutcome};
 use crate::scenario::{Lowered, Scenario};
 use crate::sysfs::SysRoot;
@@ -254,7 +254,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         }
         for m in profile.check_tiers(&topo) {
             eprintln!("tierbench run: profile expectation not met: {m}");
-            plan.notes.push(format!("profile expectation not met: {m}"));
+            plan.notes.push(Note::ProfileExpectation(m));
         }
     }
     let knob_plan = knob_plan(&a, &*names)?;
@@ -267,10 +267,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     let is_root = unsafe { libc::geteuid() } == 0;
     if knob_plan.is_empty() {
         if let Some(owner) = knobs::KnobLock::holder(&state) {
-            plan.notes.push(format!(
-                "the kernel knobs belonged to another tierbench during this run ({owner}): \
-                 measured under its settings"
-            ));
+            plan.notes.push(Note::KnobsHeldBy(owner.to_string()));
         }
     }
     let lease = knob_plan
@@ -360,7 +357,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             eater_bytes: o.eater_bytes,
             status: o.summary.status.to_string(),
             pin_method: o.pin.map(|p| p.to_string()),
-            notes: o.summary.notes.clone(),
+            notes: crate::report::note::join(&o.summary.notes),
             vmstat_delta: o.vmstat_delta.clone(),
         })
         .collect();
@@ -432,27 +429,18 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         t.push(row);
     }
     print!("\n{}", t.render());
-    // Notes every variant shares are printed once.
-    let split = |o: &VariantOutcome| -> Vec<String> {
-        o.summary
-            .notes
-            .split("; ")
-            .filter(|n| !n.is_empty())
-            .map(String::from)
-            .collect()
-    };
-    // Refused variants carry only their reason: they do not decide what
-    // is common.
+    // Notes every variant shares are printed once. Refused variants carry
+    // only their reason: they do not decide what is common.
     let measured: Vec<&VariantOutcome> = outcomes
         .iter()
         .filter(|o| o.summary.status != crate::report::Status::Unsupported)
         .collect();
-    let common: Vec<String> = measured
+    let common: Vec<&Note> = measured
         .first()
-        .map(|o| split(o))
+        .map(|o| o.summary.notes.iter().collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| measured.iter().all(|o| split(o).contains(n)))
+        .filter(|n| measured.iter().all(|o| o.summary.notes.contains(n)))
         .collect();
     for n in &common {
         println!("note: {n}");
@@ -460,9 +448,12 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
     // Each variant's own notes once, however many iterations repeat them.
     let mut printed: Vec<String> = Vec::new();
     for o in outcomes {
-        let own: Vec<String> = split(o)
-            .into_iter()
+        let own: Vec<String> = o
+            .summary
+            .notes
+            .iter()
             .filter(|n| !common.contains(n))
+            .map(|n| n.to_string())
             .collect();
         let line = format!("{}: {}", o.summary.variant, own.join("; "));
         if !own.is_empty() && !printed.contains(&line) {

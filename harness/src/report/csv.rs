@@ -120,7 +120,9 @@ mod tests {
         let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);
         row.status = Status::Unsupported;
-        row.notes = "EINVAL, with a comma".into();
+        row.notes = vec![crate::report::Note::Unsupported(
+            "EINVAL, with a comma".into(),
+        )];
         sink.row(&row).unwrap();
         // An interval row is not this sink's kind: it is skipped.
         sink.row(&SampleRow::empty(RowKind::Interval, "x", 1, &cols))

@@ -5,6 +5,7 @@
 
 pub mod compare;
 pub mod csv;
+pub mod note;
 pub mod plot;
 pub mod progress;
 pub mod schema;
@@ -82,7 +83,7 @@ pub struct SampleRow {
     pub counters: Vec<Option<u64>>,
     /// perf event counts (summary rows), in [`Columns::perf`] order.
     pub perf: Vec<Option<u64>>,
-    pub notes: String,
+    pub notes: Vec<Note>,
 }
 
 impl SampleRow {
@@ -107,7 +108,7 @@ impl SampleRow {
             hot_slow_share: None,
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
-            notes: String::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -121,6 +122,7 @@ pub struct Columns {
 }
 
 pub use crate::stamp::utc_stamp;
+pub use note::Note;
 use schema::col;
 pub use schema::SCHEMA_VERSION;
 
@@ -212,7 +214,7 @@ impl Columns {
         if r.kind == RowKind::Summary {
             out.extend(r.perf.iter().map(|v| opt(*v)));
         }
-        out.push(r.notes.clone());
+        out.push(note::join(&r.notes));
         debug_assert_eq!(out.len(), self.header(r.kind).len());
         out
     }

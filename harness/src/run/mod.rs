@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::buffer::{self, Buffer, Census, PageKind, BASE_PAGE};
 use crate::mempolicy::{MoveFlags, Policy};
 use crate::pin::{self, PinMethod};
-use crate::report::{Columns, RowKind, RunObserver, SampleRow, Status};
+use crate::report::{Columns, Note, RowKind, RunObserver, SampleRow, Status};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::PerfCounters;
 use crate::telemetry::vmstat::{CounterId, Snapshot};
@@ -53,23 +53,13 @@ pub fn execute(
     let mut plan = plan.clone();
     if plan.steady_warmup {
         let w = warm_up_emulator(&plan, clock, stop)?;
-        plan.notes.push(if w.steady {
-            format!(
-                "emulator warm-up: the workload ran {:.1} s on a scratch buffer until its \
-                 throughput was steady ({:.3e} accesses/s, within {:.0}% over {} windows of \
-                 {} ms), so the first variant is measured like the last",
-                w.seconds,
-                w.per_s,
-                (STEADY_SPREAD - 1.0) * 100.0,
-                STEADY_WINDOWS,
-                STEADY_WINDOW.as_millis()
-            )
-        } else {
-            format!(
-                "emulator warm-up: throughput was not steady after {:.1} s on a scratch \
-                 buffer: early variants may run slower than later ones",
-                w.seconds
-            )
+        plan.notes.push(Note::EmulatorWarmup {
+            seconds: w.seconds,
+            per_s: w.per_s,
+            steady: w.steady,
+            spread_pct: (STEADY_SPREAD - 1.0) * 100.0,
+            windows: STEADY_WINDOWS,
+            window_ms: STEADY_WINDOW.as_millis(),
         });
     }
     let plan = &plan;
@@ -154,9 +144,9 @@ fn run_variant(
     let sys = SysRoot::live();
     let mut summary = SampleRow::empty(RowKind::Summary, &name, iteration, cols);
     let mut notes = plan.notes.clone();
-    let refused = |mut summary: SampleRow, status: Status, why: String| {
+    let refused = |mut summary: SampleRow, status: Status, why: Note| {
         summary.status = status;
-        summary.notes = why;
+        summary.notes = vec![why];
         VariantOutcome {
             summary,
             pin: None,
@@ -172,8 +162,8 @@ fn run_variant(
         None => None,
         Some(Ok(eater)) => {
             notes.push(match &eater {
-                Some(e) => format!("fast tier filled by a {} MiB eater", e.len() >> 20),
-                None => "fast tier already full to the watermark: no eater needed".into(),
+                Some(e) => Note::FastTierFilled { mib: e.len() >> 20 },
+                None => Note::FastTierAlreadyFull,
             });
             eater
         }
@@ -186,7 +176,7 @@ fn run_variant(
             let o = refused(
                 summary,
                 Status::Interrupted,
-                "interrupted while filling the fast tier".into(),
+                Note::InterruptedWhile("filling the fast tier"),
             );
             emit(sinks, &o.summary)?;
             return Ok(o);
@@ -219,7 +209,7 @@ fn run_variant(
         Ok(()) => {}
         Err(buffer::BufferError::Policy { source, .. }) => {
             let why = format!("{source}: {}", crate::probe::diagnose(policy, &source));
-            let o = refused(summary, Status::Unsupported, why);
+            let o = refused(summary, Status::Unsupported, Note::Unsupported(why));
             emit(sinks, &o.summary)?;
             return Ok(o);
         }
@@ -227,7 +217,7 @@ fn run_variant(
             let o = refused(
                 summary,
                 Status::Interrupted,
-                "interrupted while populating".into(),
+                Note::InterruptedWhile("populating"),
             );
             emit(sinks, &o.summary)?;
             return Ok(o);
@@ -237,7 +227,7 @@ fn run_variant(
     // The kernel is the ground truth: check it holds the policy we set.
     let held = buf.policy()?;
     if held != *policy {
-        notes.push(format!("kernel reports policy {held} for the buffer"));
+        notes.push(Note::KernelPolicy(held.to_string()));
     }
 
     let pattern = Pattern::new(plan.pattern, plan.size_bytes);
@@ -300,19 +290,22 @@ fn run_variant(
                 .and_then(|r| r.value)
         })
         .collect();
-    let unsupported: Vec<String> = readings
+    let unsupported: Vec<Note> = readings
         .iter()
         .filter(|r| r.value.is_none())
-        .map(|r| format!("perf {}: {}", r.name, r.status))
+        .map(|r| Note::PerfUnsupported {
+            event: r.name.to_string(),
+            status: r.status.to_string(),
+        })
         .collect();
     notes.extend(unsupported);
     if pin_method == PinMethod::CoreAffinity {
-        notes.push("workers pinned with sched_setaffinity (hwloc binding failed)".into());
+        notes.push(Note::PinnedWithAffinity);
     }
     if window.stopped_early {
         summary.status = Status::Interrupted;
     }
-    summary.notes = notes.join("; ");
+    summary.notes = notes;
     emit(sinks, &summary)?;
     Ok(VariantOutcome {
         summary,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::buffer::{self, PageKind, BASE_PAGE};
 use crate::error::InputError;
 use crate::mempolicy::{Mode, NodeSpec, Policy, PolicySpec};
-use crate::report::Columns;
+use crate::report::{Columns, Note};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::EVENTS;
 use crate::telemetry::vmstat::{self, Snapshot};
@@ -233,7 +233,7 @@ pub struct Plan {
     pub fast: NodeSet,
     pub slow: NodeSet,
     /// Facts about the setup that every summary row repeats.
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 /// Durations are written as seconds in system.json (`plan.duration_s`).
@@ -357,13 +357,13 @@ impl Plan {
             )));
         }
 
-        let unit = spec.page.census_unit() as u64;
+        let census_unit = spec.page.census_unit() as u64;
         let size_bytes = spec
             .size
             .bytes(topo)
             .map_err(|e| bad(format!("{} {e}", flag("size"))))?
-            .div_ceil(unit)
-            * unit;
+            .div_ceil(census_unit)
+            * census_unit;
         if size_bytes == 0 {
             return Err(bad(format!(
                 "{} must be more than 0, e.g. 256M",
@@ -403,21 +403,17 @@ impl Plan {
 
         let mut notes = Vec::new();
         if !topo.has_slow_tier() {
-            notes.push("single memory tier: no slow tier, nothing can be promoted".to_string());
+            notes.push(Note::SingleTier);
         }
         if facts.emulated {
-            notes.push(
-                "emulated NUMA (QEMU): nodes share host RAM, so latency/bandwidth gaps between \
-                 them are not real, while placement and promotion counts are"
-                    .to_string(),
-            );
+            notes.push(Note::EmulatedNuma);
         }
         if spec.threads > targets.len() {
-            notes.push(format!(
-                "oversubscribed: {} workers on {} {unit}",
-                spec.threads,
-                targets.len()
-            ));
+            notes.push(Note::Oversubscribed {
+                workers: spec.threads,
+                targets: targets.len(),
+                unit,
+            });
         }
         Ok(Plan {
             size_bytes: size_bytes as usize,
@@ -645,7 +641,11 @@ mod tests {
         s.oversubscribe = true;
         let p = Plan::resolve(&s, &t).unwrap();
         assert_eq!(p.worker_cpus.len(), 3);
-        assert!(p.notes.iter().any(|n| n.contains("oversubscribed")));
+        assert!(p.notes.contains(&Note::Oversubscribed {
+            workers: 3,
+            targets: 2,
+            unit: "CPUs"
+        }));
     }
 
     /// The refusals that read the machine, on captured facts: hugetlb
@@ -682,7 +682,7 @@ mod tests {
         );
         f.emulated = true;
         let p = Plan::resolve(&spec(), &f).unwrap();
-        assert!(p.notes.iter().any(|n| n.contains("emulated NUMA")));
+        assert!(p.notes.contains(&Note::EmulatedNuma));
     }
 
     #[test]

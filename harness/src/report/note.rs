@@ -1,0 +1,123 @@
+//! Facts about a run that its rows carry beside the numbers: typed while
+//! the run goes on, turned into text only when a row is written (the CSV
+//! `notes` column, `system.json`, the terminal).
+
+use std::fmt;
+
+/// One fact about a variant's setup or measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    /// The machine has one memory tier: nothing can be promoted.
+    SingleTier,
+    /// The nodes are QEMU's: placement and counters are real, latency and
+    /// bandwidth gaps between nodes are not.
+    EmulatedNuma,
+    /// More workers than CPUs (or cores) of the worker node.
+    Oversubscribed {
+        workers: usize,
+        targets: usize,
+        unit: &'static str,
+    },
+    /// The host profile's expected tiers differ from the kernel's.
+    ProfileExpectation(String),
+    /// Another tierbench held the kernel knobs while this run measured.
+    KnobsHeldBy(String),
+    /// The emulator warm-up before the first variant.
+    EmulatorWarmup {
+        seconds: f64,
+        per_s: f64,
+        steady: bool,
+        spread_pct: f64,
+        windows: usize,
+        window_ms: u128,
+    },
+    /// The fast tier was filled by an eater of this many MiB.
+    FastTierFilled { mib: usize },
+    /// The fast tier was already full to its watermarks.
+    FastTierAlreadyFull,
+    /// The kernel holds another policy for the buffer than the one set.
+    KernelPolicy(String),
+    /// A perf event this machine does not count.
+    PerfUnsupported { event: String, status: String },
+    /// hwloc could not bind; sched_setaffinity did.
+    PinnedWithAffinity,
+    /// The kernel refused the variant's policy, and why.
+    Unsupported(String),
+    /// A signal stopped the variant at this step.
+    InterruptedWhile(&'static str),
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::SingleTier => {
+                f.write_str("single memory tier: no slow tier, nothing can be promoted")
+            }
+            Note::EmulatedNuma => f.write_str(
+                "emulated NUMA (QEMU): nodes share host RAM, so latency/bandwidth gaps between \
+                 them are not real, while placement and promotion counts are",
+            ),
+            Note::Oversubscribed {
+                workers,
+                targets,
+                unit,
+            } => write!(f, "oversubscribed: {workers} workers on {targets} {unit}"),
+            Note::ProfileExpectation(m) => write!(f, "profile expectation not met: {m}"),
+            Note::KnobsHeldBy(owner) => write!(
+                f,
+                "the kernel knobs belonged to another tierbench during this run ({owner}): \
+                 measured under its settings"
+            ),
+            Note::EmulatorWarmup {
+                seconds,
+                per_s,
+                steady: true,
+                spread_pct,
+                windows,
+                window_ms,
+            } => write!(
+                f,
+                "emulator warm-up: the workload ran {seconds:.1} s on a scratch buffer until \
+                 its throughput was steady ({per_s:.3e} accesses/s, within {spread_pct:.0}% \
+                 over {windows} windows of {window_ms} ms), so the first variant is measured \
+                 like the last"
+            ),
+            Note::EmulatorWarmup {
+                seconds,
+                steady: false,
+                ..
+            } => write!(
+                f,
+                "emulator warm-up: throughput was not steady after {seconds:.1} s on a \
+                 scratch buffer: early variants may run slower than later ones"
+            ),
+            Note::FastTierFilled { mib } => write!(f, "fast tier filled by a {mib} MiB eater"),
+            Note::FastTierAlreadyFull => {
+                f.write_str("fast tier already full to the watermark: no eater needed")
+            }
+            Note::KernelPolicy(p) => write!(f, "kernel reports policy {p} for the buffer"),
+            Note::PerfUnsupported { event, status } => write!(f, "perf {event}: {status}"),
+            Note::PinnedWithAffinity => {
+                f.write_str("workers pinned with sched_setaffinity (hwloc binding failed)")
+            }
+            Note::Unsupported(why) => f.write_str(why),
+            Note::InterruptedWhile(step) => write!(f, "interrupted while {step}"),
+        }
+    }
+}
+
+/// In `system.json`, a note is its text.
+impl serde::Serialize for Note {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Notes as one CSV cell.
+pub fn join(notes: &[Note]) -> String {
+    notes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
