@@ -106,7 +106,7 @@ impl Capabilities {
         let perf = pc
             .read()
             .into_iter()
-            .map(|r| (r.name.to_string(), r.status))
+            .map(|r| (r.name.to_string(), r.status.to_string()))
             .collect();
 
         Self {

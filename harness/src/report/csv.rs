@@ -115,7 +115,7 @@ mod tests {
                 scope: Scope::Node(0),
                 name: "pgpromote_success".into(),
             }],
-            perf: vec!["cycles"],
+            perf: vec![crate::telemetry::perf::PerfEvent::Cycles],
         };
         let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);

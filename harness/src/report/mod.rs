@@ -118,7 +118,7 @@ impl SampleRow {
 pub struct Columns {
     pub nodes: Vec<NodeId>,
     pub counters: Vec<CounterId>,
-    pub perf: Vec<&'static str>,
+    pub perf: Vec<crate::telemetry::perf::PerfEvent>,
 }
 
 pub use crate::stamp::utc_stamp;

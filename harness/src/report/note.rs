@@ -38,7 +38,10 @@ pub enum Note {
     /// The kernel holds another policy for the buffer than the one set.
     KernelPolicy(String),
     /// A perf event this machine does not count.
-    PerfUnsupported { event: String, status: String },
+    PerfUnsupported {
+        event: crate::telemetry::perf::PerfEvent,
+        status: crate::telemetry::perf::PerfStatus,
+    },
     /// hwloc could not bind; sched_setaffinity did.
     PinnedWithAffinity,
     /// The kernel refused the variant's policy, and why.

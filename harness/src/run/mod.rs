@@ -294,8 +294,8 @@ fn run_variant(
         .iter()
         .filter(|r| r.value.is_none())
         .map(|r| Note::PerfUnsupported {
-            event: r.name.to_string(),
-            status: r.status.to_string(),
+            event: r.name,
+            status: r.status,
         })
         .collect();
     notes.extend(unsupported);

@@ -10,35 +10,90 @@ use perf_event::events::{Hardware, Software};
 use perf_event::{Builder, Counter};
 use serde::Serialize;
 
-/// The events counted, by their CSV names.
-pub const EVENTS: [&str; 4] = ["task_clock_ns", "page_faults", "cycles", "instructions"];
+/// The events counted for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerfEvent {
+    #[serde(rename = "task_clock_ns")]
+    TaskClock,
+    PageFaults,
+    Cycles,
+    Instructions,
+}
 
-fn builder(name: &str) -> Builder<'static> {
-    match name {
-        "task_clock_ns" => Builder::new(Software::TASK_CLOCK),
-        "page_faults" => Builder::new(Software::PAGE_FAULTS),
-        "cycles" => Builder::new(Hardware::CPU_CYCLES),
-        "instructions" => Builder::new(Hardware::INSTRUCTIONS),
-        other => unreachable!("unknown perf event {other}"),
+/// Every event, in CSV column order.
+pub const EVENTS: [PerfEvent; 4] = [
+    PerfEvent::TaskClock,
+    PerfEvent::PageFaults,
+    PerfEvent::Cycles,
+    PerfEvent::Instructions,
+];
+
+impl PerfEvent {
+    /// The CSV name (`perf.NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PerfEvent::TaskClock => "task_clock_ns",
+            PerfEvent::PageFaults => "page_faults",
+            PerfEvent::Cycles => "cycles",
+            PerfEvent::Instructions => "instructions",
+        }
+    }
+
+    fn builder(self) -> Builder<'static> {
+        match self {
+            PerfEvent::TaskClock => Builder::new(Software::TASK_CLOCK),
+            PerfEvent::PageFaults => Builder::new(Software::PAGE_FAULTS),
+            PerfEvent::Cycles => Builder::new(Hardware::CPU_CYCLES),
+            PerfEvent::Instructions => Builder::new(Hardware::INSTRUCTIONS),
+        }
+    }
+}
+
+impl std::fmt::Display for PerfEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether an event counts here, and if not, the errno that said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerfStatus {
+    Ok,
+    Unsupported(crate::mempolicy::Errno),
+}
+
+impl std::fmt::Display for PerfStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PerfStatus::Ok => f.write_str("ok"),
+            PerfStatus::Unsupported(errno) => write!(f, "unsupported ({})", errno.name()),
+        }
+    }
+}
+
+impl Serialize for PerfStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
 /// One event's state: counting, or why not.
 pub enum Slot {
     Open(Counter),
-    Unsupported(String),
+    Unsupported(PerfStatus),
 }
 
 pub struct PerfCounters {
-    slots: Vec<(&'static str, Slot)>,
+    slots: Vec<(PerfEvent, Slot)>,
 }
 
 /// A reading: `None` where the event could not be counted.
 #[derive(Debug, Clone, Serialize)]
 pub struct PerfReading {
-    pub name: &'static str,
+    pub name: PerfEvent,
     pub value: Option<u64>,
-    pub status: String,
+    pub status: PerfStatus,
 }
 
 impl PerfCounters {
@@ -47,7 +102,7 @@ impl PerfCounters {
         let slots = EVENTS
             .into_iter()
             .map(|name| {
-                let slot = match builder(name).inherit(true).build() {
+                let slot = match name.builder().inherit(true).build() {
                     Ok(c) => Slot::Open(c),
                     Err(e) => Slot::Unsupported(describe(&e)),
                 };
@@ -73,29 +128,28 @@ impl PerfCounters {
             .map(|(name, slot)| match slot {
                 Slot::Open(c) => match c.read() {
                     Ok(v) => PerfReading {
-                        name,
+                        name: *name,
                         value: Some(v),
-                        status: "ok".into(),
+                        status: PerfStatus::Ok,
                     },
                     Err(e) => PerfReading {
-                        name,
+                        name: *name,
                         value: None,
                         status: describe(&e),
                     },
                 },
                 Slot::Unsupported(why) => PerfReading {
-                    name,
+                    name: *name,
                     value: None,
-                    status: why.clone(),
+                    status: *why,
                 },
             })
             .collect()
     }
 }
 
-fn describe(e: &std::io::Error) -> String {
-    let errno = crate::mempolicy::Errno(e.raw_os_error().unwrap_or(0));
-    format!("unsupported ({})", errno.name())
+fn describe(e: &std::io::Error) -> PerfStatus {
+    PerfStatus::Unsupported(crate::mempolicy::Errno(e.raw_os_error().unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -111,14 +165,20 @@ mod tests {
         let v: Vec<u8> = vec![1; 8 << 20];
         std::hint::black_box(&v);
         let readings = pc.read();
-        let task = readings.iter().find(|r| r.name == "task_clock_ns").unwrap();
+        let task = readings
+            .iter()
+            .find(|r| r.name == PerfEvent::TaskClock)
+            .unwrap();
         if task.value.is_none() {
-            eprintln!("skip: perf events unavailable here ({})", task.status);
+            crate::testing::skip(
+                "software_events_count",
+                &format!("perf events unavailable here ({})", task.status),
+            );
             return;
         }
         assert!(task.value.unwrap() > 0);
         for r in &readings {
-            assert_eq!(r.value.is_some(), r.status == "ok", "{r:?}");
+            assert_eq!(r.value.is_some(), r.status == PerfStatus::Ok, "{r:?}");
         }
     }
 }
