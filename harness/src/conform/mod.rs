@@ -17,7 +17,7 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::report::table::Table;
@@ -130,8 +130,9 @@ fn matrix(cast: &Cast, modes: &[u8]) -> Vec<Case> {
     out
 }
 
-/// One CSV row; the header is derived from these fields.
-#[derive(Debug, Clone, Serialize)]
+/// One row of `conform.csv`, written and read back as this type; the
+/// header is derived from these fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConformRow {
     pub case: usize,
     pub numa_balancing: u8,
@@ -154,7 +155,7 @@ pub struct ConformRow {
 
 /// How a case's measured outcome relates to the two rules. The exit code
 /// of `conform` follows from these, in [`exit_code`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     #[serde(rename = "match (rules agree)")]
     RulesAgree,
@@ -524,6 +525,39 @@ mod tests {
             })
             .collect();
         assert_eq!(separating.len(), 2, "one reviewed case per mode");
+    }
+
+    #[test]
+    fn conform_csv_reads_back_as_written() {
+        let row = ConformRow {
+            case: 7,
+            numa_balancing: 2,
+            policy: "preferred-many+balancing".into(),
+            mask: "0".into(),
+            exec_node: 0,
+            page_node: 2,
+            expect_merged: "migrate->0".into(),
+            expect_first_version: "migrate->0".into(),
+            measured: "migrated->0".into(),
+            pages: 512,
+            pages_on_exec: 512,
+            pages_on_page_node: 0,
+            numa_hint_faults: Some(512),
+            numa_pages_migrated: None,
+            pgpromote_success: Some(512),
+            verdict: Verdict::RulesAgree,
+            notes: String::new(),
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&row).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert!(text.contains(",match (rules agree),"), "{text}");
+        let back: ConformRow = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, row);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::bandwidth::BwKernel;
 use super::measure::{self, BwSpec, ChaseSpec};
@@ -22,13 +22,34 @@ pub struct MatrixSpec {
     pub duration: Duration,
 }
 
-/// One measured cell.
-#[derive(Debug, Clone, Serialize)]
+/// A memory node's role, from the kernel's tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemRole {
+    #[serde(rename = "fast")]
+    Fast,
+    #[serde(rename = "slow")]
+    Slow,
+    #[serde(rename = "-")]
+    Neither,
+}
+
+impl std::fmt::Display for MemRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemRole::Fast => "fast",
+            MemRole::Slow => "slow",
+            MemRole::Neither => "-",
+        })
+    }
+}
+
+/// One measured cell: a row of `matrix.csv`, written and read back as this
+/// type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub cpu_node: NodeId,
     pub mem_node: NodeId,
-    /// `fast`, `slow` or `-`, from the kernel's tiers.
-    pub mem_role: &'static str,
+    pub mem_role: MemRole,
     pub cpuless: bool,
     pub latency_ns: f64,
     pub bw_threads: usize,
@@ -126,11 +147,11 @@ pub fn measure(
         duration: spec.duration,
     })?;
     let role = if topo.roles.fast.contains(mem_node) {
-        "fast"
+        MemRole::Fast
     } else if topo.roles.slow.contains(mem_node) {
-        "slow"
+        MemRole::Slow
     } else {
-        "-"
+        MemRole::Neither
     };
     Ok(Cell {
         cpu_node,
@@ -156,5 +177,28 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(cells(&t), vec![(0, 0), (0, 1)]);
+    }
+
+    #[test]
+    fn matrix_csv_reads_back_as_written() {
+        let cell = Cell {
+            cpu_node: 0,
+            mem_node: 1,
+            mem_role: MemRole::Slow,
+            cpuless: true,
+            latency_ns: 301.5,
+            bw_threads: 2,
+            read_mb_per_s: 5120.0,
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&cell).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert!(text.contains(",slow,true,"), "{text}");
+        let back: Cell = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, cell);
     }
 }
