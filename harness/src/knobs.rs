@@ -30,9 +30,11 @@ pub const NUMAB_KNOWN: [&str; 5] = [
     "hot_threshold_ms",
 ];
 
+/// In a state file a knob is its name (`numa_balancing`,
+/// `numab.scan_delay_ms`), read back through [`FromStr`]: only the names of
+/// the fixed list parse, so a file can never name a path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[serde(try_from = "KnobRepr")]
+#[serde(into = "String", try_from = "String")]
 pub enum Knob {
     /// `kernel.numa_balancing`: 0 off, 1 NORMAL, 2 MEMORY_TIERING (5.18+),
     /// 3 both.
@@ -49,29 +51,16 @@ pub enum Knob {
     Numab(String),
 }
 
-/// What a state file holds for a knob, checked by [`Knob::try_from`].
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum KnobRepr {
-    NumaBalancing,
-    DemotionEnabled,
-    PromoteRateLimit,
-    ThpEnabled,
-    ThpDefrag,
-    Numab(String),
+impl From<Knob> for String {
+    fn from(k: Knob) -> String {
+        k.to_string()
+    }
 }
 
-impl TryFrom<KnobRepr> for Knob {
+impl TryFrom<String> for Knob {
     type Error = String;
-    fn try_from(r: KnobRepr) -> Result<Knob, String> {
-        Ok(match r {
-            KnobRepr::NumaBalancing => Knob::NumaBalancing,
-            KnobRepr::DemotionEnabled => Knob::DemotionEnabled,
-            KnobRepr::PromoteRateLimit => Knob::PromoteRateLimit,
-            KnobRepr::ThpEnabled => Knob::ThpEnabled,
-            KnobRepr::ThpDefrag => Knob::ThpDefrag,
-            KnobRepr::Numab(name) => Knob::numab(&name)?,
-        })
+    fn try_from(s: String) -> Result<Knob, String> {
+        s.parse()
     }
 }
 
@@ -814,15 +803,19 @@ mod tests {
 
     #[test]
     fn a_state_file_cannot_name_a_path() {
-        let bad = r#"{"pid": 1, "saved": [[{"numab": "../../../../tmp/victim"}, "1"]]}"#;
+        let bad = r#"{"pid": 1, "saved": [["numab.../../../../tmp/victim", "1"]]}"#;
         let e = serde_json::from_str::<SavedKnobs>(bad).unwrap_err();
         assert!(
             e.to_string()
                 .contains("unknown numa_balancing scanner knob"),
             "{e}"
         );
-        let good = r#"{"pid": 1, "saved": [[{"numab": "scan_delay_ms"}, "1000"]]}"#;
-        assert!(serde_json::from_str::<SavedKnobs>(good).is_ok());
+        let bad = r#"{"pid": 1, "saved": [["/etc/passwd", "1"]]}"#;
+        assert!(serde_json::from_str::<SavedKnobs>(bad).is_err());
+        let good = r#"{"pid":1,"saved":[["numab.scan_delay_ms","1000"]]}"#;
+        let saved: SavedKnobs = serde_json::from_str(good).unwrap();
+        assert_eq!(saved.saved[0].0, Knob::Numab("scan_delay_ms".into()));
+        assert_eq!(serde_json::to_string(&saved).unwrap(), good);
     }
 
     #[test]

@@ -51,6 +51,17 @@ fn knob(path: &str) -> String {
     }
 }
 
+/// A run short enough to repeat: 4 MiB, 300 ms in 100 ms rows.
+const SHORT_RUN: [&str; 7] = [
+    "run",
+    "--size",
+    "4M",
+    "--duration",
+    "300ms",
+    "--interval",
+    "100ms",
+];
+
 const NUMA_BALANCING: &str = "/proc/sys/kernel/numa_balancing";
 const RATE_LIMIT: &str = "/proc/sys/kernel/numa_balancing_promote_rate_limit_MBps";
 const THP: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
@@ -234,40 +245,23 @@ fn item02_a_run_that_changes_no_knob_touches_no_knob_state() {
 
     // A dead run's state file, and a corrupt one: a plain run keeps both.
     for text in [
-        r#"{"pid": 999999, "saved": [["thp-defrag", "always"]]}"#,
+        r#"{"pid": 999999, "saved": [["thp_defrag", "always"]]}"#,
         "{ not json",
     ] {
         std::fs::write(&file, text).unwrap();
-        tb().args([
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "300ms",
-            "--interval",
-            "100ms",
-        ])
-        .args(["-q", "-o"])
-        .arg(out.path().join("after-dead"))
-        .env("TIERBENCH_STATE_DIR", state.path())
-        .assert()
-        .success();
+        tb().args(SHORT_RUN)
+            .args(["-q", "-o"])
+            .arg(out.path().join("after-dead"))
+            .env("TIERBENCH_STATE_DIR", state.path())
+            .assert()
+            .success();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
         assert_eq!(knobs_now(), before);
     }
     // While a pending state file is there, a knob-changing run is refused.
     let o = tb()
-        .args([
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "300ms",
-            "--interval",
-            "100ms",
-            "--numa-balancing",
-            "normal",
-        ])
+        .args(SHORT_RUN)
+        .args(["--numa-balancing", "normal"])
         .env("TIERBENCH_STATE_DIR", state.path())
         .output()
         .unwrap();
@@ -355,7 +349,7 @@ fn item04_knobs_restore_writes_only_known_knob_files() {
     let rel = format!("../../../..{}", victim.display());
     std::fs::write(
         &file,
-        format!(r#"{{"pid": 999999, "saved": [[{{"numab": "{rel}"}}, "1"]]}}"#),
+        format!(r#"{{"pid": 999999, "saved": [["numab.{rel}", "1"]]}}"#),
     )
     .unwrap();
     let o = tb()
@@ -732,17 +726,8 @@ fn item10_messages_name_the_real_problem() {
     assert!(!file.exists());
     std::fs::create_dir(&file).unwrap();
     let o = tb()
-        .args([
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "300ms",
-            "--interval",
-            "100ms",
-            "--numa-balancing",
-            "normal",
-        ])
+        .args(SHORT_RUN)
+        .args(["--numa-balancing", "normal"])
         .env("TIERBENCH_STATE_DIR", state.path())
         .output()
         .unwrap();
@@ -821,21 +806,13 @@ fn item12_runs_written_by_run_are_read_back_and_checked() {
     let d = tempfile::tempdir().unwrap();
     let state = d.path().join("state");
     for name in ["r1", "r2"] {
-        tb().args([
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "300ms",
-            "--interval",
-            "100ms",
-            "-q",
-        ])
-        .args(["--policy", "default", "--policy", "local", "-o"])
-        .arg(d.path().join(name))
-        .env("TIERBENCH_STATE_DIR", &state)
-        .assert()
-        .success();
+        tb().args(SHORT_RUN)
+            .args(["-q"])
+            .args(["--policy", "default", "--policy", "local", "-o"])
+            .arg(d.path().join(name))
+            .env("TIERBENCH_STATE_DIR", &state)
+            .assert()
+            .success();
     }
     let (r1, r2) = (d.path().join("r1"), d.path().join("r2"));
     tb().arg("compare")

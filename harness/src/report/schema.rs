@@ -303,29 +303,7 @@ mod tests {
     use super::*;
 
     fn record() -> SystemRecord {
-        SystemRecord {
-            schema_version: SCHEMA_VERSION,
-            tool_version: "0.1.0".into(),
-            git_revision: None,
-            command_line: vec!["tierbench".into(), "run".into()],
-            kernel_release: "6.12.0".into(),
-            kernel_cmdline: String::new(),
-            emulated: false,
-            machine: Machine {
-                kind: MachineKind::Native,
-                host_profile: None,
-                accelerator: None,
-                node_shape: "0:cpu+mem".into(),
-                memory_mib_per_node: vec![(0, Some(1024))],
-            },
-            scenario: None,
-            topology: serde_json::json!({}),
-            capabilities: serde_json::json!({}),
-            plan: serde_json::json!({}),
-            knobs_requested: serde_json::json!({}),
-            knobs_before: vec![],
-            variants: vec![],
-        }
+        crate::testing::system_record("6.12.0", None, "0:cpu+mem")
     }
 
     #[test]

@@ -48,42 +48,5 @@ impl Table {
     }
 }
 
-/// A complete `system.json` record of a run on `kernel`, as `run` writes
-/// it, for tests that build results directories by hand.
-pub fn system_record(
-    kernel: &str,
-    host: Option<&str>,
-    node_shape: &str,
-) -> tierbench::report::schema::SystemRecord {
-    use tierbench::report::schema::*;
-    SystemRecord {
-        schema_version: SCHEMA_VERSION,
-        tool_version: "test".into(),
-        git_revision: None,
-        command_line: vec!["tierbench".into(), "run".into()],
-        kernel_release: kernel.into(),
-        kernel_cmdline: String::new(),
-        emulated: false,
-        machine: Machine {
-            kind: MachineKind::Native,
-            host_profile: host.map(String::from),
-            accelerator: None,
-            node_shape: node_shape.into(),
-            memory_mib_per_node: vec![(0, Some(2048)), (1, Some(2048))],
-        },
-        scenario: Some(ScenarioRecord {
-            name: "promote-hot".into(),
-            path: "promote-hot.toml".into(),
-            description: String::new(),
-            text: String::new(),
-        }),
-        topology: serde_json::json!({}),
-        capabilities: serde_json::json!({}),
-        plan: serde_json::json!({}),
-        knobs_requested: serde_json::json!({}),
-        knobs_before: vec![],
-        variants: vec![],
-    }
-}
-
-pub use tierbench::testing::skip;
+#[allow(unused_imports)]
+pub use tierbench::testing::{skip, system_record};
