@@ -326,16 +326,7 @@ fn sigint_restores_numa_balancing_and_keeps_rows() {
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::cargo_bin("tierbench")
         .unwrap()
-        .args([
-            "run",
-            "--size",
-            "16M",
-            "--duration",
-            "60s",
-            "--interval",
-            "200ms",
-            "-q",
-        ])
+        .args(common::LONG_RUN)
         .args(["--numa-balancing", mode, "-o"])
         .arg(out.path())
         .env("TIERBENCH_STATE_DIR", state.path())

@@ -31,6 +31,25 @@ fn spawn(args: &[&str], state: &Path) -> Child {
         .unwrap()
 }
 
+/// A 4-second run that owns the knobs (numa_balancing normal, and `extra`).
+fn spawn_owner(state: &Path, out: &Path, extra: &[&str]) -> Child {
+    let out = out.display().to_string();
+    let mut args = vec![
+        "run",
+        "--size",
+        "4M",
+        "--duration",
+        "4s",
+        "--numa-balancing",
+        "normal",
+        "-q",
+        "-o",
+        &out,
+    ];
+    args.extend(extra);
+    spawn(&args, state)
+}
+
 /// Whether this test can change knobs; without root it says SKIP, and
 /// under CI (which runs as root) a skip is a failure.
 fn root_or_skip(test: &str) -> bool {
@@ -183,23 +202,10 @@ fn item02_a_run_that_changes_no_knob_touches_no_knob_state() {
     let before = knobs_now();
     let state = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let owner_out = out.path().join("owner").display().to_string();
-    let owner = spawn(
-        &[
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "4s",
-            "--numa-balancing",
-            "normal",
-            "--thp-defrag",
-            "never",
-            "-q",
-            "-o",
-            &owner_out,
-        ],
+    let owner = spawn_owner(
         state.path(),
+        &out.path().join("owner"),
+        &["--thp-defrag", "never"],
     );
     let file = state.path().join("knobs.json");
     wait_for("the owner's state file", Duration::from_secs(20), || {
@@ -277,27 +283,8 @@ fn item03_knobs_restore_refuses_a_live_owner() {
     }
     let before = knobs_now();
     let state = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir()
-        .unwrap()
-        .path()
-        .join("o")
-        .display()
-        .to_string();
-    let owner = spawn(
-        &[
-            "run",
-            "--size",
-            "4M",
-            "--duration",
-            "4s",
-            "--numa-balancing",
-            "normal",
-            "-q",
-            "-o",
-            &out,
-        ],
-        state.path(),
-    );
+    let out = tempfile::tempdir().unwrap();
+    let owner = spawn_owner(state.path(), &out.path().join("o"), &[]);
     let pid = owner.id();
     let file = state.path().join("knobs.json");
     wait_for("the owner's state file", Duration::from_secs(20), || {
@@ -515,16 +502,7 @@ fn item08_oversubscribed_threads_are_bounded_and_stop_quickly() {
     let series = out.path().join("timeseries.csv");
     let child = Command::cargo_bin("tierbench")
         .unwrap()
-        .args([
-            "run",
-            "--size",
-            "16M",
-            "--duration",
-            "60s",
-            "--interval",
-            "200ms",
-            "-q",
-        ])
+        .args(common::LONG_RUN)
         .args(["--threads", &threads, "--oversubscribe", "--worker-node"])
         .arg(first_cpu_node())
         .arg("-o")

@@ -50,3 +50,16 @@ impl Table {
 
 #[allow(unused_imports)]
 pub use tierbench::testing::{skip, system_record};
+
+/// A run that goes on until a test stops it: 16 MiB, rows every 200 ms.
+#[allow(dead_code)]
+pub const LONG_RUN: [&str; 8] = [
+    "run",
+    "--size",
+    "16M",
+    "--duration",
+    "60s",
+    "--interval",
+    "200ms",
+    "-q",
+];
