@@ -264,6 +264,30 @@ fn item02_a_run_that_changes_no_knob_touches_no_knob_state() {
         assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
         assert_eq!(knobs_now(), before);
     }
+    // Not root: a plain run never writes a knob (it used to fail writing
+    // THP defrag back from another run's state file).
+    std::fs::write(
+        &file,
+        r#"{"pid": 999999, "saved": [["thp_defrag", "always"]]}"#,
+    )
+    .unwrap();
+    let shared_out = PathBuf::from(format!("/tmp/tierbench-nonroot-{}", std::process::id()));
+    let setpriv = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(assert_cmd::cargo::cargo_bin("tierbench"))
+        .args(SHORT_RUN)
+        .args(["-q", "-o"])
+        .arg(&shared_out)
+        .env("TIERBENCH_STATE_DIR", state.path())
+        .current_dir("/tmp")
+        .output();
+    match setpriv {
+        Ok(o) => assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o)),
+        Err(e) => common::skip("item02 (not root)", &format!("setpriv: {e}")),
+    }
+    let _ = std::fs::remove_dir_all(&shared_out);
+    assert_eq!(knobs_now(), before);
+    assert!(file.exists());
     // While a pending state file is there, a knob-changing run is refused.
     let o = tb()
         .args(SHORT_RUN)
