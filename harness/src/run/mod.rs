@@ -380,24 +380,29 @@ const STEADY_WINDOWS: usize = 3;
 /// Longest the emulator warm-up runs before giving up (and saying so).
 const STEADY_MAX: Duration = Duration::from_secs(60);
 
-/// Under emulation, a workload's throughput climbs for seconds after it
-/// starts whichever variant it is (measured: 6-7 M accesses/s for the first
-/// variants of a run, 40-51 M/s for the last; QEMU's software TLB grows
-/// with use). So before the first variant, the plan's workload runs on a
-/// scratch buffer of the same size until its throughput is steady; the
-/// variants' own buffers, placement and counters are untouched.
+/// Under emulation, a variant's throughput depended on its place in the
+/// run (measured: 6-7 M accesses/s for the first variants of a run, 25-51
+/// M/s for the last, whichever policy came first; see [`TlbFlusher`] for
+/// why). So before the first variant, the plan's workload runs on a scratch
+/// buffer of the same size, with the TLB flushed every 50 ms, until its
+/// throughput is steady; the variants' own buffers, placement and counters
+/// are untouched.
 fn warm_up_emulator(plan: &Plan, clock: AccessClock, stop: &AtomicBool) -> anyhow::Result<Steady> {
     let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
     populate(&mut buf, plan, stop)?;
     let pattern = Pattern::new(plan.pattern, plan.size_bytes);
     let shared = Shared::default();
     let base = buf.as_mut_ptr() as usize;
+    let mut flusher = TlbFlusher::new()?;
     let (steady, _) = with_workers(plan, &pattern, &shared, clock, 0, base, || {
         let t0 = Instant::now();
         let mut rates: Vec<f64> = Vec::new();
         let mut last = (Instant::now(), shared.accesses.load(Ordering::Relaxed));
         loop {
-            std::thread::sleep(STEADY_WINDOW);
+            for _ in 0..STEADY_WINDOW.as_millis() / FLUSH_EVERY.as_millis() {
+                std::thread::sleep(FLUSH_EVERY);
+                flusher.pulse();
+            }
             let now = (Instant::now(), shared.accesses.load(Ordering::Relaxed));
             rates.push((now.1 - last.1) as f64 / (now.0 - last.0).as_secs_f64());
             last = now;
@@ -416,6 +421,36 @@ fn warm_up_emulator(plan: &Plan, clock: AccessClock, stop: &AtomicBool) -> anyho
         }
     })?;
     Ok(steady)
+}
+
+/// How often the emulator warm-up flushes the workers' TLBs.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// QEMU (TCG) grows a vCPU's software TLB only when that TLB is flushed
+/// while well used. A workload that causes no flush keeps the small
+/// initial TLB (a miss per new page, ~150 ns here), until some flush
+/// happens to come (a NUMA scan, an munmap) and everything after it runs
+/// several times faster: the variant's position, not its policy, decided
+/// its throughput. So the warm-up flushes: write-protecting a populated
+/// 1 MiB mapping of this process (256 pages, above the kernel's 33-page
+/// ceiling for single-page flushes) makes the kernel flush the whole TLB
+/// of every CPU running this process, the workers' included.
+struct TlbFlusher(Option<memmap2::MmapMut>);
+
+impl TlbFlusher {
+    fn new() -> std::io::Result<TlbFlusher> {
+        let mut map = memmap2::MmapMut::map_anon(1 << 20)?;
+        for page in map.chunks_mut(BASE_PAGE) {
+            page[0] = 1;
+        }
+        Ok(TlbFlusher(Some(map)))
+    }
+
+    /// One flush; a failed mprotect only means one flush fewer.
+    fn pulse(&mut self) {
+        let Some(map) = self.0.take() else { return };
+        self.0 = map.make_read_only().and_then(|ro| ro.make_mut()).ok();
+    }
 }
 
 fn topo_nodes(cols: &Columns) -> NodeSet {
