@@ -214,7 +214,16 @@ impl Buffer {
 
     /// Which node holds each page of `range` (byte offsets into the buffer).
     pub fn census(&self, range: std::ops::Range<usize>) -> Result<Census, BufferError> {
-        census_of(self.map.as_ptr(), range, self.kind.census_unit())
+        let unit = self.kind.census_unit();
+        let start = range.start / unit * unit;
+        census_of(self.map.as_ptr(), (start..range.end).step_by(unit), unit)
+    }
+
+    /// The census of some units only (indices in census units, each below
+    /// `len() / unit`): a sample.
+    pub fn census_units(&self, units: &[usize]) -> Result<Census, BufferError> {
+        let unit = self.kind.census_unit();
+        census_of(self.map.as_ptr(), units.iter().map(|u| u * unit), unit)
     }
 }
 
@@ -258,7 +267,7 @@ const CENSUS_BATCH: usize = 16 * 1024;
 
 fn census_of(
     base: *const u8,
-    range: std::ops::Range<usize>,
+    offsets: impl Iterator<Item = usize>,
     unit: usize,
 ) -> Result<Census, BufferError> {
     let mut census = Census {
@@ -267,14 +276,15 @@ fn census_of(
     };
     let mut pages: Vec<*const u8> = Vec::with_capacity(CENSUS_BATCH);
     let mut status = vec![0i32; CENSUS_BATCH];
-    let start = range.start / unit * unit;
-    let mut off = start;
-    while off < range.end {
+    let mut offsets = offsets.peekable();
+    while offsets.peek().is_some() {
         pages.clear();
-        while off < range.end && pages.len() < CENSUS_BATCH {
-            pages.push(base.wrapping_add(off));
-            off += unit;
-        }
+        pages.extend(
+            offsets
+                .by_ref()
+                .take(CENSUS_BATCH)
+                .map(|o| base.wrapping_add(o)),
+        );
         let st = &mut status[..pages.len()];
         sys::query_pages(&pages, st).map_err(BufferError::Census)?;
         for &s in st.iter() {

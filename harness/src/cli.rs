@@ -416,6 +416,22 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Telemetry")]
     pub no_census: bool,
 
+    /// Pages the per-interval census examines at most (0: every page, every interval)
+    #[arg(
+        long,
+        value_name = "PAGES",
+        default_value_t = 4096,
+        help_heading = "Telemetry",
+        long_help = "Most pages the per-interval census examines. A buffer and hot set that \
+                     together have more pages get a sample of this many hot-set pages, spread \
+                     evenly from a random start, so a row costs the same whatever the buffer's \
+                     size (about a millisecond of move_pages here); the row says how many it \
+                     examined (census_pages) and how precise its hot-set share is \
+                     (hot_fast_share_ci95). 0: a full census every interval. The summary row \
+                     always has a full census."
+    )]
+    pub census_sample: usize,
+
     // --- Knobs
     /// Set kernel.numa_balancing for the run (off, normal, tiering, both)
     #[arg(long, value_enum, help_heading = "Knobs")]

@@ -55,6 +55,66 @@ pub fn pin_current_thread(cpu: u32) -> Result<PinMethod, PinError> {
     }
 }
 
+/// The calling thread bound to some CPUs until this drops, then back to
+/// the CPUs it had (the sampler, kept off the workers' CPUs).
+pub struct ThreadBinding {
+    previous: libc::cpu_set_t,
+}
+
+/// The CPUs the calling thread may run on now.
+pub fn current_affinity() -> std::io::Result<CpuSet> {
+    let set = get_affinity()?;
+    Ok((0..libc::CPU_SETSIZE as u32)
+        // SAFETY: CPU_ISSET reads a bit of a set this function owns.
+        .filter(|&c| unsafe { libc::CPU_ISSET(c as usize, &set) })
+        .collect())
+}
+
+fn get_affinity() -> std::io::Result<libc::cpu_set_t> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
+    // writes at most its size into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(set)
+    }
+}
+
+fn set_affinity(set: &libc::cpu_set_t) -> std::io::Result<()> {
+    // SAFETY: set points at a whole cpu_set_t of the size given.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Binds the calling thread to `cpus` (non-empty) until the binding drops.
+pub fn bind_current_thread(cpus: &CpuSet) -> std::io::Result<ThreadBinding> {
+    let previous = get_affinity()?;
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes one
+    // bit inside it (ids below CPU_SETSIZE).
+    let set = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in cpus
+            .iter()
+            .filter(|&c| (c as usize) < libc::CPU_SETSIZE as usize)
+        {
+            libc::CPU_SET(c as usize, &mut set);
+        }
+        set
+    };
+    set_affinity(&set)?;
+    Ok(ThreadBinding { previous })
+}
+
+impl Drop for ThreadBinding {
+    fn drop(&mut self) {
+        let _ = set_affinity(&self.previous);
+    }
+}
+
 /// The CPU the calling thread runs on now.
 pub fn current_cpu() -> Option<u32> {
     // SAFETY: sched_getcpu takes no arguments and only returns a value.
@@ -83,6 +143,21 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(method, PinMethod::Hwloc);
+    }
+
+    #[test]
+    fn a_binding_is_undone_when_it_drops() {
+        std::thread::spawn(|| {
+            let before = current_affinity().unwrap();
+            let one: CpuSet = before.iter().take(1).collect();
+            {
+                let _b = bind_current_thread(&one).unwrap();
+                assert_eq!(current_affinity().unwrap(), one);
+            }
+            assert_eq!(current_affinity().unwrap(), before);
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -854,3 +854,51 @@ fn scenario_errors_name_the_file_and_the_key() {
         .stderr(predicate::str::contains("no-such-scenario"));
     assert_eq!(numa_balancing(), before);
 }
+
+/// The per-interval census costs the same whatever the buffer's size: a
+/// 64 MiB buffer's interval rows examine the 512 pages asked for, say so,
+/// and leave the whole-buffer counts to the summary's full census.
+#[test]
+fn interval_rows_sample_the_census_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    tb().args([
+        "run",
+        "--size",
+        "64M",
+        "--duration",
+        "1s",
+        "--interval",
+        "250ms",
+    ])
+    .args([
+        "--census-sample",
+        "512",
+        "--hot-fraction",
+        "0.5",
+        "-q",
+        "-o",
+    ])
+    .arg(dir.path())
+    .env("TIERBENCH_STATE_DIR", dir.path().join("state"))
+    .assert()
+    .success();
+    let series = common::Table::read(&dir.path().join("timeseries.csv"));
+    assert!(!series.rows.is_empty());
+    for r in &series.rows {
+        assert_eq!(series.cell(r, "census_pages"), "512");
+        assert_eq!(series.cell(r, "pages_node0"), "");
+        assert_eq!(series.cell(r, "hot_pages"), "8192");
+        let ci = series.num(r, "hot_fast_share_ci95");
+        assert!(ci > 0.0 && ci < 0.01, "{ci}");
+    }
+    let summary = common::Table::read(&dir.path().join("summary.csv"));
+    let s = &summary.rows[0];
+    assert_eq!(summary.cell(s, "census_pages"), (16384 + 8192).to_string());
+    assert_eq!(summary.cell(s, "pages_node0"), "16384");
+    assert_eq!(summary.cell(s, "hot_fast_share_ci95"), "0.0000");
+    let notes = summary.cell(s, "notes");
+    assert!(
+        notes.contains("sampler: ") && notes.contains("ms of CPU per 250 ms row"),
+        "{notes}"
+    );
+}

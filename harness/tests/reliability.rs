@@ -798,7 +798,7 @@ fn item12_compare_names_what_is_missing() {
     v["schema_version"] = 9.into();
     std::fs::write(&sys, v.to_string()).unwrap();
     let o = tb().arg("compare").arg(&a).output().unwrap();
-    refused(&o, "schema version 9, and this tierbench reads version 2");
+    refused(&o, "schema version 9, and this tierbench reads version 3");
 }
 
 /// Item 12 (the results contract): two real runs written by `run` compare;

@@ -150,6 +150,7 @@ fn run_spec(a: &RunArgs) -> RunSpec {
         interval: a.interval,
         iterations: a.iterations.unwrap_or(1),
         census: !a.no_census,
+        census_sample: a.census_sample,
         force: a.force,
     }
 }

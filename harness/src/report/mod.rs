@@ -79,6 +79,11 @@ pub struct SampleRow {
     pub hot_fast_pages: Option<u64>,
     pub hot_fast_share: Option<f64>,
     pub hot_slow_share: Option<f64>,
+    /// Half-width of the 95% interval of `hot_fast_share` (0 for a full
+    /// census; wider for a sampled one).
+    pub hot_fast_share_ci95: Option<f64>,
+    /// Census units `move_pages` examined for this row.
+    pub census_pages: Option<u64>,
     /// Counter deltas over the row, in [`Columns::counters`] order.
     pub counters: Vec<Option<u64>>,
     /// perf event counts (summary rows), in [`Columns::perf`] order.
@@ -106,6 +111,8 @@ impl SampleRow {
             hot_fast_pages: None,
             hot_fast_share: None,
             hot_slow_share: None,
+            hot_fast_share_ci95: None,
+            census_pages: None,
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
             notes: Vec::new(),
@@ -167,6 +174,8 @@ impl Columns {
                 col::HOT_FAST_PAGES,
                 col::HOT_FAST_SHARE,
                 col::HOT_SLOW_SHARE,
+                col::HOT_FAST_SHARE_CI95,
+                col::CENSUS_PAGES,
             ]
             .map(String::from),
         );
@@ -209,6 +218,8 @@ impl Columns {
             opt(r.hot_fast_pages),
             f3(r.hot_fast_share),
             f3(r.hot_slow_share),
+            f3(r.hot_fast_share_ci95),
+            opt(r.census_pages),
         ]);
         out.extend(r.counters.iter().map(|v| opt(*v)));
         if r.kind == RowKind::Summary {

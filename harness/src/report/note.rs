@@ -44,6 +44,13 @@ pub enum Note {
     },
     /// hwloc could not bind; sched_setaffinity did.
     PinnedWithAffinity,
+    /// What sampling cost: the sampler's CPU time per row against the
+    /// interval, on spare CPUs (these) or on the workers' own.
+    SamplerCost {
+        cpu_ms_per_row: f64,
+        interval_ms: f64,
+        spare_cpus: Option<String>,
+    },
     /// The kernel refused the variant's policy, and why.
     Unsupported(String),
     /// A signal stopped the variant at this step.
@@ -102,6 +109,22 @@ impl fmt::Display for Note {
             Note::PerfUnsupported { event, status } => write!(f, "perf {event}: {status}"),
             Note::PinnedWithAffinity => {
                 f.write_str("workers pinned with sched_setaffinity (hwloc binding failed)")
+            }
+            Note::SamplerCost {
+                cpu_ms_per_row,
+                interval_ms,
+                spare_cpus,
+            } => {
+                let share = cpu_ms_per_row / interval_ms * 100.0;
+                write!(
+                    f,
+                    "sampler: {cpu_ms_per_row:.2} ms of CPU per {interval_ms:.0} ms row \
+                     ({share:.2}% of one CPU), "
+                )?;
+                match spare_cpus {
+                    Some(cpus) => write!(f, "on spare CPU(s) {cpus}, not the workers'"),
+                    None => f.write_str("taken from the workers (no spare CPU)"),
+                }
             }
             Note::Unsupported(why) => f.write_str(why),
             Note::InterruptedWhile(step) => write!(f, "interrupted while {step}"),

@@ -21,11 +21,14 @@ use crate::error::InputError;
 /// Version of the results layout; bump when a column or a field changes
 /// meaning. 2: samples.csv split into summary.csv and timeseries.csv;
 /// iteration, hot-access share, latency percentiles, hot set position, hot
-/// set on slow.
-pub const SCHEMA_VERSION: u32 = 2;
+/// set on slow. 3: interval rows may hold a sampled census
+/// (`census_pages`, `hot_fast_share_ci95`; `pages_nodeN` and
+/// `hot_fast_pages` empty in them).
+pub const SCHEMA_VERSION: u32 = 3;
 
-/// The versions this build reads.
-pub const READABLE_VERSIONS: [u32; 1] = [2];
+/// The versions this build reads: 2 lacks only the two census columns,
+/// which no reader needs.
+pub const READABLE_VERSIONS: [u32; 2] = [2, 3];
 
 /// Fixed column names of `summary.csv` and `timeseries.csv`.
 pub mod col {
@@ -48,6 +51,8 @@ pub mod col {
     pub const HOT_FAST_PAGES: &str = "hot_fast_pages";
     pub const HOT_FAST_SHARE: &str = "hot_fast_share";
     pub const HOT_SLOW_SHARE: &str = "hot_slow_share";
+    pub const HOT_FAST_SHARE_CI95: &str = "hot_fast_share_ci95";
+    pub const CENSUS_PAGES: &str = "census_pages";
     pub const NOTES: &str = "notes";
     /// A global vmstat counter's column: `vmstat.NAME`.
     pub fn vmstat(name: &str) -> String {
@@ -339,11 +344,17 @@ mod tests {
 
     #[test]
     fn another_schema_version_is_refused_naming_both() {
-        let e = edited(|v| v["schema_version"] = 3.into());
+        let e = edited(|v| v["schema_version"] = 9.into());
         assert!(
-            e.contains("schema version 3") && e.contains("reads version 2"),
+            e.contains("schema version 9") && e.contains("reads version 3"),
             "{e}"
         );
+        // An older version this build still reads.
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = serde_json::to_value(record()).unwrap();
+        v["schema_version"] = 2.into();
+        std::fs::write(SystemRecord::path(dir.path()), v.to_string()).unwrap();
+        assert_eq!(SystemRecord::read(dir.path()).unwrap().schema_version, 2);
         let e = edited(|v| {
             v.as_object_mut().unwrap().remove("schema_version");
         });

@@ -236,6 +236,19 @@ fn run_variant(
     let mut perf = PerfCounters::open();
     let base = buf.as_mut_ptr() as usize;
     let mut window = Window::default();
+    // The sampler keeps off the workers' CPUs where there are others.
+    let spare: crate::topology::CpuSet = pin::current_affinity()
+        .map(|all| {
+            all.iter()
+                .filter(|c| !plan.worker_cpus.contains(c))
+                .collect()
+        })
+        .unwrap_or_default();
+    let binding = if spare.is_empty() {
+        None
+    } else {
+        pin::bind_current_thread(&spare).ok()
+    };
     let (result, pin_method) =
         with_workers(plan, &pattern, &shared, clock, iteration, base, || {
             warm_up(plan, stop);
@@ -254,6 +267,8 @@ fn run_variant(
             sample_loop(&ctx, sinks, stop, &mut window)
         })?;
     result?;
+    let on_spare = binding.is_some().then(|| spare.to_string());
+    drop(binding);
     drop(eater);
 
     let (first, last) = (
@@ -278,7 +293,7 @@ fn run_variant(
         .iter()
         .map(|c| c.delta(&first, &last))
         .collect();
-    fill_census(&mut summary, plan, &pattern, &buf, cols, &shared)?;
+    fill_census(&mut summary, plan, &buf, cols, &shared, None)?;
     let readings = perf.read();
     summary.perf = cols
         .perf
@@ -301,6 +316,13 @@ fn run_variant(
     notes.extend(unsupported);
     if pin_method == PinMethod::CoreAffinity {
         notes.push(Note::PinnedWithAffinity);
+    }
+    if window.rows > 0 {
+        notes.push(Note::SamplerCost {
+            cpu_ms_per_row: window.sampler_cpu.as_secs_f64() * 1e3 / f64::from(window.rows),
+            interval_ms: plan.interval.as_secs_f64() * 1e3,
+            spare_cpus: on_spare,
+        });
     }
     if window.stopped_early {
         summary.status = Status::Interrupted;
@@ -484,6 +506,19 @@ struct Window {
     latency_start: Option<Counts>,
     latency_end: Option<Counts>,
     stopped_early: bool,
+    /// CPU time the sampler spent reading counters, counting pages and
+    /// writing rows, over `rows` rows.
+    sampler_cpu: Duration,
+    rows: u32,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_time() -> Duration {
+    // SAFETY: a zeroed timespec is valid; clock_gettime writes into it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: ts is a valid timespec the call may write.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Everything the sampler reads from.
@@ -545,6 +580,7 @@ fn sample_loop(
             std::thread::sleep(wake.min(Duration::from_millis(50)));
         }
         let t = started.elapsed();
+        let cpu0 = thread_cpu_time();
         let c = shared.accesses.load(Ordering::Relaxed);
         let h = shared.hot_accesses.load(Ordering::Relaxed);
         let lat = shared.latency.snapshot();
@@ -574,9 +610,18 @@ fn sample_loop(
             .map(|id: &CounterId| id.delta(&prev, &snap))
             .collect();
         if plan.census {
-            fill_census(&mut row, plan, ctx.pattern, ctx.buf, ctx.cols, shared)?;
+            fill_census(
+                &mut row,
+                plan,
+                ctx.buf,
+                ctx.cols,
+                shared,
+                Some(plan.census_sample),
+            )?;
         }
         emit(sinks, &row)?;
+        window.sampler_cpu += thread_cpu_time().saturating_sub(cpu0);
+        window.rows += 1;
         (prev, prev_count, prev_hot, prev_lat) = (snap, c, h, lat);
         prev_t = t;
         tick += 1;
@@ -587,34 +632,102 @@ fn sample_loop(
 }
 
 /// The census of the whole buffer and of the hot set where it is now (it
-/// may wrap around the end of the buffer after a move).
+/// may wrap around the end of the buffer after a move). With `sample`, and
+/// more units than it allows, only that many hot-set units are examined,
+/// spread evenly from a random start: a row's cost does not grow with the
+/// buffer.
 fn fill_census(
     row: &mut SampleRow,
     plan: &Plan,
-    pattern: &Pattern,
     buf: &Buffer,
     cols: &Columns,
     shared: &Shared,
+    sample: Option<usize>,
 ) -> anyhow::Result<()> {
-    let whole: Census = buf.census(0..buf.len())?;
-    row.pages_on = cols
-        .nodes
-        .iter()
-        .map(|n| Some(whole.per_node.get(n).copied().unwrap_or(0)))
-        .collect();
-    let start = shared.shift.load(Ordering::Relaxed) % pattern.pages * BASE_PAGE;
-    let end = start + plan.hot_bytes;
-    let mut hot = buf.census(start..end.min(buf.len()))?;
-    if end > buf.len() {
-        hot.add(&buf.census(0..end - buf.len())?);
-    }
-    row.hot_pages = Some(hot.total());
-    row.hot_fast_pages = Some(hot.on(&plan.fast));
+    let unit = plan.page.census_unit();
+    let (units, hot_units) = (buf.len() / unit, (plan.hot_bytes / unit).max(1));
+    let first_hot = shared.shift.load(Ordering::Relaxed) * BASE_PAGE / unit % units;
+    let sampled = sample.filter(|&n| n > 0 && units + hot_units > n);
+    let hot = match sampled {
+        Some(n) => {
+            let n = n.min(hot_units);
+            let step = hot_units as f64 / n as f64;
+            let start: f64 = rand::random::<f64>() * step;
+            let picks: Vec<usize> = (0..n)
+                .map(|i| (first_hot + (start + i as f64 * step) as usize) % units)
+                .collect();
+            buf.census_units(&picks)?
+        }
+        None => {
+            let whole: Census = buf.census(0..buf.len())?;
+            row.pages_on = cols
+                .nodes
+                .iter()
+                .map(|n| Some(whole.per_node.get(n).copied().unwrap_or(0)))
+                .collect();
+            let start = first_hot * unit;
+            let end = start + hot_units * unit;
+            let mut hot = buf.census(start..end.min(buf.len()))?;
+            if end > buf.len() {
+                hot.add(&buf.census(0..end - buf.len())?);
+            }
+            row.hot_fast_pages = Some(hot.on(&plan.fast));
+            row.census_pages = Some(whole.total());
+            hot
+        }
+    };
+    let examined = hot.total();
+    row.census_pages = Some(row.census_pages.unwrap_or(0) + examined);
+    row.hot_pages = Some(hot_units as u64);
     row.hot_fast_share = hot.share_on(&plan.fast);
+    row.hot_fast_share_ci95 = row.hot_fast_share.map(|p| {
+        if sampled.is_some() {
+            ci95_half_width(p, examined, hot_units as u64)
+        } else {
+            0.0
+        }
+    });
     row.hot_slow_share = if plan.slow.is_empty() {
         None
     } else {
         hot.share_on(&plan.slow)
     };
     Ok(())
+}
+
+/// Half-width of the 95% Wilson interval of a share `p` seen in `n` of
+/// `population` units drawn without replacement (finite-population
+/// correction): honest near 0 and 1, where promotion shares live.
+fn ci95_half_width(p: f64, n: u64, population: u64) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let z = 1.959_964;
+    let n = n as f64;
+    let fpc = if population > 1 {
+        ((population as f64 - n) / (population as f64 - 1.0))
+            .max(0.0)
+            .sqrt()
+    } else {
+        0.0
+    };
+    let half = z / (1.0 + z * z / n) * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    half * fpc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn census_interval_widths() {
+        // p = 0.5 from 4096 of a million: 1.96 * sqrt(0.25 / 4096) = 0.0153.
+        let w = ci95_half_width(0.5, 4096, 1 << 20);
+        assert!((w - 0.0153).abs() < 0.0003, "{w}");
+        // At the edges the Wilson interval keeps a width.
+        assert!(ci95_half_width(1.0, 4096, 1 << 20) > 0.0);
+        // The whole population examined: exact.
+        assert_eq!(ci95_half_width(0.3, 4096, 4096), 0.0);
+        assert_eq!(ci95_half_width(0.3, 0, 4096), 1.0);
+    }
 }

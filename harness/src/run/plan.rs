@@ -198,6 +198,8 @@ pub struct RunSpec {
     pub interval: Duration,
     pub iterations: u32,
     pub census: bool,
+    /// Most census units an interval row examines (0: all of them).
+    pub census_sample: usize,
     pub force: bool,
 }
 
@@ -227,6 +229,7 @@ pub struct Plan {
     pub interval: Duration,
     pub iterations: u32,
     pub census: bool,
+    pub census_sample: usize,
     /// Before the first variant, run the workload on a scratch buffer until
     /// its throughput is steady (emulated machines: see `run::execute`).
     pub steady_warmup: bool,
@@ -434,6 +437,7 @@ impl Plan {
             interval: spec.interval,
             iterations: spec.iterations,
             census: spec.census,
+            census_sample: spec.census_sample,
             steady_warmup: facts.emulated,
             fast: topo.roles.fast.clone(),
             slow: topo.roles.slow.clone(),
@@ -574,6 +578,7 @@ mod tests {
             interval: Duration::from_secs(1),
             iterations: 1,
             census: true,
+            census_sample: 4096,
             force: false,
         }
     }
