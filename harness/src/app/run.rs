@@ -155,29 +155,30 @@ fn run_spec(a: &RunArgs) -> RunSpec {
     }
 }
 
-/// A scenario's arguments: the file lowered into `run`'s options, parsed
-/// by the same parser as a command line, plus what the command line may
-/// still say beside `--scenario` (its "Run" options and `--iterations`).
-fn scenario_args(s: &Scenario, lowered: &Lowered, cli: &RunArgs) -> anyhow::Result<RunArgs> {
-    let argv = ["tierbench", "run"]
+/// A lowered scenario parsed by the same parser as a command line: the
+/// subcommand its kind names, with that subcommand's defaults.
+fn parse_lowered(s: &Scenario, lowered: &Lowered) -> anyhow::Result<crate::cli::Command> {
+    let (sub, _) = s.kind.subcommand();
+    let argv = ["tierbench", sub]
         .into_iter()
         .map(String::from)
         .chain(lowered.argv.iter().cloned());
-    let mut a = match crate::cli::try_parse_from(argv) {
-        Ok(crate::cli::Cli {
-            command: crate::cli::Command::Run(a),
-        }) => *a,
-        Ok(_) => unreachable!("parsed as run"),
-        Err(e) => {
-            let first = e.to_string();
-            let first = first.lines().next().unwrap_or_default();
-            return Err(input(format!(
+    crate::cli::try_parse_from(argv)
+        .map(|cli| cli.command)
+        .map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            input(format!(
                 "scenario {}: {}",
                 s.path.display(),
                 first.trim_start_matches("error: ")
-            )));
-        }
-    };
+            ))
+        })
+}
+
+/// What the command line may still say beside `--scenario`: its "Run"
+/// options, and `--iterations`, which wins over the file's.
+fn with_run_options(mut a: RunArgs, cli: &RunArgs) -> RunArgs {
     a.scenario = cli.scenario.clone();
     a.host = cli.host.clone();
     a.force = cli.force;
@@ -187,7 +188,7 @@ fn scenario_args(s: &Scenario, lowered: &Lowered, cli: &RunArgs) -> anyhow::Resu
     if cli.iterations.is_some() {
         a.iterations = cli.iterations;
     }
-    Ok(a)
+    a
 }
 
 pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
@@ -209,26 +210,14 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             let command = crate::cli::command();
             let (sub, _) = s.kind.subcommand();
             let lowered = s.lower(command.find_subcommand(sub).expect("scenario subcommand"))?;
-            if s.kind == crate::scenario::Kind::Matrix {
-                let out = cli.out.clone().unwrap_or_else(default_out_dir);
-                let argv = ["tierbench", "matrix"]
-                    .into_iter()
-                    .map(String::from)
-                    .chain(lowered.argv.iter().cloned());
-                let m = match crate::cli::try_parse_from(argv) {
-                    Ok(crate::cli::Cli {
-                        command: crate::cli::Command::Matrix(mut m),
-                    }) => {
-                        m.out = Some(out);
-                        m
-                    }
-                    Ok(_) => unreachable!("parsed as matrix"),
-                    Err(e) => return Err(input(format!("scenario {}: {e}", s.path.display()))),
-                };
-                return super::measure::matrix(m);
+            match parse_lowered(&s, &lowered)? {
+                crate::cli::Command::Matrix(mut m) => {
+                    m.out = Some(cli.out.clone().unwrap_or_else(default_out_dir));
+                    return super::measure::matrix(m);
+                }
+                crate::cli::Command::Run(a) => (with_run_options(*a, &cli), Some(s), lowered),
+                _ => unreachable!("a scenario lowers into run or matrix"),
             }
-            let a = scenario_args(&s, &lowered, &cli)?;
-            (a, Some(s), lowered)
         }
         None => (cli, None, Lowered::default()),
     };
@@ -461,5 +450,48 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
             println!("{line}");
             printed.push(line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let argv = ["tierbench", "run"].iter().chain(argv);
+        match crate::cli::try_parse_from(argv).unwrap().command {
+            crate::cli::Command::Run(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Every option of the "Run" heading is carried beside a scenario: a
+    /// new one there must be added to `with_run_options`.
+    #[test]
+    fn the_command_line_run_options_survive_a_scenario() {
+        let command = crate::cli::command();
+        let run = command.find_subcommand("run").unwrap();
+        let ids: Vec<&str> = run
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some("Run"))
+            .map(|a| a.get_id().as_str())
+            .collect();
+        assert_eq!(
+            ids.len(),
+            6,
+            "{ids:?}: carry every Run option in with_run_options"
+        );
+        let cli = run_args(&[
+            "--scenario", "s", "--host", "h", "--force", "--state-file", "st", "-o", "o", "-q",
+            "--iterations", "3",
+        ]);
+        let a = with_run_options(run_args(&["--iterations", "7", "--duration", "2s"]), &cli);
+        assert_eq!(a.scenario.as_deref(), Some("s"));
+        assert_eq!(a.host.as_deref(), Some("h"));
+        assert!(a.force && a.quiet);
+        assert_eq!(a.state_file, Some(PathBuf::from("st")));
+        assert_eq!(a.out, Some(PathBuf::from("o")));
+        assert_eq!(a.iterations, Some(3));
+        assert_eq!(a.duration, std::time::Duration::from_secs(2));
     }
 }
