@@ -482,8 +482,18 @@ mod tests {
             "{ids:?}: carry every Run option in with_run_options"
         );
         let cli = run_args(&[
-            "--scenario", "s", "--host", "h", "--force", "--state-file", "st", "-o", "o", "-q",
-            "--iterations", "3",
+            "--scenario",
+            "s",
+            "--host",
+            "h",
+            "--force",
+            "--state-file",
+            "st",
+            "-o",
+            "o",
+            "-q",
+            "--iterations",
+            "3",
         ]);
         let a = with_run_options(run_args(&["--iterations", "7", "--duration", "2s"]), &cli);
         assert_eq!(a.scenario.as_deref(), Some("s"));
