@@ -380,18 +380,8 @@ fn sigkill_leaves_state_that_knobs_restore_puts_back() {
     let out = tempfile::tempdir().unwrap();
     let mut child = Command::cargo_bin("tierbench")
         .unwrap()
-        .args([
-            "run",
-            "--size",
-            "16M",
-            "--duration",
-            "60s",
-            "--interval",
-            "200ms",
-            "-q",
-            "--numa-balancing",
-            "normal",
-        ])
+        .args(common::LONG_RUN)
+        .args(["--numa-balancing", "normal"])
         .arg("-o")
         .arg(out.path())
         .env("TIERBENCH_STATE_DIR", state.path())
