@@ -316,7 +316,6 @@ impl fmt::Display for OwnerText {
 #[derive(Debug)]
 pub struct KnobLock {
     file: fs::File,
-    path: PathBuf,
 }
 
 fn lock_path(state: &Path) -> PathBuf {
@@ -369,11 +368,11 @@ impl KnobLock {
             .and_then(|_| file.rewind())
             .and_then(|_| file.write_all(body.as_bytes()))
             .map_err(|e| err(e.to_string()))?;
-        Ok(KnobLock { file, path })
+        Ok(KnobLock { file })
     }
 
-    /// Who holds the lock now, if anyone (`Err` when the lock file cannot
-    /// be opened for another reason than being absent).
+    /// Who holds the lock now, if anyone (nobody when there is no lock
+    /// file, or this process cannot open it).
     pub fn holder(state: &Path) -> Option<OwnerText> {
         let path = lock_path(state);
         let file = fs::File::open(&path).ok()?;
@@ -389,7 +388,6 @@ impl Drop for KnobLock {
         // The file stays (removing it would race a new owner's open); its
         // text is cleared so nobody reads a gone owner as present.
         let _ = self.file.set_len(0);
-        let _ = &self.path;
     }
 }
 
@@ -418,6 +416,23 @@ pub enum Restored {
     Values(Vec<(Knob, String)>),
 }
 
+/// Whether a state file is there: `Ok(false)` when absent, an error naming
+/// it when something else than a regular file sits at its path.
+fn state_file_present(state: &Path) -> Result<bool, KnobError> {
+    let err = |reason: String| KnobError::State {
+        path: state.into(),
+        reason,
+    };
+    match fs::metadata(state) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(err(e.to_string())),
+        Ok(m) if !m.is_file() => Err(err(
+            "is not a regular file, so not a tierbench state file: remove it by hand".into(),
+        )),
+        Ok(_) => Ok(true),
+    }
+}
+
 /// Restores whatever a state file holds, then removes it. The caller owns
 /// the knobs (holds the [`KnobLock`]) or was told to force.
 pub fn restore_from_state(sys: &SysRoot, state: &Path) -> Result<Restored, KnobError> {
@@ -425,15 +440,8 @@ pub fn restore_from_state(sys: &SysRoot, state: &Path) -> Result<Restored, KnobE
         path: state.into(),
         reason,
     };
-    match fs::metadata(state) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Restored::NoState),
-        Err(e) => return Err(err(e.to_string())),
-        Ok(m) if !m.is_file() => {
-            return Err(err(
-                "is not a regular file, so not a tierbench state file: remove it by hand".into(),
-            ))
-        }
-        Ok(_) => {}
+    if !state_file_present(state)? {
+        return Ok(Restored::NoState);
     }
     let text = fs::read_to_string(state).map_err(|e| err(e.to_string()))?;
     let saved: SavedKnobs = serde_json::from_str(&text).map_err(|e| {
@@ -548,15 +556,8 @@ impl KnobPlan {
         }
         let lock = KnobLock::acquire(state)?;
         // Under the lock, a state file can only be a dead run's.
-        match fs::metadata(state) {
-            Ok(m) if m.is_file() => return Err(KnobError::Pending(state.into())),
-            Ok(_) => {
-                return Err(KnobError::State {
-                    path: state.into(),
-                    reason: "is not a regular file: remove it by hand".into(),
-                })
-            }
-            Err(_) => {}
+        if state_file_present(state)? {
+            return Err(KnobError::Pending(state.into()));
         }
         Ok(KnobLease {
             plan: self.clone(),

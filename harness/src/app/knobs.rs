@@ -53,11 +53,9 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
                         lock.display()
                     )))
                 }
-                Err(e) if !state.exists() => {
-                    // Nothing to restore, and no right to the lock: say so.
-                    drop(e);
-                    None
-                }
+                // No lock to be had (not root, no state dir) and nothing to
+                // restore: restore_from_state says so.
+                Err(_) if !state.exists() => None,
                 Err(e) => return Err(e.into_anyhow()),
             };
             let restored =

@@ -26,10 +26,10 @@ use crate::workload::pattern::{Mix, PatternSpec};
 /// Where the run ran, for `system.json`: native or emulated, and inside
 /// `tierbench vm` the host profile and accelerator (the guest's init says
 /// which).
-fn machine_of(topo: &Topology, host: Option<&str>) -> Machine {
+fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) -> Machine {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     Machine {
-        kind: if crate::probe::is_emulated() {
+        kind: if emulated {
             MachineKind::Emulated
         } else {
             MachineKind::Native
@@ -62,11 +62,11 @@ type Namer<'a> = &'a dyn Fn(&str) -> String;
 /// The knob changes the arguments ask for, each value checked and named as
 /// the user gave it.
 fn knob_plan(a: &RunArgs, name: Namer) -> anyhow::Result<KnobPlan> {
-    use clap::ValueEnum;
-    let value = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| {
-        v().map(|p| p.get_name().to_string())
-            .expect("no skipped values")
-    };
+    // The spelling the kernel file takes is the option's own value name.
+    fn value(v: impl clap::ValueEnum) -> String {
+        let p = v.to_possible_value().expect("no skipped values");
+        p.get_name().to_string()
+    }
     let mut changes: Vec<(&str, Knob, String)> = Vec::new();
     if let Some(m) = a.numa_balancing {
         changes.push(("numa-balancing", Knob::NumaBalancing, m.value().into()));
@@ -83,14 +83,10 @@ fn knob_plan(a: &RunArgs, name: Namer) -> anyhow::Result<KnobPlan> {
         changes.push(("promote-rate-limit", Knob::PromoteRateLimit, r.to_string()));
     }
     if let Some(t) = a.thp {
-        changes.push(("thp", Knob::ThpEnabled, value(&|| t.to_possible_value())));
+        changes.push(("thp", Knob::ThpEnabled, value(t)));
     }
     if let Some(d) = a.thp_defrag {
-        changes.push((
-            "thp-defrag",
-            Knob::ThpDefrag,
-            value(&|| d.to_possible_value()),
-        ));
+        changes.push(("thp-defrag", Knob::ThpDefrag, value(d)));
     }
     let mut plan = KnobPlan::default();
     for (flag, knob, v) in changes {
@@ -291,8 +287,8 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         command_line: std::env::args().collect(),
         kernel_release: caps.kernel_release.clone(),
         kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
-        emulated: crate::probe::is_emulated(),
-        machine: machine_of(&topo, a.host.as_deref()),
+        emulated: facts.emulated,
+        machine: machine_of(&topo, facts.emulated, a.host.as_deref()),
         scenario: scenario.as_ref().map(Scenario::record),
         topology: serde_json::to_value(&topo)?,
         capabilities: serde_json::to_value(&caps)?,

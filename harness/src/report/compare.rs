@@ -159,16 +159,18 @@ pub fn mismatch(runs: &[RunResults]) -> Option<String> {
     None
 }
 
-/// What compare can say about these runs at all: every run has rows, and
-/// several runs share at least one variant.
-pub fn check(runs: &[RunResults]) -> Result<(), InputError> {
-    let first = &runs[0];
-    let shared: Vec<&String> = first
+/// The variants every run has, in the first run's order.
+fn shared_variants(runs: &[RunResults]) -> impl Iterator<Item = &String> {
+    runs[0]
         .variants
         .iter()
         .filter(|v| runs.iter().all(|r| r.variants.contains(v)))
-        .collect();
-    if shared.is_empty() {
+}
+
+/// What compare can say about these runs at all: they share at least one
+/// variant (each run's rows are checked when it is read).
+pub fn check(runs: &[RunResults]) -> Result<(), InputError> {
+    if shared_variants(runs).next().is_none() {
         let list: Vec<String> = runs
             .iter()
             .map(|r| format!("{} has {}", r.dir.display(), r.variants.join(", ")))
@@ -247,10 +249,7 @@ fn blocks(runs: &[RunResults]) -> Vec<Block<'_>> {
             })
             .collect();
     }
-    runs[0]
-        .variants
-        .iter()
-        .filter(|v| runs.iter().all(|r| r.variants.contains(v)))
+    shared_variants(runs)
         .map(|v| Block {
             title: format!("{scenario}: {v}"),
             columns: runs

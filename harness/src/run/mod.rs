@@ -244,13 +244,15 @@ fn run_variant(
                 .collect()
         })
         .unwrap_or_default();
-    let binding = if spare.is_empty() {
-        None
-    } else {
-        pin::bind_current_thread(&spare).ok()
-    };
+    let mut on_spare = None;
     let (result, pin_method) =
         with_workers(plan, &pattern, &shared, clock, iteration, base, || {
+            // Bound once the workers exist, so they do not start there;
+            // unbound when the variant ends.
+            let binding = (!spare.is_empty())
+                .then(|| pin::bind_current_thread(&spare).ok())
+                .flatten();
+            on_spare = binding.as_ref().map(|_| spare.to_string());
             warm_up(plan, stop);
             perf.enable();
             let ctx = SampleCtx {
@@ -264,11 +266,11 @@ fn run_variant(
                 sys: &sys,
                 nodes: &nodes,
             };
-            sample_loop(&ctx, sinks, stop, &mut window)
+            let sampled = sample_loop(&ctx, sinks, stop, &mut window);
+            drop(binding);
+            sampled
         })?;
     result?;
-    let on_spare = binding.is_some().then(|| spare.to_string());
-    drop(binding);
     drop(eater);
 
     let (first, last) = (
@@ -645,10 +647,12 @@ fn fill_census(
     sample: Option<usize>,
 ) -> anyhow::Result<()> {
     let unit = plan.page.census_unit();
-    let (units, hot_units) = (buf.len() / unit, (plan.hot_bytes / unit).max(1));
+    // Units the hot set touches: a huge page partly hot counts, as the
+    // range census counts it.
+    let (units, hot_units) = (buf.len() / unit, plan.hot_bytes.div_ceil(unit).max(1));
     let first_hot = shared.shift.load(Ordering::Relaxed) * BASE_PAGE / unit % units;
     let sampled = sample.filter(|&n| n > 0 && units + hot_units > n);
-    let hot = match sampled {
+    let (hot, whole_examined) = match sampled {
         Some(n) => {
             let n = n.min(hot_units);
             let step = hot_units as f64 / n as f64;
@@ -656,7 +660,7 @@ fn fill_census(
             let picks: Vec<usize> = (0..n)
                 .map(|i| (first_hot + (start + i as f64 * step) as usize) % units)
                 .collect();
-            buf.census_units(&picks)?
+            (buf.census_units(&picks)?, 0)
         }
         None => {
             let whole: Census = buf.census(0..buf.len())?;
@@ -672,12 +676,11 @@ fn fill_census(
                 hot.add(&buf.census(0..end - buf.len())?);
             }
             row.hot_fast_pages = Some(hot.on(&plan.fast));
-            row.census_pages = Some(whole.total());
-            hot
+            (hot, whole.total())
         }
     };
     let examined = hot.total();
-    row.census_pages = Some(row.census_pages.unwrap_or(0) + examined);
+    row.census_pages = Some(whole_examined + examined);
     row.hot_pages = Some(hot_units as u64);
     row.hot_fast_share = hot.share_on(&plan.fast);
     row.hot_fast_share_ci95 = row.hot_fast_share.map(|p| {
