@@ -267,14 +267,16 @@ fn boot_once(
         stream: dir.join("stream.bin"),
     };
     let args = qemu::args(profile, accel, &files);
-    let (ended, wall) =
-        qemu::boot(profile, accel, &files, timeout, stop_flag()).context("starting qemu")?;
-    if ended == Ended::Interrupted {
-        let _ = std::fs::remove_file(&initrd);
-        let _ = std::fs::remove_file(&files.stream);
-        return Err(crate::error::Interrupted.into());
-    }
+    let booted = qemu::boot(profile, accel, &files, timeout, stop_flag());
     let _ = std::fs::remove_file(&initrd);
+    let (ended, wall) = match booted {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+            let _ = std::fs::remove_file(&files.stream);
+            return Err(crate::error::Interrupted.into());
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("starting qemu")),
+    };
     let raw = std::fs::read(&files.stream).unwrap_or_default();
     let _ = std::fs::remove_file(&files.stream);
     let console = String::from_utf8_lossy(&std::fs::read(&files.console_log).unwrap_or_default())
@@ -352,9 +354,6 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
             } else {
                 let how = match b.ended {
                     Ended::TimedOut => "no report within 30s".to_string(),
-                    Ended::Interrupted => {
-                        unreachable!("boot_once returns interrupted boots as errors")
-                    }
                     Ended::Exited(code) => format!("qemu exited ({code:?}) without a report"),
                 };
                 let last = b
@@ -406,7 +405,6 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
             (_, Some(line)) => line.clone(),
             (Ended::TimedOut, None) => format!("no sign of init within {:?}", req.timeout),
             (Ended::Exited(_), None) => "qemu exited before init ran".into(),
-            (Ended::Interrupted, None) => unreachable!("returned as an error"),
         };
         eprintln!(
             "tierbench vm: boot {} ended before init reported ({why}); booting again",
@@ -443,7 +441,6 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
     let outcome = match (&b.ended, b.received.exit) {
         (_, Some(code)) => format!("guest command exited with {code}"),
         (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
-        (Ended::Interrupted, None) => unreachable!("returned as an error"),
         (Ended::Exited(_), None) if b.panic_line.is_some() => {
             format!(
                 "kernel panic ({})",

@@ -139,12 +139,11 @@ pub enum Ended {
     Exited(Option<i32>),
     /// The deadline passed; QEMU was killed.
     TimedOut,
-    /// SIGINT, SIGTERM or SIGHUP reached tierbench; QEMU was killed.
-    Interrupted,
 }
 
 /// Starts QEMU and waits for it at most `timeout`, or until `stop` turns
-/// true; kills it then, so nothing is left running. QEMU also dies with
+/// true; kills it then, so nothing is left running (a stop is an
+/// `ErrorKind::Interrupted` error: there is no boot to report). QEMU also dies with
 /// tierbench however tierbench dies (SIGKILL included): the kernel sends it
 /// SIGKILL when its parent exits.
 pub fn boot(
@@ -199,15 +198,17 @@ pub fn boot(
             }
             return Ok((Ended::Exited(status.code()), t0.elapsed()));
         }
-        let ended = if stop.load(Ordering::SeqCst) {
-            Some(Ended::Interrupted)
-        } else {
-            (t0.elapsed() > timeout).then_some(Ended::TimedOut)
-        };
-        if let Some(ended) = ended {
+        let stopped = stop.load(Ordering::SeqCst);
+        if stopped || t0.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok((ended, t0.elapsed()));
+            if stopped {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "a signal stopped the guest",
+                ));
+            }
+            return Ok((Ended::TimedOut, t0.elapsed()));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
