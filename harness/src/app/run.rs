@@ -217,10 +217,9 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => (cli, None, Lowered::default()),
     };
-    let cli_names = |long: &str| format!("--{long}");
     let names: Box<dyn Fn(&str) -> String + '_> = match &scenario {
         Some(s) => Box::new(s.namer(&lowered)),
-        None => Box::new(cli_names),
+        None => Box::new(crate::run::cli_flag),
     };
     if a.iterations == Some(0) {
         return Err(input(format!("{} must be at least 1", names("iterations"))));
