@@ -54,12 +54,53 @@ pub enum Command {
     Plot(PlotArgs),
     /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
     Conform(ConformArgs),
+    /// List the host profiles a bare name finds, and where each one comes from
+    #[command(long_about = LOOKUP_HELP)]
+    Hosts,
+    /// List the scenarios a bare name finds, and where each one comes from
+    #[command(long_about = LOOKUP_HELP)]
+    Scenarios,
+    /// Write the man pages or a shell's completions, generated from these definitions
+    Generate(GenerateArgs),
     /// One conformance case, in a fresh process (used by `conform`)
     #[command(hide = true)]
     ConformCase {
         /// The case, as JSON
         spec: String,
     },
+}
+
+/// Where bare names of profiles and scenarios are looked up, for --help.
+pub const LOOKUP_HELP: &str = "A bare name is looked up as NAME.toml in ./hosts/ (profiles) or \
+    ./bench/scenarios/ (scenarios), then $XDG_CONFIG_HOME/tierbench/{hosts,scenarios}/, then \
+    the install location (../share/tierbench/ beside the binary, /usr/share/tierbench/), then \
+    the copies built into the binary; `tierbench hosts` and `tierbench scenarios` list what \
+    is found and where.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// Man pages: tierbench.1 and one tierbench-SUBCOMMAND.1 each (needs --out)
+    Man,
+    /// bash completions
+    Bash,
+    /// zsh completions
+    Zsh,
+    /// fish completions
+    Fish,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  tierbench generate man --out /usr/local/share/man/man1\n  \
+                  tierbench generate bash > /etc/bash_completion.d/tierbench"
+)]
+pub struct GenerateArgs {
+    /// What to write
+    #[arg(value_enum)]
+    pub what: Generated,
+    /// Directory to write into (completions go to stdout without it)
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -227,17 +268,19 @@ tierbench run --size 256M --stride 4096 --hot-fraction 0.5 --numa-balancing tier
 --first-touch slow --policy preferred-many:fast --policy preferred-many:fast+balancing"
 )]
 pub struct RunArgs {
-    /// Run a scenario file: a name from bench/scenarios/ or a path
+    /// Run a scenario file: a name (`tierbench scenarios` lists them) or a path
     #[arg(
         long,
         value_name = "NAME",
         help_heading = "Run",
-        long_help = "Run a scenario file (a name from bench/scenarios/, e.g. promote-hot, \
-                     fill-fast, latency-bandwidth, or a path): buffer, placement, workload, \
+        long_help = "Run a scenario file (a name, e.g. promote-hot, fill-fast, \
+                     latency-bandwidth, or a path): buffer, placement, workload, \
                      knobs, timing and the variants to compare all come from the file, so \
                      the options it sets cannot be given beside it. --iterations, -o, --host, \
                      --force and -q still apply. Inside `tierbench vm` the host's file is \
-                     carried into the guest."
+                     carried into the guest. A bare name is looked up in ./bench/scenarios/, \
+                     $XDG_CONFIG_HOME/tierbench/scenarios/, the install location, then the \
+                     built-in copies (`tierbench scenarios` lists them)."
     )]
     pub scenario: Option<String>,
 
@@ -312,15 +355,17 @@ pub struct RunArgs {
     #[arg(long, help_heading = "Run")]
     pub force: bool,
 
-    /// Host profile (hosts/*.toml) this machine must match
+    /// Host profile this machine must match: a name (`tierbench hosts`) or a path
     #[arg(
         long,
         value_name = "PROFILE",
         help_heading = "Run",
-        long_help = "Host profile (a name from hosts/ or a path) describing this machine: node \
+        long_help = "Host profile (a name or a path) describing this machine: node \
                      ids, which nodes have CPUs, and the tiers the kernel should build. A machine \
                      of another shape is refused; tiers other than expected are recorded in the \
-                     results and printed."
+                     results and printed. A bare name is looked up in ./hosts/, \
+                     $XDG_CONFIG_HOME/tierbench/hosts/, the install location, then the built-in \
+                     copies (`tierbench hosts` lists them)."
     )]
     pub host: Option<String>,
 
@@ -493,7 +538,7 @@ pub struct RunArgs {
     after_help = "Example:\n  tierbench vm --host qemu-dram-cxl --kernel $(scripts/fetch-kernel 6.12 | cut -d' ' -f1) -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing"
 )]
 pub struct VmArgs {
-    /// Host profile: a name from hosts/ (qemu-dram-cxl) or a path
+    /// Host profile: a name (qemu-dram-cxl; `tierbench hosts` lists them) or a path
     #[arg(long)]
     pub host: String,
 

@@ -116,21 +116,13 @@ fn err(path: &Path, msg: impl std::fmt::Display) -> InputError {
     InputError::new(format!("scenario {}: {msg}", path.display()))
 }
 
-/// A path, or a name from `bench/scenarios/`.
-pub fn resolve_path(spec: &str) -> PathBuf {
-    crate::named::resolve(spec, "bench/scenarios")
-}
-
 impl Scenario {
     pub fn load(spec: &str) -> Result<Scenario, InputError> {
-        let path = resolve_path(spec);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            err(
-                &path,
-                format!("{e} (give a path, or a name from bench/scenarios/: promote-hot, fill-fast, latency-bandwidth)"),
-            )
-        })?;
-        Self::parse(&path, text)
+        let found = crate::named::find(crate::named::Kind::Scenario, spec)
+            .map_err(|e| InputError::new(e.to_string()))?;
+        let mut s = Self::parse(&found.path(), found.text)?;
+        s.name = found.name;
+        Ok(s)
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Scenario, InputError> {

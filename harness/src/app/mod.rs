@@ -2,8 +2,10 @@
 //! library, and prints through `report`. Nothing below this layer imports
 //! the CLI types; `main.rs` only parses and dispatches here.
 
+pub mod catalog;
 pub mod compare;
 pub mod conform;
+pub mod generate;
 pub mod knobs;
 pub mod measure;
 pub mod plot;

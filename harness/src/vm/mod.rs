@@ -242,7 +242,7 @@ fn boot_once(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let exe = std::env::current_exe().context("locating the tierbench binary")?;
     let initrd = dir.join("initramfs.cpio");
-    let profile_text = std::fs::read(&profile.path).context("reading the profile")?;
+    let profile_text = profile.text.clone().into_bytes();
     initramfs::build(
         &exe,
         &[

@@ -74,9 +74,13 @@ pub struct Profile {
     /// The file's stem, for messages (filled in by `load`).
     #[serde(skip)]
     pub name: String,
-    /// The file it came from (filled in by `load`).
+    /// The file it came from, or `built-in/NAME.toml` (filled in by
+    /// `load`).
     #[serde(skip)]
     pub path: std::path::PathBuf,
+    /// The file's text, carried into an emulated machine as it is.
+    #[serde(skip)]
+    pub text: String,
 }
 
 fn de_idset<'de, D, K>(d: D) -> Result<crate::topology::idset::IdSet<K>, D::Error>
@@ -92,34 +96,30 @@ where
 pub const MAX_VCPUS: u32 = 255;
 
 #[derive(Debug, thiserror::Error)]
-#[error("host profile {file}: {reason}")]
-pub struct ProfileError {
-    pub file: String,
-    pub reason: String,
+pub enum ProfileError {
+    #[error(transparent)]
+    Find(#[from] crate::named::NamedError),
+    #[error("host profile {file}: {reason}")]
+    Invalid { file: String, reason: String },
 }
 
 impl Profile {
-    /// Loads a profile by path, or by name from the `hosts/` folder of this
-    /// source tree (`qemu-dram-cxl`).
+    /// Loads a profile by path, or by name (`qemu-dram-cxl`) from the
+    /// places [`crate::named`] searches.
     pub fn load(spec: &str) -> Result<Self, ProfileError> {
-        let path = resolve_path(spec);
-        let file = path.display().to_string();
-        let err = |reason: String| ProfileError {
-            file: file.clone(),
+        Self::parse(&crate::named::find(crate::named::Kind::Host, spec)?)
+    }
+
+    fn parse(found: &crate::named::Named) -> Result<Self, ProfileError> {
+        let err = |reason: String| ProfileError::Invalid {
+            file: found.path().display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            err(format!(
-                "{e} (give a path, or a name from hosts/: qemu-dram-cxl, qemu-2socket-cxl)"
-            ))
-        })?;
         let mut p: Profile =
-            toml::from_str(&text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
-        p.name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        p.path = path;
+            toml::from_str(&found.text).map_err(|e| err(e.to_string().replace('\n', " ")))?;
+        p.name = found.name.clone();
+        p.path = found.path();
+        p.text = found.text.clone();
         p.validate().map_err(err)?;
         Ok(p)
     }
@@ -301,10 +301,6 @@ fn tiers_text(topo: &Topology) -> String {
         .map(|t| format!("memory_tier{}={}", t.id, t.nodes))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn resolve_path(spec: &str) -> std::path::PathBuf {
-    crate::named::resolve(spec, "hosts")
 }
 
 #[cfg(test)]

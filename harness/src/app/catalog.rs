@@ -1,0 +1,59 @@
+//! `tierbench hosts` and `tierbench scenarios`: what a bare name finds.
+
+use std::process::ExitCode;
+
+use crate::named::{self, Kind, Origin};
+use crate::report::table::Table;
+
+pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
+    let mut t = Table::new(["name", "from", "description"]);
+    let mut hidden = Vec::new();
+    for l in named::list(kind) {
+        // The description of the copy a bare name loads.
+        let text = match &l.origin {
+            Origin::File(p) => std::fs::read_to_string(p).unwrap_or_default(),
+            Origin::BuiltIn => named::find(kind, &l.name)
+                .map(|n| n.text)
+                .unwrap_or_default(),
+        };
+        let description = match toml::from_str::<toml::Table>(&text) {
+            Ok(table) => first_line(
+                table
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("-"),
+            ),
+            Err(_) => "(not valid TOML)".to_string(),
+        };
+        // The built-in copy always sits behind a file of the same name;
+        // only a file hiding another file is worth a line.
+        for s in l.shadowed.iter().filter(|s| **s != Origin::BuiltIn) {
+            hidden.push(format!("{} in {s}", l.name));
+        }
+        t.push([l.name, l.origin.to_string(), description]);
+    }
+    print!("{}", t.render());
+    println!("\nsearched, first match wins:");
+    for d in named::search_dirs(kind) {
+        let state = if d.is_dir() { "" } else { " (absent)" };
+        println!("  {}/{state}", d.display());
+    }
+    println!("  built into the binary");
+    if !hidden.is_empty() {
+        println!("hidden by an earlier match: {}", hidden.join("; "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A description's first line, cut to fit a terminal row.
+fn first_line(text: &str) -> String {
+    const MAX: usize = 64;
+    let line = text.lines().next().unwrap_or("").trim();
+    let more = text.trim().lines().count() > 1;
+    if line.chars().count() > MAX || more {
+        let cut: String = line.chars().take(MAX).collect();
+        format!("{}...", cut.trim_end())
+    } else {
+        line.to_string()
+    }
+}
