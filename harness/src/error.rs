@@ -47,6 +47,14 @@ pub fn input_from<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow:
 /// How a failed command ends: its exit code, and the one line stderr gets
 /// (the context chain joined, outermost first).
 pub fn report(e: &anyhow::Error) -> (ExitCode, String) {
+    // `tierbench hosts | head -1`: the reader has all it wanted (ripgrep
+    // and coreutils stop quietly too).
+    if e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    {
+        return (ExitCode::SUCCESS, String::new());
+    }
     if e.chain().any(|c| c.is::<Interrupted>()) {
         return (ExitCode::from(130), format!("tierbench: {e}"));
     }
@@ -83,6 +91,11 @@ mod tests {
         assert_eq!(
             line,
             "tierbench: error: loading the host profile: profile p.toml: bad"
+        );
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            report(&anyhow::Error::new(pipe).context("writing the table")),
+            (ExitCode::SUCCESS, String::new())
         );
         let (code, _) = report(&anyhow::anyhow!("EIO"));
         assert_eq!(code, ExitCode::from(1));

@@ -33,7 +33,9 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let (code, line) = tierbench::error::report(&e);
-            eprintln!("{line}");
+            if !line.is_empty() {
+                eprintln!("{line}");
+            }
             code
         }
     }

@@ -1,5 +1,6 @@
 //! `tierbench hosts` and `tierbench scenarios`: what a bare name finds.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::named::{self, Kind, Origin};
@@ -32,15 +33,16 @@ pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
         }
         t.push([l.name, l.origin.to_string(), description]);
     }
-    print!("{}", t.render());
-    println!("\nsearched, first match wins:");
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", t.render())?;
+    writeln!(out, "\nsearched, first match wins:")?;
     for d in named::search_dirs(kind) {
         let state = if d.is_dir() { "" } else { " (absent)" };
-        println!("  {}/{state}", d.display());
+        writeln!(out, "  {}/{state}", d.display())?;
     }
-    println!("  built into the binary");
+    writeln!(out, "  built into the binary")?;
     if !hidden.is_empty() {
-        println!("hidden by an earlier match: {}", hidden.join("; "));
+        writeln!(out, "hidden by an earlier match: {}", hidden.join("; "))?;
     }
     Ok(ExitCode::SUCCESS)
 }
