@@ -697,6 +697,10 @@ pub enum CompareFormat {
     Text,
     /// Markdown tables
     Markdown,
+    /// One JSON document: every cell's mean, sd, relative sd, n, change and p-value
+    Json,
+    /// `lava-test-case NAME --result pass|fail|skip --measurement X --units U` lines
+    Lava,
 }
 
 #[derive(Debug, Args)]

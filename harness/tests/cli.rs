@@ -802,6 +802,95 @@ fn compare_marks_significant_changes_and_refuses_other_hosts() {
         .stderr(predicate::str::contains("no such directory"));
 }
 
+/// The reference results of 6.1 vs 6.12 in every format: the JSON
+/// document parses and holds every value and change of the text table
+/// (cell by cell, same order); the LAVA lines are one well-formed
+/// `lava-test-case` per column and metric.
+#[test]
+fn compare_json_and_lava_carry_the_text_tables_numbers() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dirs = [
+        top.join("results/reference/6.1/promote-hot"),
+        top.join("results/reference/6.12/promote-hot"),
+    ];
+    let run = |format: &str| {
+        let out = tb()
+            .args(["compare", "--format", format])
+            .args(&dirs)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{format}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = run("text");
+    let doc: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    let blocks = doc["blocks"].as_array().unwrap();
+    assert!(!blocks.is_empty());
+    let mut checked = 0;
+    for b in blocks {
+        let title = b["title"].as_str().unwrap();
+        let section = text
+            .split("\n\n")
+            .find(|s| s.starts_with(&format!("{title}\n")))
+            .unwrap_or_else(|| panic!("{title} not in the text table"));
+        for row in b["rows"].as_array().unwrap() {
+            let label = row["metric"].as_str().unwrap();
+            let line = section
+                .lines()
+                .find(|l| l.starts_with(&format!("{label:<20}")))
+                .unwrap_or_else(|| panic!("{title}: no {label} line"));
+            let cells = row["cells"].as_array().unwrap();
+            let mut want = vec![
+                cells[0]["text"].as_str().unwrap().to_string(),
+                cells[1]["text"].as_str().unwrap().to_string(),
+            ];
+            let change = cells[1]["change_text"].as_str().unwrap();
+            if !change.is_empty() {
+                want.push(change.to_string());
+            }
+            assert!(
+                line.ends_with(want.last().unwrap().as_str()),
+                "{line} vs {want:?}"
+            );
+            let mut rest = &line[20..];
+            for w in &want {
+                let at = rest
+                    .find(w.as_str())
+                    .unwrap_or_else(|| panic!("{line}: no {w}"));
+                rest = &rest[at + w.len()..];
+            }
+            // The numbers behind the text: a mean for every value shown.
+            for c in cells {
+                if c["status"] == "ok" {
+                    assert!(c["mean"].is_f64() && c["n"].as_u64().unwrap() > 0, "{c}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} rows checked");
+
+    let lava = run("lava");
+    let lines: Vec<&str> = lava.lines().collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let w: Vec<&str> = l.split(' ').collect();
+        assert_eq!(w[0], "lava-test-case", "{l}");
+        assert!(
+            w[1].chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)),
+            "{l}"
+        );
+        assert_eq!(w[2], "--result", "{l}");
+        assert!(["pass", "fail", "skip"].contains(&w[3]), "{l}");
+        if w.len() > 4 {
+            assert_eq!((w[4], w[6]), ("--measurement", "--units"), "{l}");
+            w[5].parse::<f64>().unwrap();
+        }
+    }
+    assert!(lava.contains("promote-hot.6.12.117_deb12.preferred-many_0_balancing.pgpromote_success --result pass --measurement 16384 --units pages"), "{lava}");
+}
+
 /// Scenario files: errors name the file and the key, exit 2, nothing
 /// changes; options a scenario sets are refused beside it.
 #[test]

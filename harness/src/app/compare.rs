@@ -1,5 +1,6 @@
 //! `tierbench compare`: the changelog table.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{CompareArgs, CompareFormat};
@@ -21,12 +22,16 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         }
         eprintln!("tierbench compare: forced although {why}");
     }
-    print!(
-        "{}",
-        match a.format {
-            CompareFormat::Text => compare::text(&runs),
-            CompareFormat::Markdown => compare::markdown(&runs),
-        }
-    );
+    use compare::export;
+    // Text narrows wide blocks to baseline-vs-one so it fits a changelog;
+    // the others keep every column.
+    let (exporter, narrow): (&dyn export::Exporter, bool) = match a.format {
+        CompareFormat::Text => (&export::Text, true),
+        CompareFormat::Markdown => (&export::Markdown, false),
+        CompareFormat::Json => (&export::Json, false),
+        CompareFormat::Lava => (&export::Lava, false),
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(export::render(exporter, &compare::table(&runs, narrow)).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,8 @@ use super::schema::{col, CsvRows, MachineKind, SystemRecord};
 use crate::error::InputError;
 use crate::stats::{welch, Summary};
 
+pub mod export;
+
 /// The significance level of the mark.
 pub const ALPHA: f64 = 0.05;
 
@@ -183,25 +185,62 @@ pub fn check(runs: &[RunResults]) -> Result<(), InputError> {
     Ok(())
 }
 
-/// The metrics of the table: (column, label, scale, what the emulator
-/// decides). Under emulation, throughput and latency measure QEMU, so
-/// their change across kernels is not marked or starred.
-const METRICS: [(&str, &str, f64, bool); 4] = [
-    (col::ACCESSES_PER_S, "accesses/s", 1.0, true),
-    (col::HOT_FAST_SHARE, "hot set on fast %", 100.0, false),
-    (col::LAT_P50_NS, "latency p50 ns", 1.0, true),
-    (col::LAT_P99_NS, "latency p99 ns", 1.0, true),
+/// A row of the table: which column of summary.csv, how it is shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// The summary.csv column.
+    pub key: &'static str,
+    pub label: &'static str,
+    /// What one unit of the shown value is (LAVA's --units).
+    pub units: &'static str,
+    /// Shown value = column value x scale.
+    pub scale: f64,
+    /// Decided by the emulator under emulation (throughput, latency): not
+    /// compared across emulated runs.
+    pub by_emulator: bool,
+}
+
+/// The metrics of the table, then the vmstat rows.
+const METRICS: [Metric; 4] = [
+    Metric {
+        key: col::ACCESSES_PER_S,
+        label: "accesses/s",
+        units: "accesses/s",
+        scale: 1.0,
+        by_emulator: true,
+    },
+    Metric {
+        key: col::HOT_FAST_SHARE,
+        label: "hot set on fast %",
+        units: "percent",
+        scale: 100.0,
+        by_emulator: false,
+    },
+    Metric {
+        key: col::LAT_P50_NS,
+        label: "latency p50 ns",
+        units: "ns",
+        scale: 1.0,
+        by_emulator: true,
+    },
+    Metric {
+        key: col::LAT_P99_NS,
+        label: "latency p99 ns",
+        units: "ns",
+        scale: 1.0,
+        by_emulator: true,
+    },
 ];
 
 /// The change cell of a metric that emulation makes meaningless.
-const NOT_COMPARABLE: &str = "n/c";
-const COUNTERS: [&str; 6] = [
-    "pgpromote_success",
-    "pgpromote_candidate",
-    "pgdemote_kswapd",
-    "pgdemote_direct",
-    "numa_hint_faults",
-    "numa_pages_migrated",
+pub const NOT_COMPARABLE: &str = "n/c";
+const COUNTERS: [(&str, &str); 6] = [
+    ("pgpromote_success", "pages"),
+    ("pgpromote_candidate", "pages"),
+    ("pgdemote_kswapd", "pages"),
+    ("pgdemote_direct", "pages"),
+    ("numa_hint_faults", "faults"),
+    ("numa_pages_migrated", "pages"),
 ];
 
 /// One column of a block: a run's variant.
@@ -211,7 +250,8 @@ struct Column<'a> {
     variant: String,
 }
 
-/// One block: a baseline column and the columns compared with it.
+/// One block before its numbers: a baseline column and the columns
+/// compared with it.
 struct Block<'a> {
     title: String,
     columns: Vec<Column<'a>>,
@@ -265,10 +305,63 @@ fn blocks(runs: &[RunResults]) -> Vec<Block<'_>> {
         .collect()
 }
 
-/// One cell: the value text, and the change against the baseline.
-struct Cell {
-    value: String,
-    change: String,
+/// How a cell relates to the baseline column of its block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// This is the baseline.
+    Baseline,
+    /// No change to give: no value here or in the baseline, or a baseline
+    /// mean of 0.
+    Undefined,
+    /// Emulated machine: the emulator decides this metric.
+    NotComparable,
+    /// Percent change of the mean, with Welch's two-sided p (None when a
+    /// side has fewer than two values).
+    Percent { pct: f64, p: Option<f64> },
+}
+
+impl Change {
+    /// p < ALPHA: marked with `*`.
+    pub fn significant(&self) -> bool {
+        matches!(self, Change::Percent { p: Some(p), .. } if *p < ALPHA)
+    }
+}
+
+/// One cell: the statistics of a metric over a column's ok iterations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// None when the column has no ok row with this metric.
+    pub summary: Option<Summary>,
+    /// The column's status when it has no ok row (e.g. `unsupported`).
+    pub status: String,
+    pub change: Change,
+}
+
+impl Cell {
+    /// `mean ±rel.sd%`, or the status.
+    pub fn value_text(&self) -> String {
+        let Some(s) = &self.summary else {
+            return self.status.clone();
+        };
+        // One value has no spread; a mean of 0 has no relative one.
+        let spread = match s.rel_sd() {
+            Some(r) if s.n > 1 => format!(" ±{:.0}%", r * 100.0),
+            _ => String::new(),
+        };
+        format!("{}{spread}", fmt_value(s.mean))
+    }
+
+    /// `+12.3%*`, `n/c`, or empty.
+    pub fn change_text(&self) -> String {
+        match self.change {
+            Change::Baseline | Change::Undefined => String::new(),
+            Change::NotComparable => NOT_COMPARABLE.to_string(),
+            Change::Percent { pct, .. } => format!(
+                "{pct:+.1}%{}",
+                if self.change.significant() { "*" } else { "" }
+            ),
+        }
+    }
 }
 
 fn values(col: &Column, key: &str, scale: f64) -> Option<Summary> {
@@ -291,59 +384,110 @@ fn fmt_value(x: f64) -> String {
     }
 }
 
-fn cell(
+fn change(
     base: Option<&Summary>,
-    this: Option<Summary>,
-    status: &str,
+    this: Option<&Summary>,
     is_base: bool,
     comparable: bool,
-) -> Cell {
-    let Some(s) = this else {
-        return Cell {
-            value: status.to_string(),
-            change: String::new(),
-        };
-    };
-    // One value has no spread; a mean of 0 has no relative one.
-    let spread = match s.rel_sd() {
-        Some(r) if s.n > 1 => format!(" ±{:.0}%", r * 100.0),
-        _ => String::new(),
-    };
-    let value = format!("{}{spread}", fmt_value(s.mean));
-    let change = match base {
-        Some(_) if !is_base && !comparable => NOT_COMPARABLE.to_string(),
-        Some(b) if !is_base && b.mean != 0.0 => {
-            let pct = (s.mean - b.mean) / b.mean.abs() * 100.0;
-            let mark = welch(b, &s).is_some_and(|w| w.p < ALPHA);
-            format!("{pct:+.1}%{}", if mark { "*" } else { "" })
-        }
-        _ => String::new(),
-    };
-    Cell { value, change }
+) -> Change {
+    match (base, this) {
+        _ if is_base => Change::Baseline,
+        (Some(_), Some(_)) if !comparable => Change::NotComparable,
+        (Some(b), Some(s)) if b.mean != 0.0 => Change::Percent {
+            pct: (s.mean - b.mean) / b.mean.abs() * 100.0,
+            p: welch(b, s).map(|w| w.p),
+        },
+        _ => Change::Undefined,
+    }
 }
 
-/// A table row: label, then (value, change) per column.
-type Row = (String, Vec<Cell>);
+/// A metric's row: one cell per column.
+#[derive(Debug, Clone)]
+pub struct MetricRow {
+    pub metric: Metric,
+    pub cells: Vec<Cell>,
+}
 
-fn rows_of(block: &Block) -> (Vec<Row>, String) {
+/// One column's identity in a computed table.
+#[derive(Debug, Clone)]
+pub struct ColumnInfo {
+    pub title: String,
+    pub dir: PathBuf,
+    pub variant: String,
+    /// Ok iterations and all iterations of the column's variant.
+    pub ok: usize,
+    pub iterations: usize,
+}
+
+/// A block with its numbers: what every format renders.
+#[derive(Debug, Clone)]
+pub struct TableBlock {
+    pub title: String,
+    pub scenario: Option<String>,
+    pub columns: Vec<ColumnInfo>,
+    pub rows: Vec<MetricRow>,
+    /// Some change was not compared because the emulator decides it.
+    pub emulated_not_compared: bool,
+}
+
+impl TableBlock {
+    /// `n = 3 iterations; ...` and the n/c legend.
+    pub fn footer(&self) -> String {
+        let counts: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                if c.ok == c.iterations {
+                    c.iterations.to_string()
+                } else {
+                    format!("{}/{}", c.ok, c.iterations)
+                }
+            })
+            .collect();
+        let mut uniq = counts.clone();
+        uniq.dedup();
+        let n = if uniq.len() == 1 {
+            uniq[0].clone()
+        } else {
+            counts.join(", ")
+        };
+        let mut foot =
+            format!("n = {n} iterations; mean ±rel. stddev; * Welch's t-test p < {ALPHA}");
+        if self.emulated_not_compared {
+            foot.push_str(&format!(
+                "\n{NOT_COMPARABLE}: emulated machine: throughput and latency depend on QEMU,\n\
+                 not on the kernel; placement and counters are real"
+            ));
+        }
+        foot
+    }
+}
+
+fn compute(block: Block) -> TableBlock {
     let base = &block.columns[0];
-    let mut rows = Vec::new();
     // Across runs of an emulated machine, what the emulator decides is not
     // compared.
     let across_emulated = block
         .columns
         .iter()
         .any(|c| c.run.emulated && !std::ptr::eq(c.run, base.run));
-    let metric_rows = METRICS
-        .iter()
-        .map(|(k, l, s, emu)| (k.to_string(), l.to_string(), *s, *emu));
-    let counter_rows = COUNTERS
-        .iter()
-        .map(|c| (col::vmstat(c), c.to_string(), 1.0, false));
-    let mut marked = false;
-    for (key, label, scale, by_emulator) in metric_rows.chain(counter_rows) {
-        let comparable = !(by_emulator && across_emulated);
-        marked |= !comparable;
+    let counters = COUNTERS.iter().map(|(name, units)| Metric {
+        key: "",
+        label: name,
+        units,
+        scale: 1.0,
+        by_emulator: false,
+    });
+    let mut rows = Vec::new();
+    let mut not_compared = false;
+    for metric in METRICS.into_iter().chain(counters) {
+        let key = if metric.key.is_empty() {
+            col::vmstat(metric.label)
+        } else {
+            metric.key.to_string()
+        };
+        let comparable = !(metric.by_emulator && across_emulated);
+        not_compared |= !comparable;
         if !block
             .columns
             .iter()
@@ -351,50 +495,42 @@ fn rows_of(block: &Block) -> (Vec<Row>, String) {
         {
             continue;
         }
-        let b = values(base, &key, scale);
+        let b = values(base, &key, metric.scale);
         let cells = block
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                cell(
-                    b.as_ref(),
-                    values(c, &key, scale),
-                    &c.run.status(&c.variant),
-                    i == 0,
-                    comparable,
-                )
+                let this = values(c, &key, metric.scale);
+                Cell {
+                    change: change(b.as_ref(), this.as_ref(), i == 0, comparable),
+                    summary: this,
+                    status: c.run.status(&c.variant),
+                }
             })
             .collect();
-        rows.push((label, cells));
+        rows.push(MetricRow { metric, cells });
     }
-    let counts: Vec<String> = block
-        .columns
-        .iter()
-        .map(|c| {
-            let (ok, n) = c.run.ok_rows(&c.variant);
-            if ok.len() == n {
-                n.to_string()
-            } else {
-                format!("{}/{n}", ok.len())
-            }
-        })
-        .collect();
-    let mut uniq = counts.clone();
-    uniq.dedup();
-    let n = if uniq.len() == 1 {
-        uniq[0].clone()
-    } else {
-        counts.join(", ")
-    };
-    let mut foot = format!("n = {n} iterations; mean ±rel. stddev; * Welch's t-test p < {ALPHA}");
-    if marked {
-        foot.push_str(&format!(
-            "\n{NOT_COMPARABLE}: emulated machine: throughput and latency depend on QEMU,\n\
-             not on the kernel; placement and counters are real"
-        ));
+    TableBlock {
+        title: block.title,
+        scenario: base.run.scenario.clone(),
+        columns: block
+            .columns
+            .iter()
+            .map(|c| {
+                let (ok, n) = c.run.ok_rows(&c.variant);
+                ColumnInfo {
+                    title: c.title.clone(),
+                    dir: c.run.dir.clone(),
+                    variant: c.variant.clone(),
+                    ok: ok.len(),
+                    iterations: n,
+                }
+            })
+            .collect(),
+        rows,
+        emulated_not_compared: not_compared,
     }
-    (rows, foot)
 }
 
 /// Splits blocks wider than two columns into baseline-vs-one blocks, so
@@ -425,72 +561,22 @@ fn narrow(blocks: Vec<Block<'_>>) -> Vec<Block<'_>> {
     out
 }
 
+/// The table: one block per shared variant (several runs) or one block of
+/// variants (one run); `narrow` splits blocks to baseline-vs-one.
+pub fn table(runs: &[RunResults], narrow_blocks: bool) -> Vec<TableBlock> {
+    let b = blocks(runs);
+    let b = if narrow_blocks { narrow(b) } else { b };
+    b.into_iter().map(compute).collect()
+}
+
 /// Plain text, every line within 72 columns.
 pub fn text(runs: &[RunResults]) -> String {
-    let mut out = String::new();
-    for block in narrow(blocks(runs)) {
-        let (rows, foot) = rows_of(&block);
-        out.push_str(&block.title);
-        out.push('\n');
-        let titles: Vec<String> = block
-            .columns
-            .iter()
-            .map(|c| c.title.chars().take(20).collect())
-            .collect();
-        // One column (a run with one variant) has nothing to change against.
-        let header = match titles.get(1) {
-            Some(t1) => format!("{:<20} {:>20} {:>20} {:>8}", "", titles[0], t1, "change"),
-            None => format!("{:<20} {:>20}", "", titles[0]),
-        };
-        out.push_str(&header);
-        out.push('\n');
-        for (label, cells) in rows {
-            let line = match cells.get(1) {
-                Some(c1) => format!(
-                    "{label:<20} {:>20} {:>20} {:>8}",
-                    cells[0].value, c1.value, c1.change
-                ),
-                None => format!("{label:<20} {:>20}", cells[0].value),
-            };
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out.push_str(&foot);
-        out.push_str("\n\n");
-    }
-    out
+    export::render(&export::Text, &table(runs, true))
 }
 
 /// Markdown: one table per block, every column of the block.
 pub fn markdown(runs: &[RunResults]) -> String {
-    let mut out = String::new();
-    for block in blocks(runs) {
-        let (rows, foot) = rows_of(&block);
-        out.push_str(&format!("**{}**\n\n| metric |", block.title));
-        for (i, c) in block.columns.iter().enumerate() {
-            out.push_str(&format!(" {} |", c.title));
-            if i > 0 {
-                out.push_str(" change |");
-            }
-        }
-        out.push_str("\n| --- |");
-        for i in 0..block.columns.len() {
-            out.push_str(if i > 0 { " ---: | ---: |" } else { " ---: |" });
-        }
-        out.push('\n');
-        for (label, cells) in rows {
-            out.push_str(&format!("| {label} |"));
-            for (i, c) in cells.iter().enumerate() {
-                out.push_str(&format!(" {} |", c.value));
-                if i > 0 {
-                    out.push_str(&format!(" {} |", c.change));
-                }
-            }
-            out.push('\n');
-        }
-        out.push_str(&format!("\n{foot}\n\n"));
-    }
-    out
+    export::render(&export::Markdown, &table(runs, false))
 }
 
 #[cfg(test)]
