@@ -56,7 +56,7 @@ pub enum Command {
     Conform(ConformArgs),
     /// List the host profiles a bare name finds, and where each one comes from
     #[command(long_about = LOOKUP_HELP)]
-    Hosts,
+    Hosts(HostsArgs),
     /// List the scenarios a bare name finds, and where each one comes from
     #[command(long_about = LOOKUP_HELP)]
     Scenarios,
@@ -76,6 +76,15 @@ pub const LOOKUP_HELP: &str = "A bare name is looked up as NAME.toml in ./hosts/
     the install location (../share/tierbench/ beside the binary, /usr/share/tierbench/), then \
     the copies built into the binary; `tierbench hosts` and `tierbench scenarios` list what \
     is found and where.";
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    /// Check this machine against a profile instead of listing: exit 0 when
+    /// it is the machine the profile describes, 1 when not (one line per
+    /// difference)
+    #[arg(long, value_name = "PROFILE")]
+    pub check: Option<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Generated {
@@ -692,6 +701,14 @@ pub struct MatrixArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConformFormat {
+    /// A table of every case after the last one
+    Table,
+    /// kselftest-style TAP 13: the plan, then one test point per case as it finishes
+    Tap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompareFormat {
     /// Plain text within 72 columns, for a patch changelog
     Text,
@@ -777,6 +794,10 @@ pub struct ConformArgs {
     /// Results directory (conform.csv)
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+
+    /// What goes to stdout: a table at the end, or TAP as the cases finish
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ConformFormat,
 
     /// No per-case lines on stderr
     #[arg(long, short = 'q')]

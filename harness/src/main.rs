@@ -24,7 +24,10 @@ fn main() -> ExitCode {
         Command::Matrix(a) => app::measure::matrix(a),
         Command::Compare(a) => app::compare::compare(a),
         Command::Plot(a) => app::plot::plot(a),
-        Command::Hosts => app::catalog::list(tierbench::named::Kind::Host),
+        Command::Hosts(a) => match a.check {
+            Some(profile) => app::catalog::check_host(&profile),
+            None => app::catalog::list(tierbench::named::Kind::Host),
+        },
         Command::Scenarios => app::catalog::list(tierbench::named::Kind::Scenario),
         Command::Generate(a) => app::generate::generate(a),
         Command::ConformCase { spec } => app::conform::conform_case(&spec),

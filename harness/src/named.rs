@@ -85,6 +85,10 @@ const BUILT_IN_SCENARIOS: &[(&str, &str)] = &[
         "latency-bandwidth",
         include_str!("../../bench/scenarios/latency-bandwidth.toml"),
     ),
+    (
+        "first-look",
+        include_str!("../../bench/scenarios/first-look.toml"),
+    ),
 ];
 
 /// Where a named file was found.

@@ -342,7 +342,7 @@ fn conform_run(
     out: &Path,
 ) -> (Vec<std::collections::HashMap<String, String>>, Option<i32>) {
     let output = vm_cmd("qemu-2socket-cxl", "tcg", "900s", kernel, out)
-        .args(["--", "conform", "-q"])
+        .args(["--", "conform", "-q", "--format", "tap"])
         .output()
         .unwrap();
     let mut rd = csv::Reader::from_path(out.join("conform.csv")).unwrap_or_else(|e| {
@@ -359,7 +359,54 @@ fn conform_run(
         "{}",
         String::from_utf8_lossy(&output.stdout)
     );
+    check_tap(&out.join("stdout.txt"), &rows);
     (rows, output.status.code())
+}
+
+/// The guest's stdout is TAP that Perl's `prove` accepts, with one test
+/// point per CSV row: `not ok` exactly where the verdict is a failure,
+/// `# SKIP` where the kernel refused the policy.
+fn check_tap(path: &Path, rows: &[std::collections::HashMap<String, String>]) {
+    let tap = std::fs::read_to_string(path).unwrap();
+    let points: Vec<&str> = tap
+        .lines()
+        .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
+        .collect();
+    assert!(
+        tap.starts_with(&format!("TAP version 13\n1..{}\n", rows.len())),
+        "{tap}"
+    );
+    assert_eq!(points.len(), rows.len(), "{tap}");
+    for (p, r) in points.iter().zip(rows) {
+        let failure = !matches!(
+            r["verdict"].as_str(),
+            "match (rules agree)" | "matches merged" | "unsupported"
+        );
+        assert_eq!(p.starts_with("not ok "), failure, "{p} vs {r:?}");
+        assert_eq!(
+            p.ends_with("# SKIP the kernel refuses this policy"),
+            r["verdict"] == "unsupported",
+            "{p}"
+        );
+        assert!(p.contains(&format!("case {} ", r["case"])), "{p} vs {r:?}");
+    }
+    let prove = std::process::Command::new("prove")
+        .args(["-e", "cat"])
+        .arg(path)
+        .output()
+        .expect("prove (Perl's TAP harness; scripts/setup installs perl)");
+    let failures = rows.iter().any(|r| {
+        !matches!(
+            r["verdict"].as_str(),
+            "match (rules agree)" | "matches merged" | "unsupported"
+        )
+    });
+    assert_eq!(
+        prove.status.success(),
+        !failures,
+        "prove: {}",
+        String::from_utf8_lossy(&prove.stdout)
+    );
 }
 
 fn check_merged_rule(rows: &[std::collections::HashMap<String, String>], code: Option<i32>) {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::named::{self, Kind, Origin};
 use crate::report::table::Table;
+use crate::vm::profile::Profile;
 
 pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
     let mut t = Table::new(["name", "from", "description"]);
@@ -45,6 +46,45 @@ pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
         writeln!(out, "hidden by an earlier match: {}", hidden.join("; "))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tierbench hosts --check PROFILE`: is this the machine the profile
+/// describes? The same check `run --host` makes before it changes anything.
+pub fn check_host(spec: &str) -> anyhow::Result<ExitCode> {
+    let profile = Profile::load(spec).map_err(crate::error::input_from)?;
+    let topo = super::discover()?;
+    let shape = profile.check_shape(&topo);
+    let tiers = profile.check_tiers(&topo);
+    let mut out = std::io::stdout().lock();
+    for m in &shape {
+        writeln!(out, "mismatch: {m}")?;
+    }
+    for m in &tiers {
+        writeln!(out, "tiers: {m}")?;
+    }
+    if shape.is_empty() {
+        writeln!(
+            out,
+            "this machine is {} ({}){}",
+            profile.name,
+            profile.path.display(),
+            if tiers.is_empty() {
+                ""
+            } else {
+                "; its tiers differ (recorded by run --host)"
+            }
+        )?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        writeln!(
+            out,
+            "this machine is not {} ({}): run --host {} would refuse it",
+            profile.name,
+            profile.path.display(),
+            spec
+        )?;
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 /// A description's first line, cut to fit a terminal row.

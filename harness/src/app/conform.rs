@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::check_out;
-use crate::cli::ConformArgs;
+use crate::cli::{ConformArgs, ConformFormat};
 use crate::error::input;
 use crate::report::utc_stamp;
 
@@ -14,6 +14,10 @@ pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
     });
     check_out(&out)?;
     crate::conform::run(crate::conform::ConformRequest {
+        output: match a.format {
+            ConformFormat::Table => crate::conform::Output::Table,
+            ConformFormat::Tap => crate::conform::Output::Tap,
+        },
         modes: a.modes,
         size_bytes: a.size as usize,
         period: a.period,

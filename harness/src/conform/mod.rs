@@ -10,6 +10,7 @@
 
 pub mod case;
 pub mod rule;
+pub mod tap;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,11 +33,21 @@ pub const EXIT_SKIP: u8 = 4;
 
 #[derive(Debug, Clone)]
 pub struct ConformRequest {
+    pub output: Output,
     pub modes: Vec<u8>,
     pub size_bytes: usize,
     pub period: Duration,
     pub out: PathBuf,
     pub quiet: bool,
+}
+
+/// What goes to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// A table at the end, for a terminal.
+    Table,
+    /// TAP as the cases finish, for kselftest runners and CI.
+    Tap,
 }
 
 /// The nodes the matrix is built from.
@@ -294,15 +305,14 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     let topo = Topology::discover()?;
     let cast = match Cast::find(&topo) {
         Ok(c) => c,
-        Err(why) => {
-            println!("conform: SKIP: {why}");
-            return Ok(ExitCode::from(EXIT_SKIP));
-        }
+        Err(why) => return Ok(skip(req.output, &why)),
     };
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        println!("conform: SKIP: needs root to set kernel.numa_balancing (run as root)");
-        return Ok(ExitCode::from(EXIT_SKIP));
+        return Ok(skip(
+            req.output,
+            "needs root to set kernel.numa_balancing (run as root)",
+        ));
     }
     let sys = SysRoot::live();
     let state = knobs::default_state_file();
@@ -321,6 +331,9 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
             "conform: {} cases on {kernel}: A = node {}, B = node {}, slow = node {}, top tier {}; {:?} per case",
             cases.len(), cast.a, cast.b, cast.slow, cast.toptier, req.period
         );
+    }
+    if req.output == Output::Tap {
+        println!("{}", tap::header(cases.len()));
     }
     let mut rows = Vec::new();
     for &mode in &req.modes {
@@ -357,14 +370,23 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                     row.verdict
                 );
             }
+            if req.output == Output::Tap {
+                println!("{}", tap::point(rows.len() + 1, &row));
+            }
             rows.push(row);
         }
         guard.restore()?;
     }
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if req.output == Output::Tap {
+            println!("Bail out! interrupted after {} cases", rows.len());
+        }
         return Err(crate::error::Interrupted.into());
     }
-    print_report(&rows, &kernel, &csv_path);
+    match req.output {
+        Output::Table => print_report(&rows, &kernel, &csv_path),
+        Output::Tap => println!("{}", tap::comment(&summary(&rows, &kernel, &csv_path))),
+    }
     Ok(exit_code(&rows))
 }
 
@@ -472,6 +494,11 @@ fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
     }
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", t.render());
+    let _ = writeln!(out, "\n{}", summary(rows, kernel, csv_path));
+}
+
+/// The closing lines: how many cases matched which rule, and the CSV.
+fn summary(rows: &[ConformRow], kernel: &str, csv_path: &Path) -> String {
     let count = |v: Verdict| rows.iter().filter(|r| r.verdict == v).count();
     let agree = count(Verdict::RulesAgree);
     let merged_only = count(Verdict::MatchesMerged);
@@ -481,17 +508,25 @@ fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
         .filter(|r| r.verdict.is_failure())
         .map(|r| format!("{} ({})", r.case, r.verdict))
         .collect();
-    let _ = writeln!(
-        out,
-        "\nconform on {kernel}: {} cases: {} match the merged rule ({} of them only the merged rule), {} unsupported, {} do not match{}",
+    format!(
+        "conform on {kernel}: {} cases: {} match the merged rule ({} of them only the merged rule), {} unsupported, {} do not match{}\ncsv: {}",
         rows.len(),
         agree + merged_only,
         merged_only,
         unsupported,
         bad.len(),
-        if bad.is_empty() { String::new() } else { format!(": cases {}", bad.join(", ")) }
-    );
-    let _ = writeln!(out, "csv: {}", csv_path.display());
+        if bad.is_empty() { String::new() } else { format!(": cases {}", bad.join(", ")) },
+        csv_path.display()
+    )
+}
+
+/// The machine cannot run the matrix: kselftest's skip.
+fn skip(output: Output, why: &str) -> ExitCode {
+    match output {
+        Output::Table => println!("conform: SKIP: {why}"),
+        Output::Tap => println!("{}", tap::skip_all(why)),
+    }
+    ExitCode::from(EXIT_SKIP)
 }
 
 #[cfg(test)]
