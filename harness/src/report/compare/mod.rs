@@ -279,15 +279,7 @@ fn blocks(runs: &[RunResults]) -> Vec<Block<'_>> {
         .iter()
         .any(|l| labels.iter().filter(|m| *m == l).count() > 1)
     {
-        labels = runs
-            .iter()
-            .map(|r| {
-                r.dir
-                    .file_name()
-                    .map(|f| f.to_string_lossy().chars().take(16).collect())
-                    .unwrap_or_default()
-            })
-            .collect();
+        labels = distinguishing_labels(runs);
     }
     shared_variants(runs)
         .map(|v| Block {
@@ -303,6 +295,36 @@ fn blocks(runs: &[RunResults]) -> Vec<Block<'_>> {
                 .collect(),
         })
         .collect()
+}
+
+/// Same kernel in every run (hosts of a fleet, or repeats): each run is
+/// named by the last part of its path that tells the runs apart
+/// (`results/<host>/<kernel>/<scenario>` -> the host).
+fn distinguishing_labels(runs: &[RunResults]) -> Vec<String> {
+    let parts: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let abs = std::path::absolute(&r.dir).unwrap_or_else(|_| r.dir.clone());
+            abs.components()
+                .rev()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect()
+        })
+        .collect();
+    let depth = parts.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..depth {
+        let at: Vec<&str> = parts
+            .iter()
+            .map(|p| p.get(i).map(String::as_str).unwrap_or(""))
+            .collect();
+        let distinct = at
+            .iter()
+            .all(|a| at.iter().filter(|b| *b == a).count() == 1);
+        if distinct {
+            return at.iter().map(|a| a.chars().take(16).collect()).collect();
+        }
+    }
+    (1..=runs.len()).map(|i| format!("run {i}")).collect()
 }
 
 /// How a cell relates to the baseline column of its block.
