@@ -981,3 +981,92 @@ fn interval_rows_sample_the_census_and_say_so() {
         "{notes}"
     );
 }
+
+/// `hosts`, `scenarios`, `hosts --check` and `generate`: what a bare name
+/// finds, whether this machine is a profile's, and bad input as one line.
+#[test]
+fn names_are_listed_checked_and_generated() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let listed = tb()
+        .current_dir(elsewhere.path())
+        .env("XDG_CONFIG_HOME", elsewhere.path())
+        .arg("scenarios")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(listed.stdout).unwrap();
+    for name in [
+        "promote-hot",
+        "fill-fast",
+        "latency-bandwidth",
+        "first-look",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} not listed: {text}"
+        );
+    }
+    // A copy in the config directory comes before the built-in one.
+    let mine = elsewhere.path().join("tierbench/hosts");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(
+        mine.join("my-box.toml"),
+        "description = \"mine\"\nkind = \"lab\"\n[[node]]\nid = 0\ncpus = \"0\"\nmemory_mib = 1\n[expect]\nfast = \"0\"\nslow = \"\"\n",
+    )
+    .unwrap();
+    let hosts = tb()
+        .current_dir(elsewhere.path())
+        .env("XDG_CONFIG_HOME", elsewhere.path())
+        .arg("hosts")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(hosts.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("my-box") && l.contains("tierbench/hosts/my-box.toml")),
+        "{text}"
+    );
+    // hosts --check: the answer follows the machine's node count.
+    let one_node = std::fs::read_dir("/sys/devices/system/node")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
+        .count()
+        == 1;
+    let check = tb()
+        .current_dir(elsewhere.path())
+        .env("XDG_CONFIG_HOME", elsewhere.path())
+        .args(["hosts", "--check", "my-box"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.success(), one_node, "{check:?}");
+    if one_node {
+        tb().args(["hosts", "--check", "qemu-2socket-cxl"])
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains(
+                "this machine is not qemu-2socket-cxl",
+            ));
+    }
+    tb().args(["hosts", "--check", "no-such-box"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no host profile named \"no-such-box\"",
+        ));
+    tb().args(["generate", "man"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--out DIR"));
+    let man = elsewhere.path().join("man");
+    tb().args(["generate", "man", "--out"])
+        .arg(&man)
+        .assert()
+        .success();
+    assert!(std::fs::read_to_string(man.join("tierbench-run.1"))
+        .unwrap()
+        .contains("scenario"));
+    tb().args(["generate", "zsh"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("#compdef tierbench"));
+}
