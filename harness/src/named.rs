@@ -54,6 +54,14 @@ impl Kind {
             Kind::Scenario => BUILT_IN_SCENARIOS,
         }
     }
+
+    /// The built-in copy of `name`, if one is shipped.
+    pub fn built_in_text(self, name: &str) -> Option<&'static str> {
+        self.built_in()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| *text)
+    }
 }
 
 const BUILT_IN_HOSTS: &[(&str, &str)] = &[
@@ -142,7 +150,8 @@ pub enum NamedError {
     },
 }
 
-/// The directories searched for bare names, in order, with their place.
+/// The directories searched for bare names, in order (the built-in
+/// copies come after them).
 pub fn search_dirs(kind: Kind) -> Vec<PathBuf> {
     let mut dirs = vec![PathBuf::from(kind.checkout_folder())];
     if let Some(config) = config_home() {
@@ -205,9 +214,9 @@ pub fn find(kind: Kind, spec: &str) -> Result<Named, NamedError> {
             });
         }
     }
-    if let Some((name, text)) = kind.built_in().iter().find(|(n, _)| *n == spec) {
+    if let Some(text) = kind.built_in_text(spec) {
         return Ok(Named {
-            name: name.to_string(),
+            name: spec.to_string(),
             origin: Origin::BuiltIn,
             text: text.to_string(),
         });
@@ -289,12 +298,10 @@ mod tests {
                 if p.extension().is_some_and(|x| x == "toml") {
                     shipped += 1;
                     let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-                    let (_, text) = kind
-                        .built_in()
-                        .iter()
-                        .find(|(n, _)| *n == stem)
+                    let text = kind
+                        .built_in_text(&stem)
                         .unwrap_or_else(|| panic!("{} is not built in", p.display()));
-                    assert_eq!(*text, std::fs::read_to_string(&p).unwrap());
+                    assert_eq!(text, std::fs::read_to_string(&p).unwrap());
                 }
             }
             assert_eq!(shipped, kind.built_in().len(), "{}", dir.display());

@@ -120,9 +120,9 @@ impl Scenario {
     pub fn load(spec: &str) -> Result<Scenario, InputError> {
         let found = crate::named::find(crate::named::Kind::Scenario, spec)
             .map_err(|e| InputError::new(e.to_string()))?;
-        let mut s = Self::parse(&found.path(), found.text)?;
-        s.name = found.name;
-        Ok(s)
+        // parse names the scenario by the path's stem: the name looked up,
+        // for a file found or a built-in copy (`built-in/NAME.toml`).
+        Self::parse(&found.path(), found.text)
     }
 
     pub fn parse(path: &Path, text: String) -> Result<Scenario, InputError> {

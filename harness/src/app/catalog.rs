@@ -14,9 +14,7 @@ pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
         // The description of the copy a bare name loads.
         let text = match &l.origin {
             Origin::File(p) => std::fs::read_to_string(p).unwrap_or_default(),
-            Origin::BuiltIn => named::find(kind, &l.name)
-                .map(|n| n.text)
-                .unwrap_or_default(),
+            Origin::BuiltIn => kind.built_in_text(&l.name).unwrap_or_default().to_string(),
         };
         let description = match toml::from_str::<toml::Table>(&text) {
             Ok(table) => first_line(

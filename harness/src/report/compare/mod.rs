@@ -188,8 +188,8 @@ pub fn check(runs: &[RunResults]) -> Result<(), InputError> {
 /// A row of the table: which column of summary.csv, how it is shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Metric {
-    /// The summary.csv column.
-    pub key: &'static str,
+    /// Where the values come from.
+    pub source: Source,
     pub label: &'static str,
     /// What one unit of the shown value is (LAVA's --units).
     pub units: &'static str,
@@ -200,31 +200,49 @@ pub struct Metric {
     pub by_emulator: bool,
 }
 
+/// The summary.csv column of a metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Source {
+    /// A column of its own.
+    Column(&'static str),
+    /// The vmstat counter the label names (`vmstat.<label>`).
+    Vmstat,
+}
+
+impl Metric {
+    fn column(&self) -> String {
+        match self.source {
+            Source::Column(c) => c.to_string(),
+            Source::Vmstat => col::vmstat(self.label),
+        }
+    }
+}
+
 /// The metrics of the table, then the vmstat rows.
 const METRICS: [Metric; 4] = [
     Metric {
-        key: col::ACCESSES_PER_S,
+        source: Source::Column(col::ACCESSES_PER_S),
         label: "accesses/s",
         units: "accesses/s",
         scale: 1.0,
         by_emulator: true,
     },
     Metric {
-        key: col::HOT_FAST_SHARE,
+        source: Source::Column(col::HOT_FAST_SHARE),
         label: "hot set on fast %",
         units: "percent",
         scale: 100.0,
         by_emulator: false,
     },
     Metric {
-        key: col::LAT_P50_NS,
+        source: Source::Column(col::LAT_P50_NS),
         label: "latency p50 ns",
         units: "ns",
         scale: 1.0,
         by_emulator: true,
     },
     Metric {
-        key: col::LAT_P99_NS,
+        source: Source::Column(col::LAT_P99_NS),
         label: "latency p99 ns",
         units: "ns",
         scale: 1.0,
@@ -494,7 +512,7 @@ fn compute(block: Block) -> TableBlock {
         .iter()
         .any(|c| c.run.emulated && !std::ptr::eq(c.run, base.run));
     let counters = COUNTERS.iter().map(|(name, units)| Metric {
-        key: "",
+        source: Source::Vmstat,
         label: name,
         units,
         scale: 1.0,
@@ -503,11 +521,7 @@ fn compute(block: Block) -> TableBlock {
     let mut rows = Vec::new();
     let mut not_compared = false;
     for metric in METRICS.into_iter().chain(counters) {
-        let key = if metric.key.is_empty() {
-            col::vmstat(metric.label)
-        } else {
-            metric.key.to_string()
-        };
+        let key = metric.column();
         let comparable = !(metric.by_emulator && across_emulated);
         not_compared |= !comparable;
         if !block
