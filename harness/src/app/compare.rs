@@ -32,6 +32,6 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         CompareFormat::Lava => (&export::Lava, false),
     };
     let mut out = std::io::stdout().lock();
-    out.write_all(export::render(exporter, &compare::table(&runs, narrow)).as_bytes())?;
+    out.write_all(exporter.render(&compare::table(&runs, narrow)).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

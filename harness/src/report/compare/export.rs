@@ -26,10 +26,6 @@ impl<T: PerBlock> Exporter for T {
     }
 }
 
-pub fn render(exporter: &dyn Exporter, blocks: &[TableBlock]) -> String {
-    exporter.render(blocks)
-}
-
 /// Plain text for a changelog: label, baseline, one column and its change
 /// (the caller narrows wider blocks), within 72 columns.
 pub struct Text;

@@ -16,6 +16,8 @@ use crate::stats::{welch, Summary};
 
 pub mod export;
 
+use export::Exporter;
+
 /// The significance level of the mark.
 pub const ALPHA: f64 = 0.05;
 
@@ -607,12 +609,12 @@ pub fn table(runs: &[RunResults], narrow_blocks: bool) -> Vec<TableBlock> {
 
 /// Plain text, every line within 72 columns.
 pub fn text(runs: &[RunResults]) -> String {
-    export::render(&export::Text, &table(runs, true))
+    export::Text.render(&table(runs, true))
 }
 
 /// Markdown: one table per block, every column of the block.
 pub fn markdown(runs: &[RunResults]) -> String {
-    export::render(&export::Markdown, &table(runs, false))
+    export::Markdown.render(&table(runs, false))
 }
 
 #[cfg(test)]
