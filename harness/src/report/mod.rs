@@ -84,6 +84,8 @@ pub struct SampleRow {
     pub hot_fast_share_ci95: Option<f64>,
     /// Census units `move_pages` examined for this row.
     pub census_pages: Option<u64>,
+    /// Summary rows: how fast the hot set reached the fast tier.
+    pub promotion: Option<Reached>,
     /// Counter deltas over the row, in [`Columns::counters`] order.
     pub counters: Vec<Option<u64>>,
     /// perf event counts (summary rows), in [`Columns::perf`] order.
@@ -113,9 +115,36 @@ impl SampleRow {
             hot_slow_share: None,
             hot_fast_share_ci95: None,
             census_pages: None,
+            promotion: None,
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
             notes: Vec::new(),
+        }
+    }
+}
+
+/// When the hot set first sat on the fast tier at 50% and at 90%, by the
+/// interval censuses: seconds since the measured window started, at the
+/// end of the first interval whose census reached the share (0 when the
+/// census before the window already did), so the resolution is
+/// `--interval`. `None` when never reached; `peak` is then the most it
+/// reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Reached {
+    pub half_s: Option<f64>,
+    pub ninety_s: Option<f64>,
+    pub peak: Option<f64>,
+}
+
+impl Reached {
+    /// Takes in a census share seen at `t_s`.
+    pub fn observe(&mut self, t_s: f64, share: f64) {
+        self.peak = Some(self.peak.map_or(share, |p| p.max(share)));
+        if self.half_s.is_none() && share >= 0.5 {
+            self.half_s = Some(t_s);
+        }
+        if self.ninety_s.is_none() && share >= 0.9 {
+            self.ninety_s = Some(t_s);
         }
     }
 }
@@ -179,6 +208,16 @@ impl Columns {
             ]
             .map(String::from),
         );
+        if kind == RowKind::Summary {
+            h.extend(
+                [
+                    col::TIME_TO_50PCT_S,
+                    col::TIME_TO_90PCT_S,
+                    col::HOT_FAST_SHARE_PEAK,
+                ]
+                .map(String::from),
+            );
+        }
         h.extend(self.counters.iter().map(|c| c.column()));
         if kind == RowKind::Summary {
             h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
@@ -221,6 +260,14 @@ impl Columns {
             f3(r.hot_fast_share_ci95),
             opt(r.census_pages),
         ]);
+        if r.kind == RowKind::Summary {
+            let p = r.promotion.unwrap_or_default();
+            out.extend([
+                opt(p.half_s.map(|t| format!("{t:.3}"))),
+                opt(p.ninety_s.map(|t| format!("{t:.3}"))),
+                f3(p.peak),
+            ]);
+        }
         out.extend(r.counters.iter().map(|v| opt(*v)));
         if r.kind == RowKind::Summary {
             out.extend(r.perf.iter().map(|v| opt(*v)));
@@ -239,4 +286,32 @@ pub trait RunObserver {
     fn row(&mut self, row: &SampleRow) -> std::io::Result<()>;
     /// The next variant run is about to start (progress display).
     fn starting(&mut self, _iteration: u32, _variant: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reached_keeps_the_first_crossing_and_the_peak() {
+        let mut r = Reached::default();
+        for (t, share) in [
+            (0.0, 0.1),
+            (1.0, 0.55),
+            (2.0, 0.4),
+            (3.0, 0.95),
+            (4.0, 0.92),
+        ] {
+            r.observe(t, share);
+        }
+        assert_eq!(r.half_s, Some(1.0));
+        assert_eq!(r.ninety_s, Some(3.0));
+        assert_eq!(r.peak, Some(0.95));
+        let mut never = Reached::default();
+        never.observe(1.0, 0.3);
+        assert_eq!(
+            (never.half_s, never.ninety_s, never.peak),
+            (None, None, Some(0.3))
+        );
+    }
 }

@@ -53,6 +53,9 @@ pub mod col {
     pub const HOT_SLOW_SHARE: &str = "hot_slow_share";
     pub const HOT_FAST_SHARE_CI95: &str = "hot_fast_share_ci95";
     pub const CENSUS_PAGES: &str = "census_pages";
+    pub const TIME_TO_50PCT_S: &str = "time_to_50pct_s";
+    pub const TIME_TO_90PCT_S: &str = "time_to_90pct_s";
+    pub const HOT_FAST_SHARE_PEAK: &str = "hot_fast_share_peak";
     pub const NOTES: &str = "notes";
     /// A global vmstat counter's column: `vmstat.NAME`.
     pub fn vmstat(name: &str) -> String {

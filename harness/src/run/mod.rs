@@ -296,6 +296,7 @@ fn run_variant(
         .map(|c| c.delta(&first, &last))
         .collect();
     fill_census(&mut summary, plan, &buf, cols, &shared, None)?;
+    summary.promotion = plan.census.then_some(window.reached);
     let readings = perf.read();
     summary.perf = cols
         .perf
@@ -512,6 +513,8 @@ struct Window {
     /// writing rows, over `rows` rows.
     sampler_cpu: Duration,
     rows: u32,
+    /// When the interval censuses saw the hot set reach the fast tier.
+    reached: crate::report::Reached,
 }
 
 /// CPU time of the calling thread.
@@ -547,6 +550,22 @@ fn sample_loop(
     let plan = ctx.plan;
     let (interval, duration, move_at) = (plan.interval, plan.duration, plan.move_hot_at);
     let shared = ctx.shared;
+    if plan.census {
+        // Where the hot set starts: a time-to-50% of 0 means it was
+        // already there, not that promotion was instant.
+        let mut at_start = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
+        fill_census(
+            &mut at_start,
+            plan,
+            ctx.buf,
+            ctx.cols,
+            shared,
+            Some(plan.census_sample),
+        )?;
+        if let Some(share) = at_start.hot_fast_share {
+            window.reached.observe(0.0, share);
+        }
+    }
     let first = Snapshot::read(ctx.sys, ctx.nodes)?;
     let started = Instant::now();
     let count0 = shared.accesses.load(Ordering::Relaxed);
@@ -620,6 +639,9 @@ fn sample_loop(
                 shared,
                 Some(plan.census_sample),
             )?;
+            if let Some(share) = row.hot_fast_share {
+                window.reached.observe(row.t_s, share);
+            }
         }
         emit(sinks, &row)?;
         window.sampler_cpu += thread_cpu_time().saturating_sub(cpu0);

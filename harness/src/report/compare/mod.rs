@@ -200,6 +200,9 @@ pub struct Metric {
     /// Decided by the emulator under emulation (throughput, latency): not
     /// compared across emulated runs.
     pub by_emulator: bool,
+    /// An ok iteration without a value never reached the mark (the
+    /// time-to metrics), rather than did not measure it.
+    pub empty_is_never: bool,
 }
 
 /// The summary.csv column of a metric.
@@ -221,13 +224,14 @@ impl Metric {
 }
 
 /// The metrics of the table, then the vmstat rows.
-const METRICS: [Metric; 4] = [
+const METRICS: [Metric; 6] = [
     Metric {
         source: Source::Column(col::ACCESSES_PER_S),
         label: "accesses/s",
         units: "accesses/s",
         scale: 1.0,
         by_emulator: true,
+        empty_is_never: false,
     },
     Metric {
         source: Source::Column(col::HOT_FAST_SHARE),
@@ -235,6 +239,27 @@ const METRICS: [Metric; 4] = [
         units: "percent",
         scale: 100.0,
         by_emulator: false,
+        empty_is_never: false,
+    },
+    // Iterations that never got there have no value: the cell's n says how
+    // many did, and `hot_fast_share_peak` in summary.csv how far the rest
+    // got. The scanner's periods are kernel time, so these are compared
+    // across emulated runs too.
+    Metric {
+        source: Source::Column(col::TIME_TO_50PCT_S),
+        label: "s to 50% hot on fast",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: true,
+    },
+    Metric {
+        source: Source::Column(col::TIME_TO_90PCT_S),
+        label: "s to 90% hot on fast",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: true,
     },
     Metric {
         source: Source::Column(col::LAT_P50_NS),
@@ -242,6 +267,7 @@ const METRICS: [Metric; 4] = [
         units: "ns",
         scale: 1.0,
         by_emulator: true,
+        empty_is_never: false,
     },
     Metric {
         source: Source::Column(col::LAT_P99_NS),
@@ -249,6 +275,7 @@ const METRICS: [Metric; 4] = [
         units: "ns",
         scale: 1.0,
         by_emulator: true,
+        empty_is_never: false,
     },
 ];
 
@@ -374,9 +401,12 @@ impl Change {
 pub struct Cell {
     /// None when the column has no ok row with this metric.
     pub summary: Option<Summary>,
-    /// The column's status when it has no ok row (e.g. `unsupported`).
+    /// The column's status when it has no ok row (e.g. `unsupported`), or
+    /// `never` for a mark no ok iteration reached.
     pub status: String,
     pub change: Change,
+    /// Ok iterations, when only `summary.n` of them reached the mark.
+    pub reached_in: Option<usize>,
 }
 
 impl Cell {
@@ -390,7 +420,11 @@ impl Cell {
             Some(r) if s.n > 1 => format!(" ±{:.0}%", r * 100.0),
             _ => String::new(),
         };
-        format!("{}{spread}", fmt_value(s.mean))
+        let partial = match self.reached_in {
+            Some(of) => format!(" ({}/{of})", s.n),
+            None => String::new(),
+        };
+        format!("{}{spread}{partial}", fmt_value(s.mean))
     }
 
     /// `+12.3%*`, `n/c`, or empty.
@@ -519,6 +553,7 @@ fn compute(block: Block) -> TableBlock {
         units,
         scale: 1.0,
         by_emulator: false,
+        empty_is_never: false,
     });
     let mut rows = Vec::new();
     let mut not_compared = false;
@@ -540,10 +575,18 @@ fn compute(block: Block) -> TableBlock {
             .enumerate()
             .map(|(i, c)| {
                 let this = values(c, &key, metric.scale);
+                let ok = c.run.ok_rows(&c.variant).0.len();
+                let n = this.as_ref().map_or(0, |s| s.n);
+                let never = metric.empty_is_never && ok > 0 && n == 0;
                 Cell {
                     change: change(b.as_ref(), this.as_ref(), i == 0, comparable),
                     summary: this,
-                    status: c.run.status(&c.variant),
+                    status: if never {
+                        "never".into()
+                    } else {
+                        c.run.status(&c.variant)
+                    },
+                    reached_in: (metric.empty_is_never && n > 0 && n < ok).then_some(ok),
                 }
             })
             .collect();
@@ -654,6 +697,39 @@ mod tests {
                 v
             },
         }
+    }
+
+    /// Time-to rows: an iteration that never reached the mark has an empty
+    /// cell; a column where none did says `never`, one where some did says
+    /// how many.
+    #[test]
+    fn time_to_rows_say_never_and_how_many_reached() {
+        let with_times = |label: &str, times: &[&str]| {
+            let mut r = run(label, &vec![("pm", 1.0, "ok"); times.len()]);
+            for (row, t) in r.rows.iter_mut().zip(times) {
+                row.insert(col::TIME_TO_50PCT_S.into(), t.to_string());
+                row.insert(col::TIME_TO_90PCT_S.into(), String::new());
+            }
+            r
+        };
+        let runs = [
+            with_times("6.1", &["", "", ""]),
+            with_times("6.12", &["2.0", "4.0", ""]),
+        ];
+        let blocks = table(&runs, true);
+        let row = |label: &str| {
+            blocks[0]
+                .rows
+                .iter()
+                .find(|r| r.metric.label == label)
+                .unwrap()
+                .cells
+                .iter()
+                .map(Cell::value_text)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(row("s to 50% hot on fast"), ["never", "3 ±47% (2/3)"]);
+        assert_eq!(row("s to 90% hot on fast"), ["never", "never"]);
     }
 
     /// Known inputs: a = 10, 11, 12 vs b = 13, 14, 15 is +27.3% with
