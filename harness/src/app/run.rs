@@ -395,6 +395,8 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         "p50 ns".into(),
         "p99 ns".into(),
         "hot on fast".into(),
+        "50% at".into(),
+        "90% at".into(),
     ];
     header.extend(promote.iter().map(|&i| cols.counters[i].name.clone()));
     let mut t = Table::new(header);
@@ -410,6 +412,10 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
             opt(s.latency.map(|l| l.p99)),
             opt(s.hot_fast_share.map(|x| format!("{:.1}%", x * 100.0))),
         ];
+        row.extend(
+            s.promotion
+                .map_or([String::new(), String::new()], |p| p.times_text()),
+        );
         row.extend(promote.iter().map(|&i| opt(s.counters[i])));
         t.push(row);
     }

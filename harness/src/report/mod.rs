@@ -147,6 +147,15 @@ impl Reached {
             self.ninety_s = Some(t_s);
         }
     }
+
+    /// `2.0s` per mark, or `never (peak 41%)`.
+    pub fn times_text(&self) -> [String; 2] {
+        [self.half_s, self.ninety_s].map(|t| match (t, self.peak) {
+            (Some(t), _) => format!("{t:.1}s"),
+            (None, Some(p)) => format!("never (peak {:.0}%)", p * 100.0),
+            (None, None) => String::new(),
+        })
+    }
 }
 
 /// The variable part of the schema, fixed at the start of a run.
