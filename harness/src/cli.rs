@@ -544,16 +544,24 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  tierbench vm --host qemu-dram-cxl --kernel $(scripts/fetch-kernel 6.12 | cut -d' ' -f1) -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing"
+    after_help = "Examples:\n  tierbench vm --host qemu-dram-cxl --kernel 6.12 -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing\n\n  \
+                  # A/B: the same scenario on two kernels, then the compare table\n  \
+                  tierbench vm --host qemu-dram-cxl --kernel 6.12 --kernel ~/linux/arch/x86/boot/bzImage \\\n    \
+                  -- run --scenario promote-hot"
 )]
 pub struct VmArgs {
     /// Host profile: a name (qemu-dram-cxl; `tierbench hosts` lists them) or a path
     #[arg(long)]
     pub host: String,
 
-    /// Kernel image: a vmlinuz (scripts/fetch-kernel) or a built bzImage
-    #[arg(long)]
-    pub kernel: PathBuf,
+    /// Kernel: 6.1, 6.12, latest (from scripts/fetch-kernel's cache) or a path; repeat for an A/B
+    #[arg(
+        long,
+        required = true,
+        value_name = "KERNEL",
+        long_help = "Kernel to boot: a Debian series (6.1, 6.12, latest: the newest version of it                      that scripts/fetch-kernel unpacked into $TIERBENCH_CACHE, default                      ~/.cache/tierbench) or a path to a vmlinuz or a bzImage you built. Give it                      more than once for an A/B: each kernel boots in turn with the same command,                      its results go to OUT/<kernel>/, and after the last one the `compare` table                      across kernels is printed and kept as OUT/compare.txt and OUT/compare.md."
+    )]
+    pub kernel: Vec<crate::vm::kernel::KernelSource>,
 
     /// Accelerator: auto takes KVM only after a KVM guest has booted here
     #[arg(long, value_enum, default_value = "auto")]
@@ -766,17 +774,27 @@ fn modes_arg(s: &str) -> Result<Vec<u8>, String> {
 
 #[derive(Debug, Args)]
 #[command(
-    long_about = "For each case of policy (PREFERRED_MANY|NUMA_BALANCING, BIND|NUMA_BALANCING, \
-                  and the default policy as a control) x node mask ({A}, {A, slow}) x executing \
-                  node (A, B) x page node (slow, A, B) x numa_balancing mode (2, 3): first-touch a \
-                  buffer on the page node, switch the policy in place, read it from a CPU of the \
-                  executing node for --period, and count where the pages are (move_pages). Each \
-                  result is compared with the rule as merged in 6.10 (migrate only when the \
-                  executing node is in the mask) and as first proposed (also when both nodes are \
-                  outside it). Needs root and two CPU nodes plus a slow node: run it on the \
-                  emulated machine with `tierbench vm --host qemu-2socket-cxl --kernel K -- \
-                  conform`. Exit codes (kselftest): 0 every supported case matches the merged \
-                  rule, 1 some do not, 4 skipped (machine or privileges missing)."
+    long_about = "Checks where NUMA balancing moves pages against the rule the kernel \
+                  merged in 6.10 (a page moves to the executing node only when that node is in \
+                  the policy's mask) and the seed patch's first version (also when both nodes \
+                  are outside it). The cases are derived from the rule's inputs: policy \
+                  (PREFERRED_MANY|NUMA_BALANCING, BIND|NUMA_BALANCING, the default policy as a \
+                  control) x numa_balancing mode x executing node in the mask or not x page node \
+                  in the mask or not x page already on the executing node or not x the page \
+                  node's tier (top, first and second lower) x the tiers the mask is made of. Each \
+                  class is given real nodes of this machine; the ones it cannot express are \
+                  listed at the end with what they need (--list shows all without running). A \
+                  case first-touches a buffer on the page node, switches the policy in place, \
+                  reads it from a CPU of the executing node for --period and counts where the \
+                  pages are (move_pages). Then, in tiering mode, the promotion rate limit: a hot \
+                  set larger than --rate-limit admits is read under that limit and again with it \
+                  lifted; promoted pages per 500 ms (pgpromote_success) must stay within the \
+                  limit plus one one-second window, and the lifted run must promote more \
+                  (rate-limit.csv). Needs root; on a workstation run it on an emulated machine: \
+                  `tierbench vm --host qemu-4node-3tier --kernel 6.12 -- conform`. Exit codes \
+                  (kselftest): 0 every supported case matches the merged rule and the rate limit \
+                  held, 1 some do not, 2 bad options, 4 skipped (no class where a page can move \
+                  is expressible, or no root)."
 )]
 pub struct ConformArgs {
     /// numa_balancing modes to test, comma-separated
@@ -802,6 +820,26 @@ pub struct ConformArgs {
     /// No per-case lines on stderr
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Print the cases this machine would run, and the classes it cannot express, then stop
+    #[arg(long)]
+    pub list: bool,
+
+    /// Promotion rate limit (MB/s) the rate-limit check sets before lifting it
+    #[arg(long, default_value_t = 4, value_name = "MBPS", value_parser = clap::value_parser!(u64).range(1..=65535))]
+    pub rate_limit: u64,
+
+    /// Hot set of the rate-limit check: more than the limit admits in its period
+    #[arg(long, default_value = "64M", value_parser = size_arg)]
+    pub rate_limit_size: u64,
+
+    /// How long each run of the rate-limit check reads its hot set
+    #[arg(long, default_value = "6s", value_parser = duration_arg)]
+    pub rate_limit_period: Duration,
+
+    /// Leave out the rate-limit check
+    #[arg(long)]
+    pub no_rate_limit: bool,
 }
 
 #[cfg(test)]

@@ -73,6 +73,10 @@ const BUILT_IN_HOSTS: &[(&str, &str)] = &[
         "qemu-2socket-cxl",
         include_str!("../../hosts/qemu-2socket-cxl.toml"),
     ),
+    (
+        "qemu-4node-3tier",
+        include_str!("../../hosts/qemu-4node-3tier.toml"),
+    ),
     ("single-node", include_str!("../../hosts/single-node.toml")),
     (
         "lab-template",

@@ -335,48 +335,43 @@ fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
     assert_eq!(topo["nodes"][1]["cpus"], "");
 }
 
-/// The conformance matrix on the two-socket machine: 60 cases, with the
-/// CSV rows keyed by column name.
-fn conform_run(
-    kernel: &Path,
-    out: &Path,
-) -> (Vec<std::collections::HashMap<String, String>>, Option<i32>) {
-    let output = vm_cmd("qemu-2socket-cxl", "tcg", "900s", kernel, out)
+/// The conformance matrix of `host`, derived from the rule's classes, with
+/// the CSV rows keyed by column name, the guest's stdout and its exit code.
+fn conform_run(host: &str, kernel: &Path, out: &Path) -> (Vec<Row>, String, Option<i32>) {
+    let output = vm_cmd(host, "tcg", "1200s", kernel, out)
         .args(["--", "conform", "-q", "--format", "tap"])
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let mut rd = csv::Reader::from_path(out.join("conform.csv")).unwrap_or_else(|e| {
         panic!(
             "no conform.csv ({e}): {}",
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    let rows: Vec<std::collections::HashMap<String, String>> =
-        rd.deserialize().map(|r| r.unwrap()).collect();
-    assert_eq!(
-        rows.len(),
-        60,
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    let rows: Vec<Row> = rd.deserialize().map(|r| r.unwrap()).collect();
+    assert!(!rows.is_empty(), "{stdout}");
     check_tap(&out.join("stdout.txt"), &rows);
-    (rows, output.status.code())
+    (rows, stdout, output.status.code())
 }
+
+type Row = std::collections::HashMap<String, String>;
 
 /// The guest's stdout is TAP that Perl's `prove` accepts, with one test
 /// point per CSV row: `not ok` exactly where the verdict is a failure,
 /// `# SKIP` where the kernel refused the policy.
-fn check_tap(path: &Path, rows: &[std::collections::HashMap<String, String>]) {
+fn check_tap(path: &Path, rows: &[Row]) {
     let tap = std::fs::read_to_string(path).unwrap();
     let points: Vec<&str> = tap
         .lines()
         .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
         .collect();
+    // The matrix, then the rate limit's two points.
     assert!(
-        tap.starts_with(&format!("TAP version 13\n1..{}\n", rows.len())),
+        tap.starts_with(&format!("TAP version 13\n1..{}\n", rows.len() + 2)),
         "{tap}"
     );
-    assert_eq!(points.len(), rows.len(), "{tap}");
+    assert_eq!(points.len(), rows.len() + 2, "{tap}");
     for (p, r) in points.iter().zip(rows) {
         let failure = !matches!(
             r["verdict"].as_str(),
@@ -395,12 +390,7 @@ fn check_tap(path: &Path, rows: &[std::collections::HashMap<String, String>]) {
         .arg(path)
         .output()
         .expect("prove (Perl's TAP harness; scripts/setup installs perl)");
-    let failures = rows.iter().any(|r| {
-        !matches!(
-            r["verdict"].as_str(),
-            "match (rules agree)" | "matches merged" | "unsupported"
-        )
-    });
+    let failures = points.iter().any(|p| p.starts_with("not ok "));
     assert_eq!(
         prove.status.success(),
         !failures,
@@ -409,26 +399,108 @@ fn check_tap(path: &Path, rows: &[std::collections::HashMap<String, String>]) {
     );
 }
 
-fn check_merged_rule(rows: &[std::collections::HashMap<String, String>], code: Option<i32>) {
+/// Every case matches the merged rule; the cases where the two rules
+/// differ (PREFERRED_MANY with the executing node and the page outside the
+/// mask) are there and match the merged one only.
+fn check_merged_rule(rows: &[Row], code: Option<i32>) {
     for r in rows {
         assert!(
             matches!(
                 r["verdict"].as_str(),
                 "match (rules agree)" | "matches merged"
             ),
-            "case {} does not match the merged rule: {r:?}",
-            r["case"]
+            "case {} ({}) does not match the merged rule: {r:?}",
+            r["case"],
+            r["class"]
         );
     }
-    // The reviewed case (PREFERRED_MANY({A}), executing on B, page on the
-    // slow node) tells the merged rule from the first version, per mode.
+    let differ = rows
+        .iter()
+        .filter(|r| r["expect_merged"] != r["expect_first_version"])
+        .count();
+    assert!(differ > 0, "no case tells the rules apart");
     assert_eq!(
         rows.iter()
             .filter(|r| r["verdict"] == "matches merged")
             .count(),
-        2
+        differ
     );
     assert_eq!(code, Some(0));
+}
+
+/// The four-node, three-tier machine: every class is run but the ones
+/// needing a third top-tier node (2 per masked policy and mode), and the
+/// classes it exists for are among them: pages on the second lower tier,
+/// masks of lower-tier nodes only, a mask holding only the other socket.
+fn check_four_node_coverage(rows: &[Row], stdout: &str) {
+    let modes = 2;
+    let classes = modes * 64;
+    let missing = modes * 4;
+    assert_eq!(rows.len(), classes - missing, "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "coverage: {} of {classes} classes run on this machine (tiers top {{0-1}}, lower1 {{2}}, lower2 {{3}}; CPUs on {{0-1}}); {missing} not expressible here",
+            classes - missing
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{missing} need another top-tier node for the mask"
+        )),
+        "{stdout}"
+    );
+    let some = |f: &dyn Fn(&Row) -> bool| rows.iter().any(f);
+    assert!(some(
+        &|r| r["page_node"] == "3" && r["class"].ends_with("page=lower2")
+    ));
+    assert!(some(
+        &|r| r["class"].contains("mask=lower ") && (r["mask"] == "2" || r["mask"] == "3")
+    ));
+    assert!(some(&|r| r["mask"] == "1" && r["exec_node"] == "0"));
+    // Pages on either lower tier reach the executing node under the flag.
+    assert!(some(&|r| r["page_node"] == "3"
+        && r["policy"] == "preferred-many+balancing"
+        && r["measured"] == format!("migrated->{}", r["exec_node"])));
+}
+
+/// The rate limit held at 4 MB/s (every 500 ms interval within the limit
+/// plus one window, candidates still coming, pages left behind) and the
+/// lifted run promoted more: two passing TAP points and rate-limit.csv.
+fn check_rate_limit(out: &Path, stdout: &str) {
+    let points: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("ok ") || l.starts_with("not ok "))
+        .collect();
+    let last = &points[points.len() - 2..];
+    assert!(
+        last[0].starts_with("ok ") && last[0].contains("rate limit 4 MB/s holds: limit 4 MB/s"),
+        "{stdout}"
+    );
+    assert!(
+        last[1].starts_with("ok ") && last[1].contains("lifted promotes faster: lifted"),
+        "{stdout}"
+    );
+    assert!(!last.iter().any(|p| p.contains("# SKIP")), "{stdout}");
+    let rows = common::Table::read(&out.join("rate-limit.csv"));
+    let limited: Vec<&csv::StringRecord> = rows
+        .rows
+        .iter()
+        .filter(|r| rows.cell(r, "limit_mbps") == "4")
+        .collect();
+    assert!(limited.len() >= 8, "{limited:?}");
+    for r in &limited {
+        assert_eq!(rows.cell(r, "within"), "true", "{r:?}");
+    }
+    let promoted = |limit: &str| -> u64 {
+        rows.rows
+            .iter()
+            .filter(|r| rows.cell(r, "limit_mbps") == limit)
+            .map(|r| rows.cell(r, "pgpromote_success").parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(promoted("65536") > promoted("4"), "{stdout}");
+    assert!(promoted("4") > 0, "the limit admits some pages: {stdout}");
 }
 
 #[test]
@@ -437,7 +509,9 @@ fn conformance_matches_the_merged_rule_on_6_12() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let (rows, code) = conform_run(&k, out.path());
+    let (rows, stdout, code) = conform_run("qemu-4node-3tier", &k, out.path());
+    check_four_node_coverage(&rows, &stdout);
+    check_rate_limit(out.path(), &stdout);
     check_merged_rule(&rows, code);
 }
 
@@ -447,7 +521,9 @@ fn conformance_matches_the_merged_rule_on_the_newest_debian_kernel() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let (rows, code) = conform_run(&k, out.path());
+    let (rows, stdout, code) = conform_run("qemu-4node-3tier", &k, out.path());
+    check_four_node_coverage(&rows, &stdout);
+    check_rate_limit(out.path(), &stdout);
     check_merged_rule(&rows, code);
 }
 
@@ -462,7 +538,7 @@ fn conformance_on_6_1_reports_preferred_many_balancing_unsupported() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let (rows, code) = conform_run(&k, out.path());
+    let (rows, _, code) = conform_run("qemu-2socket-cxl", &k, out.path());
     for r in &rows {
         if r["policy"] == "preferred-many+balancing" {
             assert_eq!(r["verdict"], "unsupported", "{r:?}");

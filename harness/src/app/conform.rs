@@ -23,6 +23,13 @@ pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
         period: a.period,
         out,
         quiet: a.quiet,
+        list: a.list,
+        rate_limit: (!a.no_rate_limit).then(|| crate::conform::rate_limit::RateLimitSpec {
+            limit_mbps: a.rate_limit,
+            size_bytes: a.rate_limit_size as usize,
+            period: a.rate_limit_period,
+            interval: std::time::Duration::from_millis(500),
+        }),
     })
 }
 

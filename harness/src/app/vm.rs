@@ -1,34 +1,142 @@
-//! `tierbench vm`: boot an emulated tiered machine and run a command in it.
+//! `tierbench vm`: boot an emulated tiered machine and run a command in it;
+//! with several `--kernel`s, the same command on each kernel in turn and
+//! the `compare` table across them.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::check_out;
 use crate::cli::{Cli, Command, VmArgs};
 use crate::error::input;
+use crate::report::compare;
 use crate::report::utc_stamp;
+use crate::vm::kernel::{self, Kernel};
+use crate::vm::VmRequest;
 
 pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
     let name = std::path::Path::new(&a.host)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let out = a.out.unwrap_or_else(|| {
+    let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("tierbench-results").join(format!("vm-{}-{name}", utc_stamp()))
     });
     check_out(&out)?;
     check_inner(&a.inner)?;
-    crate::vm::run_vm(crate::vm::VmRequest {
-        host: a.host,
-        kernel: a.kernel,
+    let cache = kernel::cache_dir();
+    let kernels = a
+        .kernel
+        .iter()
+        .map(|k| k.resolve(&cache).map_err(input))
+        .collect::<Result<Vec<Kernel>, _>>()?;
+    let request = |image: &Path, out: PathBuf| VmRequest {
+        host: a.host.clone(),
+        kernel: image.to_path_buf(),
         accel: a.accel,
         timeout: a.timeout,
         out,
-        inner: a.inner,
+        inner: a.inner.clone(),
         quiet: a.quiet,
         crash_init: a.crash_init_for_test,
         boot_retries: a.boot_retries,
-    })
+    };
+    match kernels.as_slice() {
+        [one] => crate::vm::run_vm(request(&one.image, out)),
+        several => {
+            let labels = kernel::unique_labels(several);
+            let requests: Vec<VmRequest> = several
+                .iter()
+                .zip(&labels)
+                .map(|(k, l)| request(&k.image, out.join(l)))
+                .collect();
+            a_b(&requests, &labels, &out)
+        }
+    }
+}
+
+/// Boots each kernel in turn with the same command, keeps going when one
+/// fails, then prints the compare table of the runs that produced results.
+fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<ExitCode> {
+    // Every kernel is checked before the first one boots.
+    for r in requests {
+        crate::vm::check(r)?;
+    }
+    let mut worst = 0u8;
+    let mut failed = Vec::new();
+    for (i, (r, label)) in requests.iter().zip(labels).enumerate() {
+        eprintln!(
+            "tierbench vm: kernel {} of {}: {label} ({}) -> {}",
+            i + 1,
+            requests.len(),
+            r.kernel.display(),
+            r.out.display()
+        );
+        match crate::vm::run_vm(r.clone()) {
+            Ok(code) => {
+                // ExitCode has no getter: compare against the ones it can be.
+                let c = (0..=255u8)
+                    .find(|c| ExitCode::from(*c) == code)
+                    .unwrap_or(1);
+                worst = worst.max(c);
+            }
+            Err(e) if e.downcast_ref::<crate::error::Interrupted>().is_some() => return Err(e),
+            Err(e) => {
+                eprintln!("tierbench vm: kernel {label}: {e:#}");
+                failed.push(label.clone());
+            }
+        }
+    }
+    let dirs: Vec<&Path> = requests
+        .iter()
+        .map(|r| r.out.as_path())
+        .filter(|d| d.join("summary.csv").is_file())
+        .collect();
+    if dirs.len() >= 2 {
+        print_comparison(&dirs, out)?;
+    } else if requests
+        .iter()
+        .any(|r| r.inner.first().is_some_and(|c| c == "run"))
+    {
+        eprintln!("tierbench vm: fewer than two kernels produced results: no comparison");
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} kernels failed: {} (their directories keep the console logs)",
+            failed.len(),
+            requests.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(ExitCode::from(worst))
+}
+
+/// The compare table across the kernels' runs, on stdout and into
+/// OUT/compare.txt and OUT/compare.md.
+fn print_comparison(dirs: &[&Path], out: &Path) -> anyhow::Result<()> {
+    let runs = dirs
+        .iter()
+        .map(|d| compare::RunResults::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Err(e) = compare::check(&runs) {
+        eprintln!("tierbench vm: no table across kernels: {e}");
+        return Ok(());
+    }
+    if let Some(why) = compare::mismatch(&runs) {
+        eprintln!("tierbench vm: the kernels' runs are not comparable ({why}): no table");
+        return Ok(());
+    }
+    let text = compare::text(&runs);
+    std::fs::write(out.join("compare.txt"), &text)?;
+    std::fs::write(out.join("compare.md"), compare::markdown(&runs))?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "\n== compare across kernels ({})",
+        out.join("compare.txt").display()
+    )?;
+    stdout.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// The inner command is parsed on the host, so a typo or a bad value is

@@ -9,12 +9,14 @@
 //! ([`case`]); knobs are set per mode and restored after.
 
 pub mod case;
+pub mod class;
+pub mod rate_limit;
 pub mod rule;
 pub mod tap;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +28,7 @@ use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
 use crate::topology::{NodeId, NodeSet, Topology};
 use case::{CaseResult, CaseSpec, CaseStatus};
+use class::{Class, Coverage, Machine};
 use rule::{BalancingMode, CasePolicy, Expect, Rule, Situation};
 
 /// kselftest's exit code for a skipped test.
@@ -39,6 +42,10 @@ pub struct ConformRequest {
     pub period: Duration,
     pub out: PathBuf,
     pub quiet: bool,
+    /// Print the cases and the coverage without running anything.
+    pub list: bool,
+    /// The rate-limit check, when asked for and a tiering mode is tested.
+    pub rate_limit: Option<rate_limit::RateLimitSpec>,
 }
 
 /// What goes to stdout.
@@ -50,54 +57,11 @@ pub enum Output {
     Tap,
 }
 
-/// The nodes the matrix is built from.
-#[derive(Debug, Clone)]
-struct Cast {
-    a: NodeId,
-    b: NodeId,
-    slow: NodeId,
-    cpu_of: Vec<(NodeId, u32)>,
-    toptier: NodeSet,
-}
-
-impl Cast {
-    fn find(topo: &Topology) -> Result<Cast, String> {
-        let cpu_nodes: Vec<&crate::topology::Node> =
-            topo.nodes.iter().filter(|n| !n.is_cpuless()).collect();
-        if cpu_nodes.len() < 2 {
-            return Err(format!(
-                "needs two NUMA nodes with CPUs, this machine has {} (use tierbench vm --host qemu-2socket-cxl)",
-                cpu_nodes.len()
-            ));
-        }
-        let Some(slow) = topo.roles.slow.first() else {
-            return Err("needs a slow memory node, this machine has none (use tierbench vm --host qemu-2socket-cxl)".into());
-        };
-        let cpu_of = cpu_nodes
-            .iter()
-            .map(|n| (n.id, n.cpus.first().expect("node with CPUs")))
-            .collect();
-        Ok(Cast {
-            a: cpu_nodes[0].id,
-            b: cpu_nodes[1].id,
-            slow,
-            cpu_of,
-            toptier: topo.kernel_toptier(),
-        })
-    }
-    fn cpu(&self, node: NodeId) -> u32 {
-        self.cpu_of
-            .iter()
-            .find(|(n, _)| *n == node)
-            .map(|(_, c)| *c)
-            .expect("CPU node")
-    }
-}
-
-/// One case of the matrix.
+/// One case of the matrix: a class with real nodes.
 #[derive(Debug, Clone)]
 struct Case {
     id: usize,
+    class: Class,
     mode: BalancingMode,
     policy: CasePolicy,
     mask: NodeSet,
@@ -105,40 +69,21 @@ struct Case {
     page: NodeId,
 }
 
-fn matrix(cast: &Cast, modes: &[u8]) -> Vec<Case> {
-    let masks = [
-        NodeSet::single(cast.a),
-        NodeSet::from_iter([cast.a, cast.slow]),
-    ];
-    let mut out = Vec::new();
-    for &m in modes {
-        for policy in [
-            CasePolicy::PreferredManyBalancing,
-            CasePolicy::BindBalancing,
-            CasePolicy::Default,
-        ] {
-            let masks: Vec<NodeSet> = if policy == CasePolicy::Default {
-                vec![NodeSet::new()]
-            } else {
-                masks.to_vec()
-            };
-            for mask in masks {
-                for exec in [cast.a, cast.b] {
-                    for page in [cast.slow, cast.a, cast.b] {
-                        out.push(Case {
-                            id: out.len() + 1,
-                            mode: BalancingMode(m),
-                            policy,
-                            mask: mask.clone(),
-                            exec,
-                            page,
-                        });
-                    }
-                }
-            }
-        }
-    }
-    out
+fn cases(coverage: &Coverage) -> Vec<Case> {
+    coverage
+        .cases
+        .iter()
+        .enumerate()
+        .map(|(i, (class, inst))| Case {
+            id: i + 1,
+            class: *class,
+            mode: class.mode,
+            policy: class.policy,
+            mask: inst.mask.clone(),
+            exec: inst.exec,
+            page: inst.page,
+        })
+        .collect()
 }
 
 /// One row of `conform.csv`, written and read back as this type; the
@@ -146,6 +91,8 @@ fn matrix(cast: &Cast, modes: &[u8]) -> Vec<Case> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConformRow {
     pub case: usize,
+    /// The class of the rule's inputs this case instantiates.
+    pub class: String,
     pub numa_balancing: u8,
     pub policy: String,
     pub mask: String,
@@ -253,20 +200,190 @@ fn verdict(got: Option<Expect>, merged: Expect, first: Expect) -> Verdict {
     }
 }
 
-fn run_child(spec: &CaseSpec) -> anyhow::Result<CaseResult> {
+/// Starts a case in a process of its own; its result comes on stdout.
+fn spawn_child(spec: &CaseSpec) -> anyhow::Result<std::process::Child> {
     let exe = std::env::current_exe().context("locating tierbench")?;
-    let out = Command::new(exe)
+    Command::new(exe)
         .arg("conform-case")
         .arg(serde_json::to_string(spec)?)
-        .output()
-        .context("starting a conform-case process")?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "conform-case failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting a conform-case process")
+}
+
+/// The result of a case process that ended with `status`, its stdout read.
+fn finish_child(
+    status: std::process::ExitStatus,
+    stdout: &str,
+    child: &mut std::process::Child,
+) -> anyhow::Result<CaseResult> {
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        anyhow::bail!("conform-case failed: {}", err.trim());
+    }
+    serde_json::from_str(stdout).context("reading the case result")
+}
+
+fn run_child(spec: &CaseSpec) -> anyhow::Result<CaseResult> {
+    let mut child = spawn_child(spec)?;
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut o, &mut out)?;
+    }
+    let status = child.wait()?;
+    finish_child(status, &out, &mut child)
+}
+
+/// The knobs of one numa_balancing mode: the mode, and an eager scanner so
+/// its first pass falls inside a case's period.
+fn mode_plan(sys: &SysRoot, mode: u8) -> KnobPlan {
+    let mut plan = KnobPlan::default();
+    plan.set(Knob::NumaBalancing, mode.to_string());
+    for (k, v) in [("scan_delay_ms", "0"), ("scan_period_min_ms", "100")] {
+        let knob = Knob::Numab(k.into());
+        if sys.exists(&knob.path()) {
+            plan.set(knob, v);
+        }
+    }
+    plan
+}
+
+/// What the rate-limit check came to: its two verdicts, or why it could
+/// not run here.
+enum RateOutcome {
+    Judged(rate_limit::RateVerdict, PathBuf),
+    Skipped(String),
+}
+
+impl RateOutcome {
+    fn failed(&self) -> bool {
+        matches!(self, RateOutcome::Judged(v, _) if v.held.is_err() || v.faster.is_err())
+    }
+    fn summary(&self) -> String {
+        let line = |r: &Result<String, String>| match r {
+            Ok(t) => format!("held: {t}"),
+            Err(t) => format!("FAILED: {t}"),
+        };
+        match self {
+            RateOutcome::Skipped(why) => format!("rate limit: skipped: {why}"),
+            RateOutcome::Judged(v, csv) => format!(
+                "rate limit: {}\nrate limit lifted: {}\ncsv: {}",
+                line(&v.held),
+                match &v.faster {
+                    Ok(t) => format!("faster: {t}"),
+                    Err(t) => format!("FAILED: {t}"),
+                },
+                csv.display()
+            ),
+        }
+    }
+}
+
+/// The promotion rate limit: a low limit, then lifted, in tiering mode;
+/// rows to rate-limit.csv, two TAP points after the `done` matrix points.
+fn rate_limit_check(
+    spec: &rate_limit::RateLimitSpec,
+    machine: &Machine,
+    sys: &SysRoot,
+    state: &Path,
+    req: &ConformRequest,
+    done: usize,
+    interrupted: &dyn Fn() -> bool,
+) -> anyhow::Result<RateOutcome> {
+    let names = [
+        format!("rate limit {} MB/s holds", spec.limit_mbps),
+        "rate limit lifted promotes faster".to_string(),
+    ];
+    let skipped = |why: String| {
+        if req.output == Output::Tap {
+            for (i, n) in names.iter().enumerate() {
+                println!(
+                    "{}",
+                    tap::check(done + i + 1, n, &Ok(String::new()), Some(&why))
+                );
+            }
+        }
+        Ok(RateOutcome::Skipped(why))
+    };
+    let at = match rate_limit::Placement::find(machine) {
+        Ok(at) => at,
+        Err(why) => return skipped(why),
+    };
+    if !sys.exists(&Knob::PromoteRateLimit.path()) {
+        return skipped(format!(
+            "this kernel has no {} (added in 6.0)",
+            Knob::PromoteRateLimit.path()
+        ));
+    }
+    if !req.quiet {
+        eprintln!(
+            "conform: rate limit: {} MiB first-touched on node {}, read from CPU {} (node {}) for {:?}, at {} MB/s then lifted",
+            spec.size_bytes >> 20,
+            at.page,
+            at.exec_cpu,
+            at.exec,
+            spec.period,
+            spec.limit_mbps
         );
     }
-    serde_json::from_slice(&out.stdout).context("reading the case result")
+    let limited = rate_limit::run_once(spec, spec.limit_mbps, at, sys, state)?;
+    if interrupted() {
+        return Err(crate::error::Interrupted.into());
+    }
+    let lifted = rate_limit::run_once(spec, rate_limit::LIFTED_MBPS, at, sys, state)?;
+    let path = req.out.join("rate-limit.csv");
+    let mut csv =
+        csv::Writer::from_path(&path).with_context(|| format!("creating {}", path.display()))?;
+    for row in limited.rows.iter().chain(&lifted.rows) {
+        csv.serialize(row)?;
+    }
+    csv.flush()?;
+    let verdict = rate_limit::judge(&limited, &lifted);
+    if req.output == Output::Tap {
+        for (i, (n, r)) in names
+            .iter()
+            .zip([&verdict.held, &verdict.faster])
+            .enumerate()
+        {
+            println!("{}", tap::check(done + i + 1, n, r, None));
+        }
+    } else {
+        print_rate_rows(&limited, &lifted);
+    }
+    Ok(RateOutcome::Judged(verdict, path))
+}
+
+fn print_rate_rows(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) {
+    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+    let mut t = Table::new([
+        "limit MB/s",
+        "t s",
+        "promoted",
+        "candidates",
+        "MB/s",
+        "ceiling",
+        "within",
+    ]);
+    for r in limited.rows.iter().chain(&lifted.rows) {
+        t.push([
+            r.limit_mbps.to_string(),
+            format!("{:.2}", r.t_s),
+            opt(r.pgpromote_success),
+            opt(r.pgpromote_candidate),
+            r.promoted_mb_per_s
+                .map(|m| format!("{m:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            r.ceiling_pages.to_string(),
+            r.within
+                .map_or("-", |w| if w { "yes" } else { "NO" })
+                .to_string(),
+        ]);
+    }
+    println!("{}", t.render());
 }
 
 /// Bad options are refused before anything else, on any machine.
@@ -291,6 +408,24 @@ fn check(req: &ConformRequest) -> Result<(), crate::error::InputError> {
             req.size_bytes
         )));
     }
+    if let Some(r) = &req.rate_limit {
+        let pages = (r.size_bytes / crate::buffer::BASE_PAGE) as u64;
+        let admitted = rule::promotion_ceiling_pages(r.limit_mbps, r.period);
+        if r.period < Duration::from_secs(1) {
+            return Err(bad(format!(
+                "--rate-limit-period {:?} is shorter than the kernel's one-second rate window: give e.g. 6s",
+                r.period
+            )));
+        }
+        if pages <= admitted {
+            return Err(bad(format!(
+                "--rate-limit {} MB/s admits {admitted} pages in --rate-limit-period {:?}, and the \
+                 hot set (--rate-limit-size) has only {pages}: the limit would never be pressed; \
+                 give a larger size or a lower limit",
+                r.limit_mbps, r.period
+            )));
+        }
+    }
     if req.period < Duration::from_millis(100) {
         return Err(bad(format!(
             "--period {:?} is shorter than one scan period (100ms): give e.g. 2s",
@@ -303,10 +438,23 @@ fn check(req: &ConformRequest) -> Result<(), crate::error::InputError> {
 pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     check(&req)?;
     let topo = Topology::discover()?;
-    let cast = match Cast::find(&topo) {
-        Ok(c) => c,
-        Err(why) => return Ok(skip(req.output, &why)),
-    };
+    let machine = Machine::of(&topo);
+    let coverage = class::cover(&machine, &req.modes);
+    let cases = cases(&coverage);
+    if req.list {
+        print_list(&cases, &coverage, &machine);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !coverage.can_move_pages() {
+        return Ok(skip(
+            req.output,
+            &format!(
+                "no class where a page can move is expressible here ({}): every one needs a \
+                 second memory node (use tierbench vm --host qemu-4node-3tier)",
+                machine.describe()
+            ),
+        ));
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(skip(
@@ -322,31 +470,27 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     let mut csv = csv::Writer::from_path(&csv_path)
         .with_context(|| format!("creating {}", csv_path.display()))?;
 
-    let cases = matrix(&cast, &req.modes);
     let kernel = sys
         .read_opt("/proc/sys/kernel/osrelease")
         .unwrap_or_default();
     if !req.quiet {
         eprintln!(
-            "conform: {} cases on {kernel}: A = node {}, B = node {}, slow = node {}, top tier {}; {:?} per case",
-            cases.len(), cast.a, cast.b, cast.slow, cast.toptier, req.period
+            "conform: {} cases on {kernel} ({}); {:?} per case",
+            cases.len(),
+            machine.describe(),
+            req.period
         );
     }
+    let rate_planned = req.rate_limit.is_some() && req.modes.iter().any(|m| m & 2 != 0);
     if req.output == Output::Tap {
-        println!("{}", tap::header(cases.len()));
+        println!(
+            "{}",
+            tap::header(cases.len() + if rate_planned { 2 } else { 0 })
+        );
     }
     let mut rows = Vec::new();
     for &mode in &req.modes {
-        let mut plan = KnobPlan::default();
-        plan.set(Knob::NumaBalancing, mode.to_string());
-        // An eager scanner, so its first pass falls inside the period.
-        for (k, v) in [("scan_delay_ms", "0"), ("scan_period_min_ms", "100")] {
-            let knob = Knob::Numab(k.into());
-            if sys.exists(&knob.path()) {
-                plan.set(knob, v);
-            }
-        }
-        let guard = plan
+        let guard = mode_plan(&sys, mode)
             .check(&sys, &state, true)
             .map_err(KnobError::into_anyhow)?
             .apply(&sys, &state)?;
@@ -354,7 +498,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
-            let row = run_one(case, &cast, &req, &sys, &topo)?;
+            let row = run_one(case, &machine, &req, &sys, &topo)?;
             csv.serialize(&row)?;
             csv.flush()?;
             if !req.quiet {
@@ -377,22 +521,47 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
         }
         guard.restore()?;
     }
-    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+    let interrupted = || stop.load(std::sync::atomic::Ordering::SeqCst);
+    let rate = match &req.rate_limit {
+        Some(spec) if rate_planned && !interrupted() => Some(rate_limit_check(
+            spec,
+            &machine,
+            &sys,
+            &state,
+            &req,
+            rows.len(),
+            &interrupted,
+        )?),
+        _ => None,
+    };
+    if interrupted() {
         if req.output == Output::Tap {
             println!("Bail out! interrupted after {} cases", rows.len());
         }
         return Err(crate::error::Interrupted.into());
     }
+    let mut closing = format!(
+        "{}\n{}",
+        summary(&rows, &kernel, &csv_path),
+        coverage.summary(&machine)
+    );
+    if let Some(r) = &rate {
+        closing.push_str(&format!("\n{}", r.summary()));
+    }
     match req.output {
-        Output::Table => print_report(&rows, &kernel, &csv_path),
-        Output::Tap => println!("{}", tap::comment(&summary(&rows, &kernel, &csv_path))),
+        Output::Table => print_report(&rows, &closing),
+        Output::Tap => println!("{}", tap::comment(&closing)),
+    }
+    let rate_failed = rate.as_ref().is_some_and(RateOutcome::failed);
+    if rate_failed {
+        return Ok(ExitCode::FAILURE);
     }
     Ok(exit_code(&rows))
 }
 
 fn run_one(
     case: &Case,
-    cast: &Cast,
+    machine: &Machine,
     req: &ConformRequest,
     sys: &SysRoot,
     topo: &Topology,
@@ -400,7 +569,7 @@ fn run_one(
     let spec = CaseSpec {
         policy: case.policy,
         mask: case.mask.clone(),
-        exec_cpu: cast.cpu(case.exec),
+        exec_cpu: machine.cpu(case.exec).expect("an executing node has CPUs"),
         page_node: case.page,
         size_bytes: req.size_bytes,
         period_ms: req.period.as_millis() as u64,
@@ -417,14 +586,7 @@ fn run_one(
                 .saturating_sub(before.global.get(name)?),
         )
     };
-    let situation = Situation {
-        policy: case.policy,
-        mask: &case.mask,
-        exec: case.exec,
-        page: case.page,
-        mode: case.mode,
-        toptier: &cast.toptier,
-    };
+    let situation = situation(case, machine);
     let merged = rule::expected(Rule::Merged, &situation);
     let first = rule::expected(Rule::FirstVersion, &situation);
     let (measured_s, verdict_s) = match res.status {
@@ -437,13 +599,10 @@ fn run_one(
     };
     Ok(ConformRow {
         case: case.id,
+        class: case.class.to_string(),
         numa_balancing: case.mode.0,
         policy: case.policy.to_string(),
-        mask: if case.mask.is_empty() {
-            "-".into()
-        } else {
-            case.mask.to_string()
-        },
+        mask: mask_text(&case.mask),
         exec_node: case.exec,
         page_node: case.page,
         expect_merged: merged.to_string(),
@@ -460,7 +619,7 @@ fn run_one(
     })
 }
 
-fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
+fn print_report(rows: &[ConformRow], closing: &str) {
     let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let mut t = Table::new([
         "case",
@@ -494,7 +653,58 @@ fn print_report(rows: &[ConformRow], kernel: &str, csv_path: &Path) {
     }
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", t.render());
-    let _ = writeln!(out, "\n{}", summary(rows, kernel, csv_path));
+    let _ = writeln!(out, "\n{closing}");
+}
+
+/// `--list`: the cases this machine would run and the classes it cannot
+/// express, without running anything.
+fn print_list(cases: &[Case], coverage: &Coverage, machine: &Machine) {
+    let mut t = Table::new([
+        "case",
+        "class",
+        "mask",
+        "exec",
+        "page",
+        "merged",
+        "first version",
+    ]);
+    for c in cases {
+        let s = situation(c, machine);
+        t.push([
+            c.id.to_string(),
+            c.class.to_string(),
+            mask_text(&c.mask),
+            c.exec.to_string(),
+            c.page.to_string(),
+            rule::expected(Rule::Merged, &s).to_string(),
+            rule::expected(Rule::FirstVersion, &s).to_string(),
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", t.render());
+    let _ = writeln!(out, "\n{}", coverage.summary(machine));
+    for (class, need) in &coverage.missing {
+        let _ = writeln!(out, "  not expressible: {class}: needs {need}");
+    }
+}
+
+fn situation<'a>(c: &'a Case, machine: &'a Machine) -> Situation<'a> {
+    Situation {
+        policy: c.policy,
+        mask: &c.mask,
+        exec: c.exec,
+        page: c.page,
+        mode: c.mode,
+        toptier: &machine.toptier,
+    }
+}
+
+fn mask_text(mask: &NodeSet) -> String {
+    if mask.is_empty() {
+        "-".into()
+    } else {
+        mask.to_string()
+    }
 }
 
 /// The closing lines: how many cases matched which rule, and the CSV.
@@ -534,38 +744,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn matrix_covers_every_combination_once() {
-        let cast = Cast {
-            a: 0,
-            b: 1,
-            slow: 2,
-            cpu_of: vec![(0, 0), (1, 1)],
-            toptier: "0-1".parse().unwrap(),
-        };
-        let m = matrix(&cast, &[2, 3]);
-        // (2 policies x 2 masks + 1 control) x 2 exec x 3 page x 2 modes
-        assert_eq!(m.len(), 60);
-        let separating: Vec<&Case> = m
-            .iter()
-            .filter(|c| {
-                let s = Situation {
-                    policy: c.policy,
-                    mask: &c.mask,
-                    exec: c.exec,
-                    page: c.page,
-                    mode: c.mode,
-                    toptier: &cast.toptier,
-                };
-                rule::expected(Rule::Merged, &s) != rule::expected(Rule::FirstVersion, &s)
-            })
-            .collect();
-        assert_eq!(separating.len(), 2, "one reviewed case per mode");
-    }
-
-    #[test]
     fn conform_csv_reads_back_as_written() {
         let row = ConformRow {
             case: 7,
+            class: "nb=2 preferred-many+balancing mask=top exec-in page-out page=lower1".into(),
             numa_balancing: 2,
             policy: "preferred-many+balancing".into(),
             mask: "0".into(),
@@ -599,6 +781,7 @@ mod tests {
     fn census_to_outcome() {
         let case = Case {
             id: 1,
+            class: class::all(&[2], 1)[0],
             mode: BalancingMode(2),
             policy: CasePolicy::Default,
             mask: NodeSet::new(),

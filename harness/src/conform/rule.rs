@@ -119,6 +119,18 @@ pub fn expected(rule: Rule, s: &Situation) -> Expect {
     }
 }
 
+/// The most pages tiering mode promotes into one node over `span` under
+/// `kernel.numa_balancing_promote_rate_limit_MBps = limit_mbps`
+/// (kernel/sched/fair.c, numa_promotion_rate_limit): each window of at
+/// least one second admits promotion candidates until `limit_mbps` worth of
+/// them have been counted, then refuses the rest. Windows start at least a
+/// second apart, so `span` overlaps at most `span + 1` seconds of windows:
+/// the limit over the span plus one window's burst.
+pub fn promotion_ceiling_pages(limit_mbps: u64, span: std::time::Duration) -> u64 {
+    let pages_per_s = (limit_mbps << 20) / crate::buffer::BASE_PAGE as u64;
+    (pages_per_s as f64 * (span.as_secs_f64() + 1.0)).ceil() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +170,14 @@ mod tests {
         assert_eq!(expected(Rule::Merged, &s), Expect::Stay);
         let s = sit(CasePolicy::Default, &mask, 0, 1, 3, &top);
         assert_eq!(expected(Rule::Merged, &s), Expect::MigrateTo(0));
+    }
+
+    #[test]
+    fn the_rate_limit_ceiling_is_the_limit_plus_one_window() {
+        use std::time::Duration;
+        // 4 MB/s is 1024 pages of 4 KiB a second.
+        assert_eq!(promotion_ceiling_pages(4, Duration::from_secs(6)), 7 * 1024);
+        assert_eq!(promotion_ceiling_pages(4, Duration::from_millis(500)), 1536);
     }
 
     #[test]

@@ -18,10 +18,9 @@ pub fn skip_all(reason: &str) -> String {
 /// support the policy.
 pub fn point(number: usize, r: &ConformRow) -> String {
     let desc = clean(&format!(
-        "case {} nb={} {} mask={} exec={} page={}: {} (merged rule: {}; first version: {}; {})",
+        "case {} {} mask={} exec={} page={}: {} (merged rule: {}; first version: {}; {})",
         r.case,
-        r.numa_balancing,
-        r.policy,
+        r.class,
         r.mask,
         r.exec_node,
         r.page_node,
@@ -34,6 +33,21 @@ pub fn point(number: usize, r: &ConformRow) -> String {
         Verdict::Unsupported => format!("ok {number} {desc} # SKIP the kernel refuses this policy"),
         v if v.is_failure() => format!("not ok {number} {desc}"),
         _ => format!("ok {number} {desc}"),
+    }
+}
+
+/// A test point of a check that is not a matrix case (the rate limit):
+/// ok or not ok with its description, or a SKIP with the reason.
+pub fn check(
+    number: usize,
+    name: &str,
+    outcome: &Result<String, String>,
+    skip: Option<&str>,
+) -> String {
+    match (skip, outcome) {
+        (Some(why), _) => format!("ok {number} {} # SKIP {}", clean(name), clean(why)),
+        (None, Ok(text)) => format!("ok {number} {}: {}", clean(name), clean(text)),
+        (None, Err(text)) => format!("not ok {number} {}: {}", clean(name), clean(text)),
     }
 }
 
@@ -58,6 +72,7 @@ mod tests {
     fn row(verdict: Verdict) -> ConformRow {
         ConformRow {
             case: 7,
+            class: "nb=2 default page=lower1".into(),
             numa_balancing: 2,
             policy: "preferred-many|balancing".into(),
             mask: "0".into(),
@@ -89,5 +104,13 @@ mod tests {
             "TAP version 13\n1..0 # SKIP needs no.2 nodes"
         );
         assert_eq!(header(60), "TAP version 13\n1..60");
+        assert_eq!(
+            check(61, "rate limit held", &Err("over".into()), None),
+            "not ok 61 rate limit held: over"
+        );
+        assert_eq!(
+            check(62, "lifted", &Ok("x".into()), Some("no tier")),
+            "ok 62 lifted # SKIP no tier"
+        );
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod guest;
 pub mod initramfs;
+pub mod kernel;
 pub mod profile;
 pub mod qemu;
 pub mod stream;
@@ -103,6 +104,12 @@ fn missing_config(config: &str, profile: &Profile) -> Vec<String> {
         .filter(|opt| !config.lines().any(|l| l == format!("{opt}=y")))
         .map(String::from)
         .collect()
+}
+
+/// Checks a request as `run_vm` would before booting, so an A/B refuses a
+/// bad second kernel before the first one boots.
+pub fn check(req: &VmRequest) -> anyhow::Result<()> {
+    preflight(req).map(|_| ())
 }
 
 /// Checks everything that can be checked before QEMU starts.
