@@ -1070,3 +1070,50 @@ fn names_are_listed_checked_and_generated() {
         .success()
         .stdout(predicate::str::contains("#compdef tierbench"));
 }
+
+/// `conform --list` shows the cases this machine expresses and what the
+/// rest need, without running anything or needing root; on a machine where
+/// no page can move (one node) `conform` is a kselftest skip naming what is
+/// missing, and malformed rate-limit options are bad input.
+#[test]
+fn conform_lists_its_classes_and_skips_where_nothing_can_move() {
+    let nodes = std::fs::read_dir("/sys/devices/system/node")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("node"))
+        .count();
+    let list = tb()
+        .args(["conform", "--list", "--modes", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("of 64 classes run on this machine (tiers top"),
+        "{text}"
+    );
+    if nodes == 1 {
+        // Only the page on the executing node, with the mask that node
+        // alone (per masked policy) or no mask (the control).
+        assert!(text.contains("coverage: 3 of 64 classes"), "{text}");
+        assert!(
+            text.contains(
+                "not expressible: nb=2 default page=lower1: needs a node in lower1 for the pages"
+            ),
+            "{text}"
+        );
+        tb().arg("conform")
+            .assert()
+            .code(4)
+            .stdout(predicate::str::contains(
+                "conform: SKIP: no class where a page can move is expressible here",
+            ));
+    }
+    tb().args(["conform", "--rate-limit-period", "500ms"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shorter than the kernel's one-second rate window",
+        ));
+    tb().args(["conform", "--rate-limit", "0"]).assert().code(2);
+}
