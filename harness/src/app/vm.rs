@@ -42,7 +42,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         boot_retries: a.boot_retries,
     };
     match kernels.as_slice() {
-        [one] => crate::vm::run_vm(request(&one.image, out)),
+        [one] => crate::vm::run_vm(request(&one.image, out)).map(ExitCode::from),
         several => {
             let labels = kernel::unique_labels(several);
             let requests: Vec<VmRequest> = several
@@ -73,13 +73,7 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
             r.out.display()
         );
         match crate::vm::run_vm(r.clone()) {
-            Ok(code) => {
-                // ExitCode has no getter: compare against the ones it can be.
-                let c = (0..=255u8)
-                    .find(|c| ExitCode::from(*c) == code)
-                    .unwrap_or(1);
-                worst = worst.max(c);
-            }
+            Ok(code) => worst = worst.max(code),
             Err(e) if e.downcast_ref::<crate::error::Interrupted>().is_some() => return Err(e),
             Err(e) => {
                 eprintln!("tierbench vm: kernel {label}: {e:#}");

@@ -15,7 +15,6 @@ pub mod stream;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -379,7 +378,8 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
     }
 }
 
-pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
+/// Boots the guest and runs the command; the guest command's exit code.
+pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     let profile = preflight(&req)?;
     stop_flag();
     // A bad scenario file is refused before anything boots (auto may boot
@@ -502,7 +502,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<ExitCode> {
         );
     }
     match b.received.exit {
-        Some(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Some(code) => Ok(code.clamp(0, 255) as u8),
         None => {
             // A guest-side config error is bad input (wrong kernel).
             if let Some(e) = b.received.errors.first() {
