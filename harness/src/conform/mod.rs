@@ -255,13 +255,14 @@ fn mode_plan(sys: &SysRoot, mode: u8) -> KnobPlan {
 /// What the rate-limit check came to: its two verdicts, or why it could
 /// not run here.
 enum RateOutcome {
-    Judged(rate_limit::RateVerdict, PathBuf),
+    /// The verdicts, the CSV, and the intervals as a table.
+    Judged(rate_limit::RateVerdict, PathBuf, String),
     Skipped(String),
 }
 
 impl RateOutcome {
     fn failed(&self) -> bool {
-        matches!(self, RateOutcome::Judged(v, _) if v.held.is_err() || v.faster.is_err())
+        matches!(self, RateOutcome::Judged(v, ..) if v.held.is_err() || v.faster.is_err())
     }
     fn summary(&self) -> String {
         let line = |r: &Result<String, String>| match r {
@@ -270,7 +271,7 @@ impl RateOutcome {
         };
         match self {
             RateOutcome::Skipped(why) => format!("rate limit: skipped: {why}"),
-            RateOutcome::Judged(v, csv) => format!(
+            RateOutcome::Judged(v, csv, _) => format!(
                 "rate limit: {}\nrate limit lifted: {}\ncsv: {}",
                 line(&v.held),
                 match &v.faster {
@@ -351,13 +352,15 @@ fn rate_limit_check(
         {
             println!("{}", tap::check(done + i + 1, n, r, None));
         }
-    } else {
-        print_rate_rows(&limited, &lifted);
     }
-    Ok(RateOutcome::Judged(verdict, path))
+    Ok(RateOutcome::Judged(
+        verdict,
+        path,
+        rate_table(&limited, &lifted),
+    ))
 }
 
-fn print_rate_rows(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) {
+fn rate_table(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) -> String {
     let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let mut t = Table::new([
         "limit MB/s",
@@ -383,7 +386,7 @@ fn print_rate_rows(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) 
                 .to_string(),
         ]);
     }
-    println!("{}", t.render());
+    t.render()
 }
 
 /// Bad options are refused before anything else, on any machine.
@@ -549,7 +552,13 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
         closing.push_str(&format!("\n{}", r.summary()));
     }
     match req.output {
-        Output::Table => print_report(&rows, &closing),
+        Output::Table => {
+            let rate_rows = match &rate {
+                Some(RateOutcome::Judged(_, _, table)) => Some(table.as_str()),
+                _ => None,
+            };
+            print_report(&rows, rate_rows, &closing)
+        }
         Output::Tap => println!("{}", tap::comment(&closing)),
     }
     let rate_failed = rate.as_ref().is_some_and(RateOutcome::failed);
@@ -619,7 +628,7 @@ fn run_one(
     })
 }
 
-fn print_report(rows: &[ConformRow], closing: &str) {
+fn print_report(rows: &[ConformRow], rate_rows: Option<&str>, closing: &str) {
     let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let mut t = Table::new([
         "case",
@@ -653,6 +662,9 @@ fn print_report(rows: &[ConformRow], closing: &str) {
     }
     let mut out = std::io::stdout().lock();
     let _ = write!(out, "{}", t.render());
+    if let Some(rate) = rate_rows {
+        let _ = write!(out, "\npromotion rate limit, per interval:\n{rate}");
+    }
     let _ = writeln!(out, "\n{closing}");
 }
 
