@@ -5,7 +5,7 @@
 //! under PREFERRED_MANY({exec})|NUMA_BALANCING, twice: with a low limit
 //! and with the limit lifted. Promoted pages per interval (pgpromote_success)
 //! must stay within [`rule::promotion_ceiling_pages`] while the candidates
-//! (pgpromote_candidate) keep coming, and the lifted run must promote more.
+//! (pgpromote_candidate) outgrow them, and the lifted run must promote more.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -145,11 +145,6 @@ pub fn judge(limited: &RateRun, lifted: &RateRun) -> RateVerdict {
                 limited.ceiling(),
                 cand.map_or("no count of".into(), |c| c.to_string()),
             );
-            // The second half of the run: the kernel still finds hot pages.
-            let late: Option<u64> = limited.rows[limited.rows.len() / 2..]
-                .iter()
-                .map(|r| r.pgpromote_candidate)
-                .sum();
             let left = limited
                 .result
                 .per_node
@@ -160,9 +155,11 @@ pub fn judge(limited: &RateRun, lifted: &RateRun) -> RateVerdict {
                 Err(format!("{text}; over the ceiling: {}", over.join(", ")))
             } else if p > limited.ceiling() {
                 Err(format!("{text}: over the ceiling overall"))
-            } else if late == Some(0) {
+            } else if cand.is_some_and(|c| c <= p) {
+                // Candidates arrive in scan passes, not evenly: what shows
+                // the limit at work is that they outgrew what was admitted.
                 Err(format!(
-                    "{text}: no promotion candidates in the second half of the run"
+                    "{text}: candidates did not outgrow promotions, so the limit was never pressed"
                 ))
             } else if left == 0 {
                 Err(format!(
@@ -320,12 +317,15 @@ mod tests {
     #[test]
     fn an_interval_over_the_ceiling_or_an_unpressed_limit_fails() {
         let lifted = run(LIFTED_MBPS, 6, 16384, 16384, &[]);
-        let burst = run(4, 6, 6000, 20000, &[(0.5, 1537)]);
+        let burst = run(4, 6, 6000, 20000, &[(0.5, 2049)]);
         let e = judge(&burst, &lifted).held.unwrap_err();
-        assert!(e.contains("over the ceiling: 1537 pages"), "{e}");
-        let unpressed = run(1000, 6, 16384, 16384, &[(0.5, 500), (0.5, 500)]);
+        assert!(e.contains("over the ceiling: 2049 pages"), "{e}");
+        let unpressed = run(1000, 6, 16384, 20000, &[(0.5, 500), (0.5, 500)]);
         let e = judge(&unpressed, &lifted).held.unwrap_err();
-        assert!(e.contains("never pressed"), "{e}");
+        assert!(e.contains("every page was promoted"), "{e}");
+        let quiet = run(4, 6, 3000, 3000, &[(0.5, 1500)]);
+        let e = judge(&quiet, &lifted).held.unwrap_err();
+        assert!(e.contains("candidates did not outgrow"), "{e}");
         let slow = run(LIFTED_MBPS, 6, 100, 100, &[]);
         assert!(judge(&burst, &slow).faster.is_err());
     }

@@ -121,14 +121,15 @@ pub fn expected(rule: Rule, s: &Situation) -> Expect {
 
 /// The most pages tiering mode promotes into one node over `span` under
 /// `kernel.numa_balancing_promote_rate_limit_MBps = limit_mbps`
-/// (kernel/sched/fair.c, numa_promotion_rate_limit): each window of at
-/// least one second admits promotion candidates until `limit_mbps` worth of
-/// them have been counted, then refuses the rest. Windows start at least a
-/// second apart, so `span` overlaps at most `span + 1` seconds of windows:
-/// the limit over the span plus one window's burst.
+/// (kernel/sched/fair.c, numa_promotion_rate_limit): each window admits
+/// promotion candidates until `limit_mbps` worth of them have been counted
+/// in it, then refuses the rest; a new window starts at the first candidate
+/// more than a second after the last one started. So `span` overlaps the
+/// window in progress at its start plus at most ceil(span) new ones, each
+/// admitting one limit's worth.
 pub fn promotion_ceiling_pages(limit_mbps: u64, span: std::time::Duration) -> u64 {
-    let pages_per_s = (limit_mbps << 20) / crate::buffer::BASE_PAGE as u64;
-    (pages_per_s as f64 * (span.as_secs_f64() + 1.0)).ceil() as u64
+    let pages_per_window = (limit_mbps << 20) / crate::buffer::BASE_PAGE as u64;
+    pages_per_window * (span.as_secs_f64().ceil() as u64 + 1)
 }
 
 #[cfg(test)]
@@ -177,7 +178,8 @@ mod tests {
         use std::time::Duration;
         // 4 MB/s is 1024 pages of 4 KiB a second.
         assert_eq!(promotion_ceiling_pages(4, Duration::from_secs(6)), 7 * 1024);
-        assert_eq!(promotion_ceiling_pages(4, Duration::from_millis(500)), 1536);
+        // Half a second can hold the end of one window and a whole next one.
+        assert_eq!(promotion_ceiling_pages(4, Duration::from_millis(500)), 2048);
     }
 
     #[test]
