@@ -29,7 +29,7 @@ use crate::telemetry::Snapshot;
 use crate::topology::{NodeId, NodeSet, Topology};
 use case::{CaseResult, CaseSpec, CaseStatus};
 use class::{Class, Coverage, Machine};
-use rule::{BalancingMode, CasePolicy, Expect, Rule, Situation};
+use rule::{Expect, Rule, Situation};
 
 /// kselftest's exit code for a skipped test.
 pub const EXIT_SKIP: u8 = 4;
@@ -62,8 +62,6 @@ pub enum Output {
 struct Case {
     id: usize,
     class: Class,
-    mode: BalancingMode,
-    policy: CasePolicy,
     mask: NodeSet,
     exec: NodeId,
     page: NodeId,
@@ -77,8 +75,6 @@ fn cases(coverage: &Coverage) -> Vec<Case> {
         .map(|(i, (class, inst))| Case {
             id: i + 1,
             class: *class,
-            mode: class.mode,
-            policy: class.policy,
             mask: inst.mask.clone(),
             exec: inst.exec,
             page: inst.page,
@@ -198,6 +194,22 @@ fn verdict(got: Option<Expect>, merged: Expect, first: Expect) -> Verdict {
         (false, true) => Verdict::MatchesFirstVersion,
         (false, false) => Verdict::MatchesNeither,
     }
+}
+
+/// How much the global vmstat counter `name` grew from `before` to
+/// `after`; `None` when this kernel lacks it.
+fn grew(name: &str, before: &Snapshot, after: &Snapshot) -> Option<u64> {
+    Some(
+        after
+            .global
+            .get(name)?
+            .saturating_sub(before.global.get(name)?),
+    )
+}
+
+/// A count for a terminal table: `-` when absent.
+fn or_dash(v: Option<u64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_else(|| "-".into())
 }
 
 /// Starts a case in a process of its own; its result comes on stdout.
@@ -361,7 +373,6 @@ fn rate_limit_check(
 }
 
 fn rate_table(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) -> String {
-    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let mut t = Table::new([
         "limit MB/s",
         "t s",
@@ -375,8 +386,8 @@ fn rate_table(limited: &rate_limit::RateRun, lifted: &rate_limit::RateRun) -> St
         t.push([
             r.limit_mbps.to_string(),
             format!("{:.2}", r.t_s),
-            opt(r.pgpromote_success),
-            opt(r.pgpromote_candidate),
+            or_dash(r.pgpromote_success),
+            or_dash(r.pgpromote_candidate),
             r.promoted_mb_per_s
                 .map(|m| format!("{m:.1}"))
                 .unwrap_or_else(|| "-".into()),
@@ -497,7 +508,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
             .check(&sys, &state, true)
             .map_err(KnobError::into_anyhow)?
             .apply(&sys, &state)?;
-        for case in cases.iter().filter(|c| c.mode.0 == mode) {
+        for case in cases.iter().filter(|c| c.class.mode.0 == mode) {
             if stop.load(std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
@@ -576,7 +587,7 @@ fn run_one(
     topo: &Topology,
 ) -> anyhow::Result<ConformRow> {
     let spec = CaseSpec {
-        policy: case.policy,
+        policy: case.class.policy,
         mask: case.mask.clone(),
         exec_cpu: machine.cpu(case.exec).expect("an executing node has CPUs"),
         page_node: case.page,
@@ -587,14 +598,7 @@ fn run_one(
     let before = Snapshot::read(sys, &nodes)?;
     let res = run_child(&spec)?;
     let after = Snapshot::read(sys, &nodes)?;
-    let delta = |name: &str| {
-        Some(
-            after
-                .global
-                .get(name)?
-                .saturating_sub(before.global.get(name)?),
-        )
-    };
+    let delta = |name: &str| grew(name, &before, &after);
     let situation = situation(case, machine);
     let merged = rule::expected(Rule::Merged, &situation);
     let first = rule::expected(Rule::FirstVersion, &situation);
@@ -609,8 +613,8 @@ fn run_one(
     Ok(ConformRow {
         case: case.id,
         class: case.class.to_string(),
-        numa_balancing: case.mode.0,
-        policy: case.policy.to_string(),
+        numa_balancing: case.class.mode.0,
+        policy: case.class.policy.to_string(),
         mask: mask_text(&case.mask),
         exec_node: case.exec,
         page_node: case.page,
@@ -629,7 +633,6 @@ fn run_one(
 }
 
 fn print_report(rows: &[ConformRow], rate_rows: Option<&str>, closing: &str) {
-    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
     let mut t = Table::new([
         "case",
         "nb",
@@ -655,8 +658,8 @@ fn print_report(rows: &[ConformRow], rate_rows: Option<&str>, closing: &str) {
             r.expect_merged.clone(),
             r.expect_first_version.clone(),
             r.measured.clone(),
-            opt(r.numa_hint_faults),
-            opt(r.numa_pages_migrated),
+            or_dash(r.numa_hint_faults),
+            or_dash(r.numa_pages_migrated),
             r.verdict.to_string(),
         ]);
     }
@@ -702,11 +705,11 @@ fn print_list(cases: &[Case], coverage: &Coverage, machine: &Machine) {
 
 fn situation<'a>(c: &'a Case, machine: &'a Machine) -> Situation<'a> {
     Situation {
-        policy: c.policy,
+        policy: c.class.policy,
         mask: &c.mask,
         exec: c.exec,
         page: c.page,
-        mode: c.mode,
+        mode: c.class.mode,
         toptier: &machine.toptier,
     }
 }
@@ -794,8 +797,6 @@ mod tests {
         let case = Case {
             id: 1,
             class: class::all(&[2], 1)[0],
-            mode: BalancingMode(2),
-            policy: CasePolicy::Default,
             mask: NodeSet::new(),
             exec: 0,
             page: 2,

@@ -216,7 +216,6 @@ pub fn run_once(
         period_ms: spec.period.as_millis() as u64,
     };
     let none = NodeSet::new();
-    let read = |name: &str, s: &Snapshot| s.global.get(name);
     let mut child = super::spawn_child(&case)?;
     let started = Instant::now();
     let first = Snapshot::read(sys, &none)?;
@@ -228,7 +227,7 @@ pub fn run_once(
         let now = Snapshot::read(sys, &none)?;
         let t = started.elapsed();
         let span = t - prev_t;
-        let delta = |name: &str| Some(read(name, &now)?.saturating_sub(read(name, &prev)?));
+        let delta = |name: &str| super::grew(name, &prev, &now);
         let success = delta("pgpromote_success");
         let ceiling = rule::promotion_ceiling_pages(limit_mbps, span);
         rows.push(RateRow {
@@ -255,7 +254,7 @@ pub fn run_once(
         .read_to_string(&mut out)?;
     guard.restore()?;
     let result = super::finish_child(status, &out, &mut child)?;
-    let total = |name: &str| Some(read(name, &prev)?.saturating_sub(read(name, &first)?));
+    let total = |name: &str| super::grew(name, &first, &prev);
     Ok(RateRun {
         limit_mbps,
         page: at.page,

@@ -554,17 +554,7 @@ fn sample_loop(
         // Where the hot set starts: a time-to-50% of 0 means it was
         // already there, not that promotion was instant.
         let mut at_start = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
-        fill_census(
-            &mut at_start,
-            plan,
-            ctx.buf,
-            ctx.cols,
-            shared,
-            Some(plan.census_sample),
-        )?;
-        if let Some(share) = at_start.hot_fast_share {
-            window.reached.observe(0.0, share);
-        }
+        interval_census(ctx, &mut at_start, window)?;
     }
     let first = Snapshot::read(ctx.sys, ctx.nodes)?;
     let started = Instant::now();
@@ -631,17 +621,7 @@ fn sample_loop(
             .map(|id: &CounterId| id.delta(&prev, &snap))
             .collect();
         if plan.census {
-            fill_census(
-                &mut row,
-                plan,
-                ctx.buf,
-                ctx.cols,
-                shared,
-                Some(plan.census_sample),
-            )?;
-            if let Some(share) = row.hot_fast_share {
-                window.reached.observe(row.t_s, share);
-            }
+            interval_census(ctx, &mut row, window)?;
         }
         emit(sinks, &row)?;
         window.sampler_cpu += thread_cpu_time().saturating_sub(cpu0);
@@ -653,6 +633,28 @@ fn sample_loop(
             return Ok(());
         }
     }
+}
+
+/// The sampled census of an interval row (or of the moment before the
+/// window, with `t_s` 0), taken into the window's time-to marks.
+fn interval_census(
+    ctx: &SampleCtx,
+    row: &mut SampleRow,
+    window: &mut Window,
+) -> anyhow::Result<()> {
+    let plan = ctx.plan;
+    fill_census(
+        row,
+        plan,
+        ctx.buf,
+        ctx.cols,
+        ctx.shared,
+        Some(plan.census_sample),
+    )?;
+    if let Some(share) = row.hot_fast_share {
+        window.reached.observe(row.t_s, share);
+    }
+    Ok(())
 }
 
 /// The census of the whole buffer and of the hot set where it is now (it

@@ -23,10 +23,13 @@ impl Series {
     /// `6.12.117+deb12-amd64`) belongs to the series; the patterns are
     /// fetch-kernel's.
     fn holds(self, version: &str) -> bool {
-        let after = |prefix: &str| version.strip_prefix(prefix).map(str::to_owned);
         match self {
-            Series::V6_1 => after("6.1.0-").is_some_and(|r| r.ends_with("-amd64")),
-            Series::V6_12 => after("6.12.").is_some_and(|r| r.contains("+deb12")),
+            Series::V6_1 => version
+                .strip_prefix("6.1.0-")
+                .is_some_and(|r| r.ends_with("-amd64")),
+            Series::V6_12 => version
+                .strip_prefix("6.12.")
+                .is_some_and(|r| r.contains("+deb12")),
             Series::Latest => true,
         }
     }
