@@ -637,6 +637,23 @@ pub struct BwArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    long_about = "Load-to-use latency by pointer chase: every cache-line slot of the buffer \
+                  points to the next of one random cycle, so each load waits for the one before \
+                  (multichase's method). The chase is timed in samples; the mean, the best \
+                  sample (multichase's statistic) and the median are printed.\n\n\
+                  With --load-threads, bandwidth threads on the CPU node's other CPUs read the \
+                  same memory node while the chase runs (one loaded-latency point). With \
+                  --curve, the whole loaded-latency curve (as MLC's --loaded_latency): for each \
+                  memory node (CPU-less ones included, or only --mem-node), the chase alone, \
+                  then beside the load at each injection delay, from flat out to so light that \
+                  the latency is the idle one again. Each point records the load's delivered MB/s \
+                  and the chase's best and median ns.",
+    after_help = "Examples:\n  \
+                  tierbench latency --mem-node 1\n  \
+                  tierbench latency --curve -o results/curve\n  \
+                  tierbench latency --curve --delays 0,200,2000 --duration 500ms --json"
+)]
 pub struct LatencyArgs {
     /// Working set of the chase
     #[arg(long, default_value = "256M", value_parser = size_arg)]
@@ -651,29 +668,63 @@ pub struct LatencyArgs {
     #[arg(long, default_value_t = 1)]
     pub chains: usize,
     /// Bandwidth threads beside the chase, on the CPU node's other CPUs (loaded latency)
-    #[arg(long, default_value_t = 0)]
-    pub load_threads: usize,
+    #[arg(
+        long,
+        long_help = "Bandwidth threads beside the chase, on the CPU node's other CPUs, reading \
+                     the same memory node (a loaded-latency point). Default: none; with --curve, \
+                     every CPU of the node but the chase's."
+    )]
+    pub load_threads: Option<usize>,
     /// Kernel of the load threads: read, write, write-nt, copy, triad, mix:R:W
     #[arg(long, default_value = "read")]
     pub load_kernel: crate::workload::bandwidth::BwKernel,
     /// Working set of the load threads together
     #[arg(long, default_value = "512M", value_parser = size_arg)]
     pub load_size: u64,
+    /// Injection delay of the load threads (spin steps per 256 bytes; 0 = flat out)
+    #[arg(long, default_value_t = 0)]
+    pub delay: u32,
+    /// Sweep the loaded-latency curve over --delays, per memory node
+    #[arg(long, help_heading = "Curve")]
+    pub curve: bool,
+    /// The curve's injection delays, increasing (spin steps per 256 bytes moved)
+    #[arg(
+        long,
+        default_value = "default",
+        help_heading = "Curve",
+        long_help = "The curve's injection delays, strictly increasing whole numbers: after every \
+                     256 bytes of each array it moves, a load thread spins this many steps \
+                     (about one CPU cycle each); 0 runs it flat out. `default` is 0, 50, 100, \
+                     200, ... doubling to 51200, stopping once two points in a row have a median \
+                     latency within 2% of the idle one; a list given here is swept whole."
+    )]
+    pub delays: crate::workload::curve::Delays,
     /// Node whose CPU runs the chase (default: the first with CPUs)
     #[arg(long)]
     pub cpu_node: Option<u32>,
-    /// Node the buffer is bound to (default: the CPU node)
+    /// Node the buffer is bound to (default: the CPU node; with --curve, every memory node)
     #[arg(long)]
     pub mem_node: Option<u32>,
-    /// Page size: 4k, thp, 2m, 1g
-    #[arg(long, default_value = "4k")]
-    pub page_size: PageKind,
-    /// How long to measure
-    #[arg(long, default_value = "3s", value_parser = duration_arg)]
-    pub duration: Duration,
+    /// Page size: 4k, thp, 2m, 1g [default: 4k; thp with --curve]
+    #[arg(
+        long,
+        long_help = "Page size of the chase and the load: 4k, thp, 2m, 1g. Default 4k (page walks \
+                     included, as multichase); with --curve thp, so the curve shows the memory \
+                     and not the TLB."
+    )]
+    pub page_size: Option<PageKind>,
+    /// How long to measure (each point of a curve) [default: 3s, 1s with --curve]
+    #[arg(long, value_parser = duration_arg)]
+    pub duration: Option<Duration>,
+    /// Length of one timed sample of the chase
+    #[arg(long, default_value = "100ms", value_parser = duration_arg)]
+    pub sample: Duration,
     /// Print the result as JSON
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
+    /// With --curve: write curve.csv (a row per point as measured), system.json and the chart here
+    #[arg(long, short = 'o', help_heading = "Output")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -681,8 +732,21 @@ pub struct LatencyArgs {
     long_about = "Idle load-to-use latency (pointer chase from the first CPU of the CPU node) \
                   and bandwidth (read kernel, one thread per CPU of the CPU node) from every node \
                   with CPUs to every node with memory, CPU-less nodes included, as Intel MLC's \
-                  --latency_matrix and --bandwidth_matrix do. Cells are measured one after the \
-                  other, each with its own buffer bound to the memory node."
+                  --latency_matrix and --bandwidth_matrix do, then per cell the bandwidth of \
+                  each --mixes kernel (MLC's --peak_injection_bandwidth rows). Cells are measured \
+                  one after the other, each with its own buffer bound to the memory node. With \
+                  --curve, also the loaded-latency curve of every memory node from the first CPU \
+                  node (see `tierbench latency --help`), so one command characterises a \
+                  machine into one results directory.",
+    after_help = "How bytes are counted (10^6 bytes per second, as MLC and STREAM):\n  \
+                  read      every byte loaded\n  \
+                  mix:R:W   per R+W cache lines, R read and W written with ordinary stores; \
+                  bytes loaded + bytes stored\n            \
+                  (the read-for-ownership each written line also costs is not counted)\n  \
+                  triad     a = b + s*c: two arrays read, one written with non-temporal \
+                  stores (no read-for-ownership); 3 x the array\n  \
+                  copy      one read, one written non-temporally; 2 x the array\n\n\
+                  Example:\n  tierbench matrix --curve -o results/this-machine"
 )]
 pub struct MatrixArgs {
     /// Working set of each latency cell
@@ -697,13 +761,27 @@ pub struct MatrixArgs {
     /// Page size: 4k, thp, 2m, 1g
     #[arg(long, default_value = "thp", help_heading = "Matrix")]
     pub page_size: PageKind,
-    /// How long each cell measures
+    /// How long each cell measures (each kernel, and each point of a curve)
     #[arg(long, default_value = "2s", value_parser = duration_arg, help_heading = "Matrix")]
     pub duration: Duration,
+    /// Bandwidth kernels per cell: read, mix:R:W, triad, copy, write, write-nt
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "read,mix:3:1,mix:2:1,mix:1:1,triad",
+        help_heading = "Matrix"
+    )]
+    pub mixes: Vec<crate::workload::bandwidth::BwKernel>,
+    /// Also sweep the loaded-latency curve of every memory node
+    #[arg(long, help_heading = "Matrix")]
+    pub curve: bool,
+    /// The curve's injection delays (see `tierbench latency --help`)
+    #[arg(long, default_value = "default", help_heading = "Matrix")]
+    pub delays: crate::workload::curve::Delays,
     /// Output format
     #[arg(long, value_enum, default_value = "table", help_heading = "Output")]
     pub format: Format,
-    /// Also write matrix.csv here, a row per cell as measured
+    /// Also write matrix.csv, mixes.csv (curve.csv), system.json and charts here, rows as measured
     #[arg(long, short = 'o', help_heading = "Output")]
     pub out: Option<PathBuf>,
 }

@@ -7,6 +7,7 @@
 pub mod bandwidth;
 pub mod chase;
 pub mod clock;
+pub mod curve;
 pub mod histogram;
 pub mod matrix;
 pub mod measure;

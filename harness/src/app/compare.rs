@@ -7,7 +7,39 @@ use crate::cli::{CompareArgs, CompareFormat};
 use crate::error::input;
 
 pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    use crate::report::characterisation::{self as ch, Characterisation};
     use crate::report::compare;
+    let machines = a
+        .dirs
+        .iter()
+        .filter(|d| Characterisation::is_one(d))
+        .count();
+    if machines > 0 {
+        if machines < a.dirs.len() {
+            return Err(input(
+                "give either results directories of `tierbench run` or characterisations \
+                 (`matrix -o`, `latency --curve -o`), not both",
+            ));
+        }
+        let runs = a
+            .dirs
+            .iter()
+            .map(|d| Characterisation::read(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = match a.format {
+            CompareFormat::Text => ch::compare_text(&runs, false),
+            CompareFormat::Markdown => ch::compare_text(&runs, true),
+            CompareFormat::Json => serde_json::to_string_pretty(&ch::figures(&runs))? + "\n",
+            CompareFormat::Lava => {
+                return Err(input(
+                    "--format lava reports a run's metrics: use text, markdown or json for a \
+                     characterisation",
+                ))
+            }
+        };
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runs = a
         .dirs
         .iter()

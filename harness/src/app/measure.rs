@@ -1,14 +1,17 @@
-//! `tierbench bw`, `latency` and `matrix`: bandwidth and latency from a
+//! `tierbench bw`, `latency` (one point or the loaded-latency curve) and
+//! `matrix` (latency, bandwidth per read/write mix, and the curve): from a
 //! CPU node to a memory node.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use super::{check_out, discover};
 use crate::cli::{BwArgs, Format, LatencyArgs, MatrixArgs};
 use crate::error::input;
+use crate::report::characterisation;
 use crate::report::table::Table;
 use crate::topology::Topology;
 use crate::workload::bandwidth::BwKernel;
@@ -90,7 +93,15 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
 
 pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
+    if a.curve {
+        return curve(a, &topo);
+    }
     let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
+    if a.out.is_some() {
+        return Err(input(
+            "-o writes a curve's results: add --curve, or leave -o out for one point",
+        ));
+    }
     if a.stride < 8 || a.stride % 8 != 0 {
         return Err(input(format!(
             "--stride {} must be a multiple of 8 bytes",
@@ -106,26 +117,19 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
             a.size
         )));
     }
-    if a.duration.is_zero() {
-        return Err(input("--duration must be more than 0"));
-    }
+    let duration = a.duration.unwrap_or(Duration::from_secs(3));
+    check_timing(duration, a.sample)?;
     let cpus = &topo.node(cpu_node).expect("checked").cpus;
     let cpu = cpus.first().expect("node with CPUs");
-    let load = if a.load_threads > 0 {
-        let others: Vec<u32> = cpus.iter().filter(|&c| c != cpu).collect();
-        if a.load_threads > others.len() {
-            return Err(input(format!(
-                "--load-threads {} is more than node {cpu_node}'s {} CPUs besides the chase's \
-                 (CPU {cpu}): lower it",
-                a.load_threads,
-                others.len()
-            )));
-        }
-        check_bw_size(a.load_size, a.load_kernel, a.load_threads, "--load-size")?;
+    let threads = a.load_threads.unwrap_or(0);
+    let load = if threads > 0 {
+        let cpus = load_cpus(&topo, cpu_node, threads)?;
+        check_bw_size(a.load_size, a.load_kernel, threads, "--load-size")?;
         Some(crate::workload::measure::LoadSpec {
             kernel: a.load_kernel,
             size_bytes: a.load_size as usize,
-            cpus: others[..a.load_threads].to_vec(),
+            cpus,
+            delay: a.delay,
         })
     } else {
         None
@@ -137,8 +141,9 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         chains: a.chains,
         cpu,
         mem_node,
-        page: a.page_size,
-        duration: a.duration,
+        page: a.page_size.unwrap_or(crate::buffer::PageKind::Base),
+        duration,
+        sample: a.sample,
         load,
     };
     let r = std::thread::spawn(move || crate::workload::measure::latency(&spec))
@@ -147,27 +152,249 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
+        let s = r.stats;
         println!(
             "chase cpu node {cpu_node} -> mem node {mem_node}, {} MiB, stride {} B, {} chain(s): \
-             {:.2} ns/load ({} loads; cycle built in {:.2} s)",
+             {:.2} ns/load mean; best {:.2}, median {:.2}, worst {:.2} over {} samples of {:.0} ms \
+             ({} loads; cycle built in {:.2} s)",
             r.size_bytes >> 20,
             r.stride,
             r.chains,
             r.ns_per_load,
+            s.best_ns,
+            s.median_ns,
+            s.worst_ns,
+            s.samples,
+            r.sample_ms,
             r.loads,
             r.build_seconds
         );
         if let (Some(k), Some(mb)) = (&r.load_kernel, r.load_mb_per_s) {
             println!(
-                "load: {} x {k} on node {cpu_node}'s other CPUs: {mb:.0} MB/s during the chase",
-                r.load_threads
+                "load: {} x {k} (delay {}) on node {cpu_node}'s other CPUs: {mb:.0} MB/s during \
+                 the chase",
+                r.load_threads, a.delay
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn check_timing(duration: Duration, sample: Duration) -> anyhow::Result<()> {
+    if duration.is_zero() || sample.is_zero() {
+        return Err(input("--duration and --sample must be more than 0"));
+    }
+    if sample > duration {
+        return Err(input(format!(
+            "--sample {sample:?} is longer than --duration {duration:?}: lower it"
+        )));
+    }
+    Ok(())
+}
+
+/// `threads` CPUs of `cpu_node` besides its first (the chase's).
+fn load_cpus(topo: &Topology, cpu_node: u32, threads: usize) -> anyhow::Result<Vec<u32>> {
+    let cpus = &topo.node(cpu_node).expect("checked").cpus;
+    let chase = cpus.first().expect("node with CPUs");
+    let others: Vec<u32> = cpus.iter().filter(|&c| c != chase).collect();
+    if threads > others.len() {
+        return Err(input(format!(
+            "--load-threads {threads} is more than node {cpu_node}'s {} CPUs besides the \
+             chase's (CPU {chase}): lower it",
+            others.len()
+        )));
+    }
+    Ok(others[..threads].to_vec())
+}
+
+/// The curve spec of `latency --curve` and `matrix --curve`.
+#[allow(clippy::too_many_arguments)]
+fn curve_spec(
+    topo: &Topology,
+    cpu_node: u32,
+    mem_nodes: Vec<u32>,
+    load_threads: Option<usize>,
+    load_kernel: BwKernel,
+    load_size: u64,
+    chase_size: u64,
+    page: crate::buffer::PageKind,
+    delays: crate::workload::curve::Delays,
+    duration: Duration,
+    sample: Duration,
+) -> anyhow::Result<crate::workload::curve::CurveSpec> {
+    let cpus = &topo.node(cpu_node).expect("checked").cpus;
+    let others = cpus.len() - 1;
+    let load_cpus = load_cpus(topo, cpu_node, load_threads.unwrap_or(others))?;
+    let spec = crate::workload::curve::CurveSpec {
+        cpu_node,
+        chase_cpu: cpus.first().expect("node with CPUs"),
+        load_cpus,
+        load_kernel,
+        load_size: load_size as usize,
+        chase_size: chase_size as usize,
+        page,
+        mem_nodes,
+        delays,
+        duration,
+        sample,
+    };
+    spec.check(topo).map_err(input)?;
+    Ok(spec)
+}
+
+/// `latency --curve`: the curve of every memory node (or --mem-node).
+fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
+    let cpu_node = topo.cpu_node(a.cpu_node, "--cpu-node").map_err(input)?.id;
+    let mem_nodes = match a.mem_node {
+        Some(m) => vec![nodes_for(topo, Some(cpu_node), Some(m))?.1],
+        None => topo.memory_nodes().iter().collect(),
+    };
+    if a.stride != 64 || a.chains != 1 {
+        return Err(input(
+            "--curve chases one chain of cache lines: leave --stride and --chains out",
+        ));
+    }
+    if a.delay != 0 {
+        return Err(input("--curve sweeps --delays: leave --delay out"));
+    }
+    let duration = a.duration.unwrap_or(Duration::from_secs(1));
+    check_timing(duration, a.sample)?;
+    let spec = curve_spec(
+        topo,
+        cpu_node,
+        mem_nodes,
+        a.load_threads,
+        a.load_kernel,
+        a.load_size,
+        a.size,
+        a.page_size.unwrap_or(crate::buffer::PageKind::Thp),
+        a.delays.clone(),
+        duration,
+        a.sample,
+    )?;
+    if let Some(dir) = &a.out {
+        check_out(dir)?;
+        create_out(dir, topo, None)?;
+    }
+    let t0 = std::time::Instant::now();
+    let points = run_curve(&spec, topo, a.out.as_deref())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&points)?);
+    } else {
+        print!("{}", characterisation::curve_table(&points));
+        print_notes(topo, &mut std::io::stdout().lock())?;
+    }
+    eprintln!(
+        "tierbench latency: curve of {} node(s) in {:.0} s",
+        spec.mem_nodes.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if let Some(dir) = &a.out {
+        chart(dir)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the curve, each point to stderr and to `dir/curve.csv` as measured.
+fn run_curve(
+    spec: &crate::workload::curve::CurveSpec,
+    topo: &Topology,
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<crate::workload::curve::CurvePoint>> {
+    let mut file = dir
+        .map(|d| characterisation::RowFile::create(d, characterisation::CURVE_CSV))
+        .transpose()?;
+    let mut emit = |p: &crate::workload::curve::CurvePoint| -> std::io::Result<()> {
+        eprintln!(
+            "curve: node {} delay {}: load {:.0} MB/s, median {:.1} ns",
+            p.mem_node,
+            p.delay.map_or("idle".into(), |d| d.to_string()),
+            p.load_mb_per_s,
+            p.latency_median_ns
+        );
+        match file.as_mut() {
+            Some(f) => f.push(p),
+            None => Ok(()),
+        }
+    };
+    crate::workload::curve::measure(spec, topo, &mut emit)
+}
+
+/// Creates a characterisation directory with its `system.json`.
+fn create_out(
+    dir: &std::path::Path,
+    topo: &Topology,
+    scenario: Option<crate::report::schema::ScenarioRecord>,
+) -> anyhow::Result<()> {
+    use crate::report::schema::SystemRecord;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let caps = crate::probe::Capabilities::probe(topo);
+    let emulated = crate::probe::is_emulated();
+    let sys = crate::sysfs::SysRoot::live();
+    SystemRecord {
+        schema_version: crate::report::SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
+        command_line: std::env::args().collect(),
+        kernel_release: caps.kernel_release.clone(),
+        kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
+        emulated,
+        machine: super::run::machine_of(topo, emulated, None),
+        scenario,
+        topology: serde_json::to_value(topo)?,
+        capabilities: serde_json::to_value(&caps)?,
+        plan: serde_json::Value::Null,
+        knobs_requested: serde_json::Value::Null,
+        knobs_before: Vec::new(),
+        variants: Vec::new(),
+    }
+    .write(dir)?;
+    Ok(())
+}
+
+/// Draws `dir/curve.svg` and `.png` from what the directory holds; a
+/// missing font is a note, not a failure of the measurement.
+fn chart(dir: &std::path::Path) -> anyhow::Result<()> {
+    let c = characterisation::Characterisation::read(dir)?;
+    if c.curve.is_empty() {
+        return Ok(());
+    }
+    let lines = crate::report::plot::curve_series(std::slice::from_ref(&c));
+    match crate::report::plot::write_curve(&lines, &dir.join("curve")) {
+        Ok(files) => {
+            for f in files {
+                eprintln!("tierbench: chart {}", f.display());
+            }
+        }
+        Err(e) => eprintln!("tierbench: note: no chart drawn: {e}"),
+    }
+    Ok(())
+}
+
+fn print_notes(topo: &Topology, out: &mut impl Write) -> std::io::Result<()> {
+    for n in &topo.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    if crate::probe::is_emulated() {
+        writeln!(
+            out,
+            "note: emulated NUMA (QEMU): nodes share host RAM, so the gaps between nodes are not \
+             real"
+        )?;
+    }
+    Ok(())
+}
+
 pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
+    matrix_of(a, None)
+}
+
+/// `matrix`, or the `latency-bandwidth` scenario (its record kept in
+/// system.json).
+pub fn matrix_of(
+    a: MatrixArgs,
+    scenario: Option<crate::report::schema::ScenarioRecord>,
+) -> anyhow::Result<ExitCode> {
     use crate::workload::matrix;
     let topo = discover()?;
     let spec = matrix::MatrixSpec {
@@ -176,34 +403,74 @@ pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
         threads: a.threads,
         page: a.page_size,
         duration: a.duration,
+        mixes: a.mixes.clone(),
     };
     matrix::check(&spec, &topo).map_err(input)?;
+    let curve = if a.curve {
+        let cpu_node = topo.cpu_node(None, "--cpu-node").map_err(input)?.id;
+        Some(curve_spec(
+            &topo,
+            cpu_node,
+            topo.memory_nodes().iter().collect(),
+            None,
+            BwKernel::Read,
+            a.bw_size,
+            a.latency_size,
+            a.page_size,
+            a.delays.clone(),
+            a.duration,
+            a.duration.min(Duration::from_millis(100)),
+        )?)
+    } else {
+        None
+    };
     if let Some(dir) = &a.out {
         check_out(dir)?;
+        create_out(dir, &topo, scenario)?;
     }
-    let mut csv = match &a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let path = dir.join("matrix.csv");
-            let f = std::fs::File::create(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            Some(csv::Writer::from_writer(f))
-        }
-        None => None,
+    let file = |name| {
+        a.out
+            .as_deref()
+            .map(|d| characterisation::RowFile::create(d, name))
+            .transpose()
     };
+    let (mut cells_csv, mut mixes_csv) = (
+        file(characterisation::MATRIX_CSV)?,
+        file(characterisation::MIXES_CSV)?,
+    );
+    let t0 = std::time::Instant::now();
     let mut cells = Vec::new();
+    let mut mixes = Vec::new();
     for (c, m) in matrix::cells(&topo) {
         eprintln!("matrix: cpu node {c} -> mem node {m} ...");
-        let cell = matrix::measure(&spec, &topo, c, m)?;
-        if let Some(w) = csv.as_mut() {
-            w.serialize(&cell)?;
-            w.flush()?;
+        let (cell, rows) = matrix::measure(&spec, &topo, c, m)?;
+        if let Some(w) = cells_csv.as_mut() {
+            w.push(&cell)?;
+        }
+        for r in &rows {
+            if let Some(w) = mixes_csv.as_mut() {
+                w.push(r)?;
+            }
         }
         cells.push(cell);
+        mixes.extend(rows);
     }
+    let matrix_s = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    let points = match &curve {
+        Some(spec) => run_curve(spec, &topo, a.out.as_deref())?,
+        None => Vec::new(),
+    };
+    let curve_s = t1.elapsed().as_secs_f64();
     let mut out = std::io::stdout().lock();
     match a.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&cells)?)?,
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "cells": cells, "mixes": mixes, "curve": points
+            }))?
+        )?,
         Format::Csv => {
             let mut w = csv::Writer::from_writer(out);
             for c in &cells {
@@ -212,57 +479,76 @@ pub fn matrix(a: MatrixArgs) -> anyhow::Result<ExitCode> {
             w.flush()?;
         }
         Format::Table => {
-            let mems: Vec<u32> = topo.memory_nodes().iter().collect();
-            let label = |m: u32| {
-                let c = cells.iter().find(|c| c.mem_node == m).expect("measured");
-                format!(
-                    "node{m} ({}{})",
-                    c.mem_role,
-                    if c.cpuless { ", no CPUs" } else { "" }
-                )
-            };
-            for (title, get) in [
-                (
-                    "idle latency, ns per load (pointer chase, one chain)",
-                    Box::new(|c: &matrix::Cell| format!("{:.1}", c.latency_ns))
-                        as Box<dyn Fn(&matrix::Cell) -> String>,
-                ),
-                (
-                    "read bandwidth, MB/s (10^6 bytes), all CPUs of the CPU node",
-                    Box::new(|c: &matrix::Cell| format!("{:.0}", c.read_mb_per_s)),
-                ),
-            ] {
-                writeln!(out, "{title}")?;
-                let mut t = Table::new(
-                    std::iter::once("cpu node \\ memory".to_string())
-                        .chain(mems.iter().map(|&m| label(m))),
-                );
-                let mut cpu_nodes: Vec<u32> = cells.iter().map(|c| c.cpu_node).collect();
-                cpu_nodes.dedup();
-                for c in cpu_nodes {
-                    t.push(
-                        std::iter::once(format!("node{c}")).chain(mems.iter().map(|&m| {
-                            cells
-                                .iter()
-                                .find(|x| x.cpu_node == c && x.mem_node == m)
-                                .map(&get)
-                                .unwrap_or_default()
-                        })),
-                    );
-                }
-                writeln!(out, "{}", t.render())?;
+            render_matrix(&mut out, &topo, &cells)?;
+            writeln!(out, "{}", characterisation::mixes_table(&mixes))?;
+            if !points.is_empty() {
+                write!(out, "{}", characterisation::curve_table(&points))?;
             }
-            for n in &topo.notes {
-                writeln!(out, "note: {n}")?;
-            }
-            if crate::probe::is_emulated() {
-                writeln!(
-                    out,
-                    "note: emulated NUMA (QEMU): nodes share host RAM, so the gaps between \
-                     columns are not real"
-                )?;
-            }
+            print_notes(&topo, &mut out)?;
         }
     }
+    eprintln!(
+        "tierbench matrix: {} cells x {} kernels in {matrix_s:.0} s{}",
+        cells.len(),
+        matrix::kernels(&spec).len(),
+        if curve.is_some() {
+            format!(", curve in {curve_s:.0} s")
+        } else {
+            String::new()
+        }
+    );
+    if let Some(dir) = &a.out {
+        chart(dir)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The latency and read-bandwidth matrices as two tables.
+fn render_matrix(
+    out: &mut impl Write,
+    topo: &Topology,
+    cells: &[crate::workload::matrix::Cell],
+) -> std::io::Result<()> {
+    use crate::workload::matrix::Cell;
+    let mems: Vec<u32> = topo.memory_nodes().iter().collect();
+    let label = |m: u32| {
+        let c = cells.iter().find(|c| c.mem_node == m).expect("measured");
+        format!(
+            "node{m} ({}{})",
+            c.mem_role,
+            if c.cpuless { ", no CPUs" } else { "" }
+        )
+    };
+    type Get = Box<dyn Fn(&Cell) -> String>;
+    let tables: [(&str, Get); 2] = [
+        (
+            "idle latency, ns per load (pointer chase, one chain)",
+            Box::new(|c: &Cell| format!("{:.1}", c.latency_ns)),
+        ),
+        (
+            "read bandwidth, MB/s (10^6 bytes), all CPUs of the CPU node",
+            Box::new(|c: &Cell| format!("{:.0}", c.read_mb_per_s)),
+        ),
+    ];
+    for (title, get) in tables {
+        writeln!(out, "{title}")?;
+        let mut t = Table::new(
+            std::iter::once("cpu node \\ memory".to_string()).chain(mems.iter().map(|&m| label(m))),
+        );
+        let mut cpu_nodes: Vec<u32> = cells.iter().map(|c| c.cpu_node).collect();
+        cpu_nodes.dedup();
+        for c in cpu_nodes {
+            t.push(
+                std::iter::once(format!("node{c}")).chain(mems.iter().map(|&m| {
+                    cells
+                        .iter()
+                        .find(|x| x.cpu_node == c && x.mem_node == m)
+                        .map(&get)
+                        .unwrap_or_default()
+                })),
+            );
+        }
+        writeln!(out, "{}", t.render())?;
+    }
+    Ok(())
 }

@@ -26,7 +26,7 @@ use crate::workload::pattern::{Mix, PatternSpec};
 /// Where the run ran, for `system.json`: native or emulated, and inside
 /// `tierbench vm` the host profile and accelerator (the guest's init says
 /// which).
-fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) -> Machine {
+pub(crate) fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) -> Machine {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     Machine {
         kind: if emulated {
@@ -209,7 +209,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             match parse_lowered(&s, &lowered)? {
                 crate::cli::Command::Matrix(mut m) => {
                     m.out = Some(cli.out.clone().unwrap_or_else(default_out_dir));
-                    return super::measure::matrix(m);
+                    return super::measure::matrix_of(m, Some(s.record()));
                 }
                 crate::cli::Command::Run(a) => (with_run_options(*a, &cli), Some(s), lowered),
                 _ => unreachable!("a scenario lowers into run or matrix"),

@@ -3,6 +3,7 @@
 //! derived in one place, [`Columns`], from the row type and from what this
 //! machine has (its nodes, its kernel's counters).
 
+pub mod characterisation;
 pub mod compare;
 pub mod csv;
 pub mod note;

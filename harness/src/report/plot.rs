@@ -1,7 +1,12 @@
-//! `tierbench plot`: the timeline of one or more runs as SVG and PNG —
-//! promotion rate, share of the hot set on the fast tier, and throughput
-//! over time, one line per variant (per run and variant with several
-//! runs). Each point is the mean over the iterations of that interval.
+//! `tierbench plot`: charts as SVG and PNG. The timeline of one or more
+//! runs (promotion rate, share of the hot set on the fast tier, throughput
+//! over time; each point the mean over the iterations of that interval),
+//! and the loaded-latency curve of one or more characterisations (latency
+//! against delivered bandwidth).
+//!
+//! Every chart reads the same way: one colour per variant (or memory
+//! node), one dash style per run (or kernel), the legend beside the plot
+//! and never over the data, and axes that start where the data starts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,11 +20,14 @@ use crate::error::InputError;
 /// Where the font comes from: Debian's fonts-dejavu-core.
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-/// One line: (seconds, value) points.
+/// One line: (x, y) points, its colour (variant or node) and dash style
+/// (run or kernel) as indices.
 #[derive(Debug, Clone)]
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    pub colour: usize,
+    pub dash: usize,
 }
 
 /// The three panels' lines.
@@ -34,7 +42,9 @@ pub struct Timeline {
 /// over the iterations.
 pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
     let mut t = Timeline::default();
-    for dir in dirs {
+    // A variant keeps its colour across runs; a run keeps its dash.
+    let mut colours: Vec<String> = Vec::new();
+    for (dash, dir) in dirs.iter().enumerate() {
         let csv = CsvRows::read(&dir.join("timeseries.csv"))?;
         for n in &csv.notes {
             eprintln!("tierbench plot: note: {n}");
@@ -99,7 +109,13 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
         let mean =
             |xs: &Vec<f64>| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
         for (name, acc) in by {
+            let colour = colours.iter().position(|c| c == &name).unwrap_or_else(|| {
+                colours.push(name.clone());
+                colours.len() - 1
+            });
             let line = |k: usize| Series {
+                colour,
+                dash,
                 label: format!("{prefix}{name}"),
                 points: acc
                     .values()
@@ -127,85 +143,250 @@ fn font_loaded() -> Result<(), String> {
         .clone()
 }
 
+/// Width of the legend strip right of every plot.
+const LEGEND_W: u32 = 330;
+
+/// Ten colours apart enough to tell lines by (Tableau's), none too pale
+/// for white.
+const COLOURS: [(u8, u8, u8); 10] = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+];
+
+/// Dash and gap lengths in pixels of dash style `i`: solid, dashed, dotted,
+/// long dashes.
+fn dash_pattern(i: usize) -> Option<(u32, u32)> {
+    [None, Some((10, 5)), Some((2, 4)), Some((18, 6))][i % 4]
+}
+
+/// Where an axis runs: from the data's smallest value to its largest, with
+/// a little room, and a unit-wide range around a single value.
+fn axis_range(values: impl Iterator<Item = f64>, pad: f64) -> std::ops::Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    if !lo.is_finite() {
+        return 0.0..1.0;
+    }
+    if hi - lo < 1e-9 {
+        let r = (lo.abs() * 0.05).max(0.5);
+        return lo - r..hi + r;
+    }
+    let room = (hi - lo) * pad;
+    lo - room..hi + room
+}
+
+/// A short sample of a line's style for the legend, from `x0` to `x1`.
+fn legend_marks(x0: i32, x1: i32, y: i32, dash: usize) -> Vec<Vec<(i32, i32)>> {
+    match dash_pattern(dash) {
+        None => vec![vec![(x0, y), (x1, y)]],
+        Some((on, off)) => (x0..x1)
+            .step_by((on + off) as usize)
+            .map(|x| vec![(x, y), ((x + on as i32).min(x1), y)])
+            .collect(),
+    }
+}
+
+/// Axis labels: plain below 10^5, exponent above.
+fn tick(v: &f64) -> String {
+    if v.abs() >= 1e5 {
+        format!("{v:.1e}")
+    } else if v.abs() >= 10.0 || *v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// One chart: the plot on the left, its legend in a strip on the right.
 fn panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
+    x_label: &str,
     y_label: &str,
     lines: &[Series],
+    markers: bool,
 ) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (w, _) = area.dim_in_pixel();
+    let (plot, legend) = area.split_horizontally(w.saturating_sub(LEGEND_W));
     let all = || lines.iter().flat_map(|s| s.points.iter());
-    let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
-    let y_max = all().map(|p| p.1).fold(0.0f64, f64::max).max(1.0) * 1.08;
-    let mut chart = ChartBuilder::on(area)
+    let x = axis_range(all().map(|p| p.0), 0.02);
+    let y = axis_range(all().map(|p| p.1), 0.06);
+    let mut chart = ChartBuilder::on(&plot)
         .caption(title, ("sans-serif", 20))
         .margin(10)
         .x_label_area_size(35)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+        .build_cartesian_2d(x, y)
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("seconds")
+        .x_desc(x_label)
         .y_desc(y_label)
-        .y_label_formatter(&|v: &f64| {
-            if v.abs() >= 1e5 {
-                format!("{v:.1e}")
-            } else {
-                format!("{v:.0}")
-            }
-        })
-        .x_label_formatter(&|v: &f64| format!("{v:.0}"))
+        .y_label_formatter(&tick)
+        .x_label_formatter(&tick)
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(err)?;
-    for (i, s) in lines.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba().stroke_width(2);
-        chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color))
-            .map_err(err)?
-            .label(&s.label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
+    let colour = |s: &Series| {
+        let (r, g, b) = COLOURS[s.colour % COLOURS.len()];
+        RGBColor(r, g, b).stroke_width(2)
+    };
+    for s in lines {
+        let style = colour(s);
+        let pts = s.points.iter().copied();
+        match dash_pattern(s.dash) {
+            None => chart.draw_series(LineSeries::new(pts, style)).map(|_| ()),
+            Some((on, off)) => chart
+                .draw_series(DashedLineSeries::new(pts, on, off, style))
+                .map(|_| ()),
+        }
         .map_err(err)?;
+        if markers {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, style.filled())))
+                .map_err(err)?;
+        }
+    }
+    // The legend strip: one entry per line, its colour and dash.
+    let top = 40;
+    for (i, s) in lines.iter().enumerate() {
+        let y = top + 20 * i as i32;
+        for seg in legend_marks(4, 34, y, s.dash) {
+            legend
+                .draw(&PathElement::new(seg, colour(s)))
+                .map_err(err)?;
+        }
+        legend
+            .draw(&Text::new(
+                s.label.clone(),
+                (40, y - 7),
+                ("sans-serif", 13).into_font(),
+            ))
+            .map_err(err)?;
+    }
     Ok(())
 }
 
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, t: &Timeline) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let panels = root.split_evenly((3, 1));
+    let s = "seconds";
     panel(
         &panels[0],
         "promotion rate",
+        s,
         "pgpromote_success / s",
         &t.promote_rate,
+        false,
     )?;
     panel(
         &panels[1],
         "hot set on the fast tier",
+        s,
         "% of hot pages",
         &t.hot_fast,
+        false,
     )?;
-    panel(&panels[2], "throughput", "accesses / s", &t.throughput)?;
+    panel(
+        &panels[2],
+        "throughput",
+        s,
+        "accesses / s",
+        &t.throughput,
+        false,
+    )?;
     root.present().map_err(|e| e.to_string())
+}
+
+/// The loaded-latency curves of one or more characterisations: one colour
+/// per memory node, one dash style per directory (run or kernel), median
+/// latency against the load's delivered bandwidth.
+pub fn curve_series(runs: &[super::characterisation::Characterisation]) -> Vec<Series> {
+    let mut nodes: Vec<u32> = runs
+        .iter()
+        .flat_map(|r| r.curve.iter().map(|p| p.mem_node))
+        .collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    let mut out = Vec::new();
+    for (dash, run) in runs.iter().enumerate() {
+        let prefix = if runs.len() > 1 {
+            format!("{} ", run.label)
+        } else {
+            String::new()
+        };
+        for (colour, &m) in nodes.iter().enumerate() {
+            let mut pts: Vec<&crate::workload::curve::CurvePoint> =
+                run.curve.iter().filter(|p| p.mem_node == m).collect();
+            let Some(first) = pts.first() else { continue };
+            let label = format!(
+                "{prefix}node{m} ({}{})",
+                first.mem_role,
+                if first.cpuless { ", no CPUs" } else { "" }
+            );
+            pts.sort_by(|a, b| a.load_mb_per_s.total_cmp(&b.load_mb_per_s));
+            out.push(Series {
+                label,
+                points: pts
+                    .iter()
+                    .map(|p| (p.load_mb_per_s, p.latency_median_ns))
+                    .collect(),
+                colour,
+                dash,
+            });
+        }
+    }
+    out
+}
+
+fn draw_curve<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    lines: &[Series],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    panel(
+        &root,
+        "loaded latency (median of samples)",
+        "load's delivered bandwidth, MB/s (10^6 B)",
+        "ns per load",
+        lines,
+        true,
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes the curve chart as `stem.svg` and `stem.png`.
+pub fn write_curve(lines: &[Series], stem: &Path) -> Result<Vec<PathBuf>, String> {
+    font_loaded()?;
+    let size = (1050, 560);
+    let (svg, png) = (with_ext(stem, "svg"), with_ext(stem, "png"));
+    draw_curve(SVGBackend::new(&svg, size).into_drawing_area(), lines)?;
+    draw_curve(BitMapBackend::new(&png, size).into_drawing_area(), lines)?;
+    Ok(vec![svg, png])
+}
+
+/// `stem.ext`, appended rather than replaced: a stem like
+/// `x-6.1-vs-6.12` has dots.
+fn with_ext(stem: &Path, ext: &str) -> PathBuf {
+    PathBuf::from(format!("{}.{ext}", stem.display()))
 }
 
 /// Writes `stem.svg` and `stem.png`.
 pub fn write(t: &Timeline, stem: &Path) -> Result<Vec<PathBuf>, String> {
     font_loaded()?;
-    let size = (900, 1050);
-    // Appended, not replaced: a stem like `x-6.1-vs-6.12` has dots.
-    let with = |ext: &str| PathBuf::from(format!("{}.{ext}", stem.display()));
-    let svg = with("svg");
+    let size = (1150, 1050);
+    let (svg, png) = (with_ext(stem, "svg"), with_ext(stem, "png"));
     draw(SVGBackend::new(&svg, size).into_drawing_area(), t)?;
-    let png = with("png");
     draw(BitMapBackend::new(&png, size).into_drawing_area(), t)?;
     Ok(vec![svg, png])
 }

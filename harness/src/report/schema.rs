@@ -221,6 +221,12 @@ impl CsvRows {
     /// than the header (a run killed mid-write, or a full disk) is skipped
     /// with a note; a malformed row elsewhere is an error naming the file.
     pub fn read(path: &Path) -> Result<CsvRows, InputError> {
+        Self::read_keyed(path, col::VARIANT)
+    }
+
+    /// As [`CsvRows::read`], for a file whose identifying column is `key`
+    /// (`mem_node` in a characterisation's files).
+    pub fn read_keyed(path: &Path, key: &str) -> Result<CsvRows, InputError> {
         let bad = |m: String| InputError::new(format!("{}: {m}", path.display()));
         let bytes = std::fs::read(path)
             .map_err(|e| bad(format!("{e} (give a results directory of `tierbench run`)")))?;
@@ -255,10 +261,9 @@ impl CsvRows {
                 ))
             }
         };
-        if !header.iter().any(|h| h == col::VARIANT) {
+        if !header.iter().any(|h| h == key) {
             return Err(bad(format!(
-                "has no `{}` column: not a tierbench results file",
-                col::VARIANT
+                "has no `{key}` column: not a tierbench results file"
             )));
         }
         let mut rows = Vec::new();
@@ -298,6 +303,22 @@ impl CsvRows {
         self.rows
             .iter()
             .map(|r| self.header.iter().cloned().zip(r.iter().cloned()).collect())
+            .collect()
+    }
+
+    /// The rows as typed records (the header names their fields).
+    pub fn typed<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, InputError> {
+        let header = ::csv::StringRecord::from(self.header.clone());
+        self.rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                ::csv::StringRecord::from(r.clone())
+                    .deserialize(Some(&header))
+                    .map_err(|e| {
+                        InputError::new(format!("{}: row {}: {e}", self.path.display(), i + 2))
+                    })
+            })
             .collect()
     }
 

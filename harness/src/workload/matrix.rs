@@ -20,7 +20,29 @@ pub struct MatrixSpec {
     pub threads: Option<usize>,
     pub page: PageKind,
     pub duration: Duration,
+    /// Bandwidth kernels measured per cell besides `read` (MLC's
+    /// --peak_injection_bandwidth rows: 3:1, 2:1, 1:1, triad).
+    pub mixes: Vec<BwKernel>,
 }
+
+/// MLC's peak-injection rows, in its order: all reads, 3:1, 2:1 and 1:1
+/// reads:writes, and a STREAM triad.
+pub const DEFAULT_MIXES: &[BwKernel] = &[
+    BwKernel::Read,
+    BwKernel::Mix {
+        reads: 3,
+        writes: 1,
+    },
+    BwKernel::Mix {
+        reads: 2,
+        writes: 1,
+    },
+    BwKernel::Mix {
+        reads: 1,
+        writes: 1,
+    },
+    BwKernel::Triad,
+];
 
 /// A memory node's role, from the kernel's tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +53,19 @@ pub enum MemRole {
     Slow,
     #[serde(rename = "-")]
     Neither,
+}
+
+impl MemRole {
+    /// The node's role from the kernel's tiers.
+    pub fn of(topo: &Topology, node: NodeId) -> MemRole {
+        if topo.roles.fast.contains(node) {
+            MemRole::Fast
+        } else if topo.roles.slow.contains(node) {
+            MemRole::Slow
+        } else {
+            MemRole::Neither
+        }
+    }
 }
 
 impl std::fmt::Display for MemRole {
@@ -55,6 +90,45 @@ pub struct Cell {
     pub bw_threads: usize,
     /// Read bandwidth, 10^6 bytes per second.
     pub read_mb_per_s: f64,
+}
+
+/// One kernel's bandwidth in one cell: a row of `mixes.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixRow {
+    pub cpu_node: NodeId,
+    pub mem_node: NodeId,
+    pub mem_role: MemRole,
+    pub cpuless: bool,
+    pub kernel: String,
+    /// Share of the counted bytes that are reads (read 1, mix:3:1 0.75,
+    /// triad 0.667).
+    pub read_share: f64,
+    pub threads: usize,
+    /// Counted bytes (loads + stores of the kernel), 10^6 per second.
+    pub mb_per_s: f64,
+}
+
+/// Share of a kernel's counted bytes that are reads.
+pub fn read_share(k: BwKernel) -> f64 {
+    match k {
+        BwKernel::Read => 1.0,
+        BwKernel::Write | BwKernel::WriteNt => 0.0,
+        BwKernel::Copy => 0.5,
+        BwKernel::Triad => 2.0 / 3.0,
+        BwKernel::Mix { reads, writes } => f64::from(reads) / f64::from(reads + writes),
+    }
+}
+
+/// The kernels a cell measures: `read` first (the matrix's own column),
+/// then the others asked for, each once.
+pub fn kernels(spec: &MatrixSpec) -> Vec<BwKernel> {
+    let mut out = vec![BwKernel::Read];
+    for &k in &spec.mixes {
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
 }
 
 /// The cells in measuring order: CPU nodes outer, memory nodes inner.
@@ -85,12 +159,14 @@ pub fn check(spec: &MatrixSpec, topo: &Topology) -> Result<(), String> {
                 "--threads {threads} must be between 1 and node {c}'s {cpus} CPUs"
             ));
         }
-        let min = measure::min_bw_size(BwKernel::Read, threads);
-        if (spec.bw_size as u64) < min {
-            return Err(format!(
-                "--bw-size {} is too small for {threads} read threads: at least {min} bytes",
-                spec.bw_size
-            ));
+        for k in kernels(spec) {
+            let min = measure::min_bw_size(k, threads);
+            if (spec.bw_size as u64) < min {
+                return Err(format!(
+                    "--bw-size {} is too small for {threads} {k} threads: at least {min} bytes",
+                    spec.bw_size
+                ));
+            }
         }
     }
     if spec.latency_size < 2 * 64 {
@@ -114,13 +190,13 @@ pub fn check(spec: &MatrixSpec, topo: &Topology) -> Result<(), String> {
     Ok(())
 }
 
-/// Measures one cell.
+/// Measures one cell: its latency, then each kernel's bandwidth.
 pub fn measure(
     spec: &MatrixSpec,
     topo: &Topology,
     cpu_node: NodeId,
     mem_node: NodeId,
-) -> Result<Cell, BufferError> {
+) -> Result<(Cell, Vec<MixRow>), BufferError> {
     let cpus = &topo.node(cpu_node).expect("listed").cpus;
     let threads = spec.threads.unwrap_or(cpus.len());
     let chase = ChaseSpec {
@@ -132,36 +208,46 @@ pub fn measure(
         mem_node,
         page: spec.page,
         duration: spec.duration,
+        sample: spec.duration.min(Duration::from_millis(100)),
         load: None,
     };
     // The chase pins the thread it runs on: give it one of its own.
     let lat = std::thread::spawn(move || measure::latency(&chase))
         .join()
         .expect("chase thread")?;
-    let bw = measure::bandwidth(&BwSpec {
-        kernel: BwKernel::Read,
-        size_bytes: spec.bw_size,
-        cpus: crate::buffer::worker_cpus(cpus, threads),
-        mem_node,
-        page: spec.page,
-        duration: spec.duration,
-    })?;
-    let role = if topo.roles.fast.contains(mem_node) {
-        MemRole::Fast
-    } else if topo.roles.slow.contains(mem_node) {
-        MemRole::Slow
-    } else {
-        MemRole::Neither
-    };
-    Ok(Cell {
+    let role = MemRole::of(topo, mem_node);
+    let cpuless = topo.node(mem_node).is_some_and(|n| n.is_cpuless());
+    let mut mixes = Vec::new();
+    for kernel in kernels(spec) {
+        let bw = measure::bandwidth(&BwSpec {
+            kernel,
+            size_bytes: spec.bw_size,
+            cpus: crate::buffer::worker_cpus(cpus, threads),
+            mem_node,
+            page: spec.page,
+            duration: spec.duration,
+        })?;
+        mixes.push(MixRow {
+            cpu_node,
+            mem_node,
+            mem_role: role,
+            cpuless,
+            kernel: kernel.to_string(),
+            read_share: read_share(kernel),
+            threads,
+            mb_per_s: bw.mb_per_s,
+        });
+    }
+    let cell = Cell {
         cpu_node,
         mem_node,
         mem_role: role,
-        cpuless: topo.node(mem_node).is_some_and(|n| n.is_cpuless()),
+        cpuless,
         latency_ns: lat.ns_per_load,
         bw_threads: threads,
-        read_mb_per_s: bw.mb_per_s,
-    })
+        read_mb_per_s: mixes[0].mb_per_s,
+    };
+    Ok((cell, mixes))
 }
 
 #[cfg(test)]
@@ -200,5 +286,20 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(back, cell);
+    }
+
+    #[test]
+    fn read_comes_first_and_every_kernel_once() {
+        let spec = MatrixSpec {
+            latency_size: 1 << 20,
+            bw_size: 1 << 20,
+            threads: None,
+            page: PageKind::Base,
+            duration: Duration::from_secs(1),
+            mixes: vec![BwKernel::Triad, BwKernel::Read, BwKernel::Triad],
+        };
+        assert_eq!(kernels(&spec), vec![BwKernel::Read, BwKernel::Triad]);
+        let shares: Vec<f64> = DEFAULT_MIXES.iter().map(|&k| read_share(k)).collect();
+        assert_eq!(shares[..4], [1.0, 0.75, 2.0 / 3.0, 0.5]);
     }
 }

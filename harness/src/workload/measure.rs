@@ -153,6 +153,10 @@ pub struct LoadSpec {
     pub kernel: BwKernel,
     pub size_bytes: usize,
     pub cpus: Vec<u32>,
+    /// Injection delay: spin steps (about one CPU cycle each) each load
+    /// thread waits after every 256 bytes of each array it moves; 0 runs
+    /// the kernel flat out.
+    pub delay: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +169,43 @@ pub struct ChaseSpec {
     pub mem_node: NodeId,
     pub page: PageKind,
     pub duration: Duration,
+    /// Length of one sample: the chase is timed sample by sample, and the
+    /// best and the median are reported beside the mean.
+    pub sample: Duration,
     pub load: Option<LoadSpec>,
+}
+
+/// The statistics of a chase's samples, ns per load of one chain.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct ChaseStats {
+    /// Over the whole timed run (all samples together).
+    pub mean_ns: f64,
+    /// The fastest sample: multichase's statistic.
+    pub best_ns: f64,
+    pub median_ns: f64,
+    pub worst_ns: f64,
+    pub samples: usize,
+}
+
+impl ChaseStats {
+    /// From per-sample times; `None` for no samples.
+    pub fn of(per_sample_ns: &[f64], mean_ns: f64) -> Option<ChaseStats> {
+        let mut xs = per_sample_ns.to_vec();
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len();
+        let median = match n {
+            0 => return None,
+            _ if n % 2 == 1 => xs[n / 2],
+            _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+        };
+        Some(ChaseStats {
+            mean_ns,
+            best_ns: xs[0],
+            median_ns: median,
+            worst_ns: xs[n - 1],
+            samples: n,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,104 +215,288 @@ pub struct ChaseResult {
     pub chains: usize,
     pub mem_node: NodeId,
     pub loads: u64,
-    /// Nanoseconds per load of one chain.
+    /// Nanoseconds per load of one chain, over the whole run.
     pub ns_per_load: f64,
+    /// Per-sample statistics (best, median, worst).
+    pub stats: ChaseStats,
+    pub sample_ms: f64,
     pub build_seconds: f64,
     /// Load threads and the bandwidth they reached while the chase ran.
     pub load_threads: usize,
     pub load_kernel: Option<String>,
+    pub load_delay: Option<u32>,
     pub load_mb_per_s: Option<f64>,
 }
 
-/// Bandwidth workers that run until `stop`, counting passes.
-struct Load {
+/// A pointer-chase cycle in a buffer bound to one memory node.
+pub struct Chase {
+    _buf: Buffer,
+    starts: Vec<usize>,
+    cycle: u64,
+    pub size_bytes: usize,
+    pub build_seconds: f64,
+}
+
+// SAFETY: the chase's addresses point into its own buffer, which moves
+// with it; only one thread follows them at a time (`&mut self`).
+unsafe impl Send for Chase {}
+
+impl Chase {
+    /// Builds the cycle (first-touching every page on `mem_node`).
+    pub fn build(spec: &ChaseSpec) -> Result<Chase, BufferError> {
+        let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;
+        let t0 = Instant::now();
+        let base = buf.as_mut_ptr();
+        // SAFETY: the buffer holds its len; the stride is checked by the caller.
+        let order = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, 0x7ee7) };
+        let starts = (0..spec.chains)
+            .map(|i| base as usize + order[i * order.len() / spec.chains] * spec.stride)
+            .collect();
+        Ok(Chase {
+            size_bytes: buf.len(),
+            _buf: buf,
+            starts,
+            cycle: order.len() as u64,
+            build_seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// One whole cycle untimed (TLB, caches).
+    pub fn warm_up(&mut self) {
+        // SAFETY: starts are slots of the cycle built in our buffer.
+        unsafe { chase::run(&mut self.starts, self.cycle.max(8)) };
+    }
+
+    /// Times the chase for `duration`, in samples of `sample`, on the
+    /// calling thread (pinned by the caller). Returns the loads and the
+    /// statistics.
+    pub fn time(&mut self, duration: Duration, sample: Duration) -> (u64, ChaseStats) {
+        // Small batches: a sample's clock reads stay far below its loads
+        // even in L1 (16384 loads of 1 ns against two clock reads).
+        const BATCH: u64 = 1 << 14;
+        let mut per_sample = Vec::new();
+        let mut loads = 0u64;
+        let t0 = Instant::now();
+        while t0.elapsed() < duration {
+            let s0 = Instant::now();
+            let mut n = 0u64;
+            while s0.elapsed() < sample {
+                // SAFETY: starts are slots of the cycle built in our buffer.
+                unsafe { chase::run(&mut self.starts, BATCH) };
+                n += BATCH;
+            }
+            per_sample.push(s0.elapsed().as_secs_f64() * 1e9 / n as f64);
+            loads += n;
+        }
+        let mean = t0.elapsed().as_secs_f64() * 1e9 / loads as f64;
+        std::hint::black_box(&self.starts);
+        (
+            loads,
+            ChaseStats::of(&per_sample, mean).expect("one sample at least"),
+        )
+    }
+}
+
+/// Spins `n` steps of a dependent add (about a cycle each); the empty asm
+/// keeps the compiler from folding the loop away.
+#[inline(always)]
+fn spin(n: u32) {
+    let mut x = 0u64;
+    for _ in 0..n {
+        x = x.wrapping_add(1);
+        // SAFETY: an empty instruction sequence that only "uses" a register.
+        unsafe {
+            std::arch::asm!("/* {0} */", inout(reg) x, options(nomem, nostack, preserves_flags))
+        };
+    }
+}
+
+/// Runs `kernel` over `chunk` until `stop`, `delay` spin steps after every
+/// 256 bytes of each array (flat out in 1 MiB steps when 0), adding the
+/// bytes it counts to `bytes` about every MiB. Returns a value derived from
+/// what was read.
+///
+/// # Safety
+/// As [`bandwidth::pass`]: the chunk must be this worker's own.
+unsafe fn load_until(
+    kernel: BwKernel,
+    chunk: Chunk,
+    delay: u32,
+    stop: &AtomicBool,
+    bytes: &AtomicU64,
+) -> u64 {
+    let step = if delay == 0 { 1 << 20 } else { 256 };
+    let mut sink = 0u64;
+    let mut local = 0u64;
+    'run: loop {
+        let mut off = 0;
+        while off < chunk.len {
+            let len = step.min(chunk.len - off);
+            // SAFETY: off + len stays inside each array of the chunk; both
+            // are multiples of 256, as `pass` requires.
+            let sub = unsafe {
+                Chunk {
+                    a: chunk.a.add(off),
+                    b: chunk.b.add(off),
+                    c: chunk.c.add(off),
+                    len,
+                }
+            };
+            // SAFETY: the caller upholds this function's contract.
+            sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, sub) });
+            local += kernel.bytes_per_pass(len);
+            spin(delay);
+            if local >= 1 << 20 {
+                bytes.fetch_add(local, Ordering::Relaxed);
+                local = 0;
+                if stop.load(Ordering::Relaxed) {
+                    break 'run;
+                }
+            }
+            off += len;
+        }
+    }
+    sink
+}
+
+/// Bandwidth workers on their own buffer, started beside a chase.
+pub struct Load {
     chunks: Vec<Chunk>,
     kernel: BwKernel,
+    cpus: Vec<u32>,
     _buf: Buffer,
 }
 
+// SAFETY: the chunks point into the load's own buffer, which moves with it.
+unsafe impl Send for Load {}
+
 impl Load {
-    fn new(spec: &LoadSpec, mem_node: NodeId, page: PageKind) -> Result<Load, BufferError> {
+    pub fn new(spec: &LoadSpec, mem_node: NodeId, page: PageKind) -> Result<Load, BufferError> {
         let mut buf = bound_buffer(spec.size_bytes, page, mem_node)?;
         buf.populate(&spec.cpus, &AtomicBool::new(false))?;
         let chunks = chunks(&mut buf, spec.kernel, spec.cpus.len());
         Ok(Load {
             chunks,
             kernel: spec.kernel,
+            cpus: spec.cpus.clone(),
             _buf: buf,
+        })
+    }
+
+    /// Runs the load at `delay` on its CPUs while `f` runs on the calling
+    /// thread; returns what `f` returned and the MB/s (10^6 bytes) the load
+    /// delivered while it ran.
+    pub fn beside<R>(&self, delay: u32, f: impl FnOnce() -> R) -> Result<(R, f64), pin::PinError> {
+        let stop = AtomicBool::new(false);
+        let bytes = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .cpus
+                .iter()
+                .zip(&self.chunks)
+                .map(|(&cpu, &chunk)| {
+                    let (stop, bytes, kernel) = (&stop, &bytes, self.kernel);
+                    s.spawn(move || -> Result<u64, pin::PinError> {
+                        pin::pin_current_thread(cpu)?;
+                        // SAFETY: the chunk is this worker's own, inside the load buffer.
+                        Ok(unsafe { load_until(kernel, chunk, delay, stop, bytes) })
+                    })
+                })
+                .collect();
+            // Let the load reach its pace before the chase is timed.
+            std::thread::sleep(Duration::from_millis(200));
+            let b0 = bytes.load(Ordering::Relaxed);
+            let t = Instant::now();
+            let r = f();
+            let secs = t.elapsed().as_secs_f64();
+            let moved = bytes.load(Ordering::Relaxed) - b0;
+            stop.store(true, Ordering::Relaxed);
+            for h in handles {
+                std::hint::black_box(h.join().expect("load worker panicked")?);
+            }
+            Ok((r, moved as f64 / secs / 1e6))
         })
     }
 }
 
+/// A chase, alone or beside a load, on the calling thread.
 pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
-    let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;
     pin::pin_current_thread(spec.cpu)?;
-    let t0 = Instant::now();
-    let base = buf.as_mut_ptr();
-    // SAFETY: the buffer holds size_bytes; the stride is checked by the caller.
-    let order = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, 0x7ee7) };
-    let build_seconds = t0.elapsed().as_secs_f64();
-    let mut starts: Vec<usize> = (0..spec.chains)
-        .map(|i| base as usize + order[i * order.len() / spec.chains] * spec.stride)
-        .collect();
+    let mut chase = Chase::build(spec)?;
     let load = spec
         .load
         .as_ref()
         .map(|l| Load::new(l, spec.mem_node, spec.page))
         .transpose()?;
-    let stop = AtomicBool::new(false);
-    let passes = AtomicU64::new(0);
-    let mut result = None;
-    std::thread::scope(|s| -> Result<(), BufferError> {
-        let mut handles = Vec::new();
-        if let (Some(load), Some(ls)) = (&load, &spec.load) {
-            for (&cpu, &chunk) in ls.cpus.iter().zip(&load.chunks) {
-                let (stop, passes, kernel) = (&stop, &passes, load.kernel);
-                handles.push(s.spawn(move || -> Result<u64, pin::PinError> {
-                    pin::pin_current_thread(cpu)?;
-                    // SAFETY: the chunk is this worker's own, inside the load buffer.
-                    Ok(unsafe { passes_until(kernel, chunk, stop, passes) })
-                }));
-            }
-            // Let the load reach its pace before the chase is timed.
-            std::thread::sleep(Duration::from_millis(300));
+    chase.warm_up();
+    let ((loads, stats), load_mb_per_s) = match (&load, &spec.load) {
+        (Some(load), Some(ls)) => {
+            let (r, mb) = load.beside(ls.delay, || chase.time(spec.duration, spec.sample))?;
+            (r, Some(mb))
         }
-        // Warm up one full cycle (TLB, caches), then time batches until the
-        // duration is reached.
-        // SAFETY: starts are slots of the cycle just built.
-        unsafe { chase::run(&mut starts, (order.len() as u64).max(8)) };
-        let batch = 1u64 << 20;
-        let mut loads = 0u64;
-        let p0 = passes.load(Ordering::Relaxed);
-        let t = Instant::now();
-        while t.elapsed() < spec.duration {
-            // SAFETY: starts are slots of the cycle.
-            unsafe { chase::run(&mut starts, batch) };
-            loads += batch;
-        }
-        let secs = t.elapsed().as_secs_f64();
-        let load_passes = passes.load(Ordering::Relaxed) - p0;
-        stop.store(true, Ordering::Relaxed);
-        for h in handles {
-            std::hint::black_box(h.join().expect("load worker panicked")?);
-        }
-        std::hint::black_box(&starts);
-        let load_mb_per_s = load.as_ref().map(|l| {
-            load_passes as f64 * l.kernel.bytes_per_pass(l.chunks[0].len) as f64 / secs / 1e6
-        });
-        result = Some(ChaseResult {
-            size_bytes: buf.len(),
-            stride: spec.stride,
-            chains: spec.chains,
-            mem_node: spec.mem_node,
-            loads,
-            ns_per_load: secs * 1e9 / loads as f64,
-            build_seconds,
-            load_threads: spec.load.as_ref().map_or(0, |l| l.cpus.len()),
-            load_kernel: spec.load.as_ref().map(|l| l.kernel.to_string()),
-            load_mb_per_s,
-        });
-        Ok(())
-    })?;
-    Ok(result.expect("measured"))
+        _ => (chase.time(spec.duration, spec.sample), None),
+    };
+    Ok(ChaseResult {
+        size_bytes: chase.size_bytes,
+        stride: spec.stride,
+        chains: spec.chains,
+        mem_node: spec.mem_node,
+        loads,
+        ns_per_load: stats.mean_ns,
+        stats,
+        sample_ms: spec.sample.as_secs_f64() * 1e3,
+        build_seconds: chase.build_seconds,
+        load_threads: spec.load.as_ref().map_or(0, |l| l.cpus.len()),
+        load_kernel: spec.load.as_ref().map(|l| l.kernel.to_string()),
+        load_delay: spec.load.as_ref().map(|l| l.delay),
+        load_mb_per_s,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chase_stats_take_best_median_and_worst_of_the_samples() {
+        let s = ChaseStats::of(&[3.0, 1.0, 2.0, 10.0], 4.0).unwrap();
+        assert_eq!(
+            (s.best_ns, s.median_ns, s.worst_ns, s.samples),
+            (1.0, 2.5, 10.0, 4)
+        );
+        assert_eq!(
+            ChaseStats::of(&[5.0, 1.0, 2.0], 0.0).unwrap().median_ns,
+            2.0
+        );
+        assert!(ChaseStats::of(&[], 1.0).is_none());
+    }
+
+    /// A delayed load moves fewer bytes than one flat out, and both count
+    /// what they moved.
+    #[test]
+    fn a_delayed_load_moves_less_than_a_flat_out_one() {
+        let len = 4 << 20;
+        let mut v = vec![0u64; len / 8 + 8];
+        let a = ((v.as_mut_ptr() as usize + 63) & !63) as *mut u8;
+        let chunk = Chunk { a, b: a, c: a, len };
+        let run = |delay| {
+            let stop = AtomicBool::new(false);
+            let bytes = AtomicU64::new(0);
+            std::thread::scope(|s| {
+                let (stop, bytes) = (&stop, &bytes);
+                s.spawn(move || {
+                    // SAFETY: the chunk is this test's own buffer.
+                    unsafe { load_until(BwKernel::Read, chunk, delay, stop, bytes) }
+                });
+                std::thread::sleep(Duration::from_millis(200));
+                stop.store(true, Ordering::Relaxed);
+            });
+            bytes.load(Ordering::Relaxed)
+        };
+        let (flat, slow) = (run(0), run(20_000));
+        assert!(
+            slow > 0 && flat > 4 * slow,
+            "flat out {flat} B, delayed {slow} B"
+        );
+    }
 }

@@ -1,0 +1,339 @@
+//! Loaded-latency curves, as Intel MLC's `--loaded_latency` and google's
+//! multiload `-d`: for each memory node, a pointer chase from one CPU while
+//! load threads on the same CPU node read the same node, their intensity
+//! set by an injection delay. One point per delay (from the heaviest load,
+//! delay 0, to the lightest) plus the chase alone; each point records the
+//! load's delivered MB/s and the chase's best and median latency.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::bandwidth::BwKernel;
+use super::matrix::MemRole;
+use super::measure::{Chase, ChaseSpec, ChaseStats, Load, LoadSpec};
+use crate::buffer::{BufferError, PageKind};
+use crate::topology::{NodeId, Topology};
+
+/// The delays the curve takes when none are given: doubling steps, so a
+/// few points land where the latency bends whatever the machine's pace.
+pub const DEFAULT_DELAYS: &[u32] = &[
+    0, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200,
+];
+
+/// With the default delays the sweep stops once this many loaded points in
+/// a row have a median within [`SETTLED`] of the idle one: lighter loads
+/// would only repeat the idle latency.
+const SETTLED_POINTS: usize = 2;
+/// Relative distance from the idle median counted as "no longer moved".
+pub const SETTLED: f64 = 0.02;
+
+/// Which delays to sweep.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delays {
+    /// [`DEFAULT_DELAYS`], stopping where the load no longer moves the
+    /// latency.
+    Default,
+    /// Exactly these, strictly increasing.
+    Given(Vec<u32>),
+}
+
+impl Delays {
+    /// Parses `0,100,1000`: whole numbers, strictly increasing.
+    pub fn parse(s: &str) -> Result<Delays, String> {
+        if s == "default" {
+            return Ok(Delays::Default);
+        }
+        let mut out: Vec<u32> = Vec::new();
+        for part in s.split(',') {
+            let part = part.trim();
+            let d: u32 = part.parse().map_err(|_| {
+                format!(
+                    "delay {part:?} is not a whole number of spin steps >= 0: write e.g. \
+                     0,100,1000"
+                )
+            })?;
+            if let Some(&last) = out.last() {
+                if d <= last {
+                    return Err(format!(
+                        "delays must increase: {d} comes after {last} (write e.g. 0,100,1000)"
+                    ));
+                }
+            }
+            out.push(d);
+        }
+        Ok(Delays::Given(out))
+    }
+
+    fn list(&self) -> &[u32] {
+        match self {
+            Delays::Default => DEFAULT_DELAYS,
+            Delays::Given(d) => d,
+        }
+    }
+}
+
+impl std::str::FromStr for Delays {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Delays::parse(s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CurveSpec {
+    pub cpu_node: NodeId,
+    /// The chase's CPU (the CPU node's first).
+    pub chase_cpu: u32,
+    /// The load threads' CPUs: others of the CPU node.
+    pub load_cpus: Vec<u32>,
+    pub load_kernel: BwKernel,
+    pub load_size: usize,
+    pub chase_size: usize,
+    pub page: PageKind,
+    pub mem_nodes: Vec<NodeId>,
+    pub delays: Delays,
+    /// How long each point is timed.
+    pub duration: Duration,
+    pub sample: Duration,
+}
+
+/// One point of a curve: a row of `curve.csv`, written and read back as
+/// this type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    pub cpu_node: NodeId,
+    pub mem_node: NodeId,
+    pub mem_role: MemRole,
+    pub cpuless: bool,
+    pub load_kernel: String,
+    /// 0 for the idle point.
+    pub load_threads: usize,
+    /// Spin steps after every 256 bytes per load thread; empty for the
+    /// idle point.
+    pub delay: Option<u32>,
+    /// What the load delivered while the chase was timed (0 when idle).
+    pub load_mb_per_s: f64,
+    pub latency_best_ns: f64,
+    pub latency_median_ns: f64,
+    pub latency_mean_ns: f64,
+    pub latency_worst_ns: f64,
+    pub samples: usize,
+}
+
+impl CurveSpec {
+    /// Checks the spec against the machine before anything runs.
+    pub fn check(&self, topo: &Topology) -> Result<(), String> {
+        if self.load_cpus.is_empty() {
+            return Err(format!(
+                "the curve needs a load thread: node {} has no CPU besides the chase's \
+                 (CPU {}); pick a --cpu-node with two CPUs or more",
+                self.cpu_node, self.chase_cpu
+            ));
+        }
+        if self.mem_nodes.is_empty() {
+            return Err("no memory node to measure".into());
+        }
+        if let Delays::Given(d) = &self.delays {
+            if d.is_empty() {
+                return Err("--delays is empty: give e.g. 0,100,1000".into());
+            }
+        }
+        if self.duration.is_zero() || self.sample.is_zero() {
+            return Err("--duration and --sample must be more than 0".into());
+        }
+        if self.sample > self.duration {
+            return Err(format!(
+                "--sample {:?} is longer than --duration {:?}: a point would have one sample",
+                self.sample, self.duration
+            ));
+        }
+        let min = super::measure::min_bw_size(self.load_kernel, self.load_cpus.len());
+        if (self.load_size as u64) < min {
+            return Err(format!(
+                "--load-size {} is too small for {} x {} threads: at least {min} bytes",
+                self.load_size,
+                self.load_kernel,
+                self.load_cpus.len()
+            ));
+        }
+        let need = (self.load_size + self.chase_size) as u64;
+        for &m in &self.mem_nodes {
+            let free = topo.free_bytes(&crate::topology::NodeSet::single(m));
+            if need > free {
+                return Err(format!(
+                    "a point needs {} MiB on node {m} (chase + load) and it has {} MiB free: \
+                     lower --size/--load-size",
+                    need >> 20,
+                    free >> 20
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the sweep with default delays can stop: the last
+/// [`SETTLED_POINTS`] loaded medians are within [`SETTLED`] of the idle one.
+fn settled(idle_median: f64, loaded: &[CurvePoint]) -> bool {
+    loaded.len() > SETTLED_POINTS
+        && loaded[loaded.len() - SETTLED_POINTS..]
+            .iter()
+            .all(|p| (p.latency_median_ns - idle_median).abs() <= SETTLED * idle_median)
+}
+
+/// Measures the curve of every memory node in turn, calling `emit` with
+/// each point as it is measured (the CSV keeps what finished). Runs on a
+/// thread of its own, pinned to the chase's CPU. Returns the points and,
+/// per node stopped early, the delay it stopped after.
+pub fn measure(
+    spec: &CurveSpec,
+    topo: &Topology,
+    emit: &mut (dyn FnMut(&CurvePoint) -> std::io::Result<()> + Send),
+) -> anyhow::Result<Vec<CurvePoint>> {
+    std::thread::scope(|s| {
+        s.spawn(|| -> anyhow::Result<Vec<CurvePoint>> {
+            crate::pin::pin_current_thread(spec.chase_cpu)?;
+            let mut all = Vec::new();
+            for &m in &spec.mem_nodes {
+                all.extend(node_curve(spec, topo, m, emit)?);
+            }
+            Ok(all)
+        })
+        .join()
+        .expect("curve thread panicked")
+    })
+}
+
+fn node_curve(
+    spec: &CurveSpec,
+    topo: &Topology,
+    mem_node: NodeId,
+    emit: &mut (dyn FnMut(&CurvePoint) -> std::io::Result<()> + Send),
+) -> anyhow::Result<Vec<CurvePoint>> {
+    let chase_spec = ChaseSpec {
+        size_bytes: spec.chase_size,
+        stride: 64,
+        window: spec.chase_size,
+        chains: 1,
+        cpu: spec.chase_cpu,
+        mem_node,
+        page: spec.page,
+        duration: spec.duration,
+        sample: spec.sample,
+        load: None,
+    };
+    let mut chase = Chase::build(&chase_spec)?;
+    let load = Load::new(
+        &LoadSpec {
+            kernel: spec.load_kernel,
+            size_bytes: spec.load_size,
+            cpus: spec.load_cpus.clone(),
+            delay: 0,
+        },
+        mem_node,
+        spec.page,
+    )
+    .map_err(|e: BufferError| anyhow::anyhow!(e))?;
+    chase.warm_up();
+    let point = |delay: Option<u32>, mb: f64, stats: ChaseStats| CurvePoint {
+        cpu_node: spec.cpu_node,
+        mem_node,
+        mem_role: MemRole::of(topo, mem_node),
+        cpuless: topo.node(mem_node).is_some_and(|n| n.is_cpuless()),
+        load_kernel: spec.load_kernel.to_string(),
+        load_threads: if delay.is_some() {
+            spec.load_cpus.len()
+        } else {
+            0
+        },
+        delay,
+        load_mb_per_s: mb,
+        latency_best_ns: stats.best_ns,
+        latency_median_ns: stats.median_ns,
+        latency_mean_ns: stats.mean_ns,
+        latency_worst_ns: stats.worst_ns,
+        samples: stats.samples,
+    };
+    let (_, idle) = chase.time(spec.duration, spec.sample);
+    let idle = point(None, 0.0, idle);
+    emit(&idle)?;
+    let mut loaded: Vec<CurvePoint> = Vec::new();
+    for &d in spec.delays.list() {
+        let ((_, stats), mb) = load.beside(d, || chase.time(spec.duration, spec.sample))?;
+        let p = point(Some(d), mb, stats);
+        emit(&p)?;
+        loaded.push(p);
+        if spec.delays == Delays::Default && settled(idle.latency_median_ns, &loaded) {
+            break;
+        }
+    }
+    let mut out = vec![idle];
+    out.extend(loaded);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_must_be_increasing_whole_numbers() {
+        assert_eq!(
+            Delays::parse("0, 100,1000").unwrap(),
+            Delays::Given(vec![0, 100, 1000])
+        );
+        assert_eq!(Delays::parse("default").unwrap(), Delays::Default);
+        assert!(Delays::parse("0,100,50").unwrap_err().contains("increase"));
+        assert!(Delays::parse("0,0").unwrap_err().contains("increase"));
+        assert!(Delays::parse("-5,10").unwrap_err().contains("whole number"));
+        assert!(Delays::parse("1e3").unwrap_err().contains("whole number"));
+        assert!(Delays::parse("").is_err());
+    }
+
+    fn at(median: f64) -> CurvePoint {
+        CurvePoint {
+            cpu_node: 0,
+            mem_node: 0,
+            mem_role: MemRole::Fast,
+            cpuless: false,
+            load_kernel: "read".into(),
+            load_threads: 1,
+            delay: Some(0),
+            load_mb_per_s: 1.0,
+            latency_best_ns: median,
+            latency_median_ns: median,
+            latency_mean_ns: median,
+            latency_worst_ns: median,
+            samples: 1,
+        }
+    }
+
+    #[test]
+    fn the_default_sweep_stops_once_the_load_no_longer_moves_the_latency() {
+        let idle = 100.0;
+        assert!(!settled(idle, &[at(200.0), at(101.0)]));
+        assert!(!settled(idle, &[at(200.0), at(150.0), at(101.0)]));
+        assert!(settled(idle, &[at(200.0), at(101.0), at(99.0)]));
+        assert!(
+            !settled(idle, &[at(101.0), at(99.0)]),
+            "needs a loaded point first"
+        );
+    }
+
+    #[test]
+    fn curve_csv_reads_back_as_written() {
+        let mut idle = at(90.0);
+        idle.delay = None;
+        idle.load_threads = 0;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.serialize(&idle).unwrap();
+        w.serialize(at(120.0)).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        let back: Vec<CurvePoint> = csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, vec![idle, at(120.0)]);
+    }
+}
