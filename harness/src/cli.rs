@@ -691,6 +691,7 @@ pub struct LatencyArgs {
     #[arg(
         long,
         default_value = "default",
+        allow_hyphen_values = true,
         help_heading = "Curve",
         long_help = "The curve's injection delays, strictly increasing whole numbers: after every \
                      256 bytes of each array it moves, a load thread spins this many steps \
@@ -776,7 +777,12 @@ pub struct MatrixArgs {
     #[arg(long, help_heading = "Matrix")]
     pub curve: bool,
     /// The curve's injection delays (see `tierbench latency --help`)
-    #[arg(long, default_value = "default", help_heading = "Matrix")]
+    #[arg(
+        long,
+        default_value = "default",
+        allow_hyphen_values = true,
+        help_heading = "Matrix"
+    )]
     pub delays: crate::workload::curve::Delays,
     /// Output format
     #[arg(long, value_enum, default_value = "table", help_heading = "Output")]

@@ -608,6 +608,29 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
         ),
         (vec!["matrix", "--duration", "0s"], "--duration"),
         (vec!["matrix", "--bw-size", "4K"], "too small"),
+        (vec!["matrix", "--mixes", "read,mix:0:0"], "at least 1"),
+        (vec!["matrix", "--mixes", "mix:3:x"], "bad mix"),
+        (
+            vec!["latency", "--curve", "--delays", "0,100,50"],
+            "increase",
+        ),
+        (
+            vec!["latency", "--curve", "--delays", "-5,10"],
+            "whole number",
+        ),
+        (
+            vec!["latency", "--curve", "--mem-node", "99"],
+            "--mem-node 99",
+        ),
+        (
+            vec!["latency", "--curve", "--load-threads", "4096"],
+            "besides the chase",
+        ),
+        (
+            vec!["latency", "--curve", "--sample", "2s", "--duration", "1s"],
+            "--sample",
+        ),
+        (vec!["latency", "-o", "/tmp/x"], "add --curve"),
     ] {
         let out = tb().args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -617,6 +640,125 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
             "{args:?} should mention {needle:?}: {err}"
         );
     }
+}
+
+/// A short loaded-latency curve on this machine: the load delivers more
+/// the shorter its delay, the latency does not fall as the load grows
+/// (within noise), every row has all its columns, and the directory reads
+/// back into compare and plot.
+#[test]
+fn latency_curve_rises_with_the_load_and_reads_back() {
+    let cpus = std::fs::read_to_string("/sys/devices/system/node/node0/cpulist").unwrap();
+    if cpus.trim() == "0" {
+        common::skip(
+            "latency_curve_rises_with_the_load_and_reads_back",
+            "node 0 has one CPU: no CPU for the load beside the chase",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("curve");
+    let out = tb()
+        .args([
+            "latency",
+            "--curve",
+            "--mem-node",
+            "0",
+            "--delays",
+            "0,300,3000,30000",
+        ])
+        .args([
+            "--size",
+            "32M",
+            "--load-size",
+            "128M",
+            "--duration",
+            "500ms",
+        ])
+        .args(["--sample", "50ms", "--json", "-o"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pts = v.as_array().unwrap();
+    assert_eq!(pts.len(), 5, "idle + 4 delays: {v}");
+    assert!(pts[0]["delay"].is_null() && pts[0]["load_threads"] == 0);
+    let mb: Vec<f64> = pts[1..]
+        .iter()
+        .map(|p| p["load_mb_per_s"].as_f64().unwrap())
+        .collect();
+    // Each shorter delay delivers more (10x steps in delay, so far apart
+    // that noise cannot reorder them).
+    for w in mb.windows(2) {
+        assert!(
+            w[0] > w[1],
+            "bandwidth must fall as the delay grows: {mb:?}"
+        );
+    }
+    let median = |p: &serde_json::Value| p["latency_median_ns"].as_f64().unwrap();
+    // Flat out against the lightest load: the latency does not fall (10%
+    // for a shared VM's noise).
+    assert!(
+        median(&pts[1]) >= 0.9 * median(&pts[4]),
+        "latency fell as the load grew: {v}"
+    );
+    for p in pts {
+        let (b, m, w) = (
+            p["latency_best_ns"].as_f64().unwrap(),
+            median(p),
+            p["latency_worst_ns"].as_f64().unwrap(),
+        );
+        assert!(0.0 < b && b <= m && m <= w, "{p}");
+        assert!(p["samples"].as_u64().unwrap() >= 5, "{p}");
+    }
+    // The CSV as written: every column filled but the idle point's delay.
+    let t = common::Table::read(&out_dir.join("curve.csv"));
+    assert_eq!(t.rows.len(), 5);
+    for (i, row) in t.rows.iter().enumerate() {
+        for (col, cell) in t.header.iter().zip(row) {
+            assert!(
+                !cell.is_empty() || (i == 0 && col == "delay"),
+                "row {i}: {col} is empty"
+            );
+        }
+    }
+    assert!(out_dir.join("system.json").exists());
+    // Two characterisations compare figure by figure and plot together.
+    let out = tb()
+        .arg("compare")
+        .arg(&out_dir)
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("curve node0 delay 0 median ns"), "{text}");
+    let out = tb()
+        .arg("plot")
+        .arg(&out_dir)
+        .arg("-o")
+        .arg(dir.path().join("both"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = std::fs::read_to_string(dir.path().join("both.svg")).unwrap();
+    assert!(
+        svg.contains("loaded latency") && svg.contains("node0 (fast)"),
+        "{svg}"
+    );
 }
 
 /// results/README.md lists every column a run writes, in the file it is

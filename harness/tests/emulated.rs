@@ -689,6 +689,60 @@ fn promote_hot_scenario_end_to_end_on_6_12() {
     );
 }
 
+/// The loaded-latency curve inside the guest, against its CPU-less node:
+/// the results stream back as a characterisation directory (curve.csv,
+/// system.json saying emulated), the load delivers more the shorter its
+/// delay, and the host draws the chart from it. Latencies are the
+/// emulator's, so only the shape is checked.
+#[test]
+fn loaded_latency_curve_on_the_cpuless_node_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "240s", &k, out.path())
+        .args(["--", "latency", "--curve", "--mem-node", "1"])
+        .args(["--size", "16M", "--load-size", "32M", "--duration", "1s"])
+        .args(["--delays", "0,1000,10000"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tierbench vm failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("node1 (slow, no CPUs)"), "{stdout}");
+    let t = common::Table::read(&out.path().join("curve.csv"));
+    assert_eq!(t.rows.len(), 4, "idle + 3 delays");
+    for r in &t.rows {
+        assert_eq!(t.cell(r, "mem_node"), "1");
+        assert_eq!(t.cell(r, "cpuless"), "true");
+        assert_eq!(t.cell(r, "mem_role"), "slow");
+        assert!(t.num(r, "latency_median_ns") > 0.0);
+    }
+    let mb: Vec<f64> = t.rows[1..]
+        .iter()
+        .map(|r| t.num(r, "load_mb_per_s"))
+        .collect();
+    assert!(
+        mb[0] > mb[1] && mb[1] > mb[2] && mb[2] > 0.0,
+        "bandwidth must fall as the delay grows: {mb:?}"
+    );
+    let sys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    assert_eq!(sys["machine"]["kind"], "emulated");
+    let plot = Command::cargo_bin("tierbench")
+        .unwrap()
+        .arg("plot")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(
+        plot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plot.stderr)
+    );
+    assert!(out.path().join("curve.svg").is_file());
+}
+
 /// Kernel A/B in one command: 6.1 by its series name (from the kernel
 /// cache scripts/test filled) and 6.12 by path, the promote-hot scenario
 /// on each, one results directory per kernel and the compare table across

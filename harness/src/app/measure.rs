@@ -375,7 +375,8 @@ fn print_notes(topo: &Topology, out: &mut impl Write) -> std::io::Result<()> {
     for n in &topo.notes {
         writeln!(out, "note: {n}")?;
     }
-    if crate::probe::is_emulated() {
+    // The topology's own notes may already say it.
+    if crate::probe::is_emulated() && !topo.notes.iter().any(|n| n.contains("emulated")) {
         writeln!(
             out,
             "note: emulated NUMA (QEMU): nodes share host RAM, so the gaps between nodes are not \

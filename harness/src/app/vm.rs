@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use super::check_out;
 use crate::cli::{Cli, Command, VmArgs};
 use crate::error::input;
+use crate::report::characterisation::{self, Characterisation};
 use crate::report::compare;
 use crate::report::utc_stamp;
 use crate::vm::kernel::{self, Kernel};
@@ -84,7 +85,7 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
     let dirs: Vec<&Path> = requests
         .iter()
         .map(|r| r.out.as_path())
-        .filter(|d| d.join("summary.csv").is_file())
+        .filter(|d| d.join("summary.csv").is_file() || Characterisation::is_one(d))
         .collect();
     if dirs.len() >= 2 {
         print_comparison(&dirs, out)?;
@@ -108,21 +109,23 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
 /// The compare table across the kernels' runs, on stdout and into
 /// OUT/compare.txt and OUT/compare.md.
 fn print_comparison(dirs: &[&Path], out: &Path) -> anyhow::Result<()> {
-    let runs = dirs
-        .iter()
-        .map(|d| compare::RunResults::read(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Err(e) = compare::check(&runs) {
-        eprintln!("tierbench vm: no table across kernels: {e}");
-        return Ok(());
-    }
-    if let Some(why) = compare::mismatch(&runs) {
-        eprintln!("tierbench vm: the kernels' runs are not comparable ({why}): no table");
-        return Ok(());
-    }
-    let text = compare::text(&runs);
+    let (text, markdown) = if dirs.iter().all(|d| Characterisation::is_one(d)) {
+        let runs = dirs
+            .iter()
+            .map(|d| Characterisation::read(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        (
+            characterisation::compare_text(&runs, false),
+            characterisation::compare_text(&runs, true),
+        )
+    } else {
+        match run_comparison(dirs)? {
+            Some(t) => t,
+            None => return Ok(()),
+        }
+    };
     std::fs::write(out.join("compare.txt"), &text)?;
-    std::fs::write(out.join("compare.md"), compare::markdown(&runs))?;
+    std::fs::write(out.join("compare.md"), markdown)?;
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
@@ -131,6 +134,24 @@ fn print_comparison(dirs: &[&Path], out: &Path) -> anyhow::Result<()> {
     )?;
     stdout.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// The text and Markdown tables across the kernels' runs, or None (said
+/// on stderr) when they cannot be compared.
+fn run_comparison(dirs: &[&Path]) -> anyhow::Result<Option<(String, String)>> {
+    let runs = dirs
+        .iter()
+        .map(|d| compare::RunResults::read(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Err(e) = compare::check(&runs) {
+        eprintln!("tierbench vm: no table across kernels: {e}");
+        return Ok(None);
+    }
+    if let Some(why) = compare::mismatch(&runs) {
+        eprintln!("tierbench vm: the kernels' runs are not comparable ({why}): no table");
+        return Ok(None);
+    }
+    Ok(Some((compare::text(&runs), compare::markdown(&runs))))
 }
 
 /// The inner command is parsed on the host, so a typo or a bad value is

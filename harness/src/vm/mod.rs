@@ -185,11 +185,16 @@ fn which(bin: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The inner command as the guest runs it: results of `run` and `conform`
-/// go to the guest's /results, which streams back.
+/// The inner command as the guest runs it: results of `run`, `conform`,
+/// `matrix` and `latency --curve` go to the guest's /results, which
+/// streams back.
 fn guest_args(inner: &[String]) -> Vec<String> {
     let mut args = inner.to_vec();
-    let is_run = matches!(args.first().map(String::as_str), Some("run" | "conform"));
+    let is_run = match args.first().map(String::as_str) {
+        Some("run" | "conform" | "matrix") => true,
+        Some("latency") => args.iter().any(|a| a == "--curve"),
+        _ => false,
+    };
     let has_out = args
         .iter()
         .any(|a| a == "-o" || a == "--out" || a.starts_with("--out="));

@@ -311,10 +311,17 @@ fn spin(n: u32) {
     }
 }
 
+/// One load worker's running count of bytes moved, alone on its cache
+/// line: the worker stores it after every step (a plain store, no shared
+/// read-modify-write), the timer sums them.
+#[derive(Default)]
+#[repr(align(64))]
+struct Moved(AtomicU64);
+
 /// Runs `kernel` over `chunk` until `stop`, `delay` spin steps after every
-/// 256 bytes of each array (flat out in 1 MiB steps when 0), adding the
-/// bytes it counts to `bytes` about every MiB. Returns a value derived from
-/// what was read.
+/// 256 bytes of each array (flat out in 1 MiB steps when 0), keeping the
+/// bytes it has counted in `moved` after every step. Returns a value
+/// derived from what was read.
 ///
 /// # Safety
 /// As [`bandwidth::pass`]: the chunk must be this worker's own.
@@ -323,14 +330,14 @@ unsafe fn load_until(
     chunk: Chunk,
     delay: u32,
     stop: &AtomicBool,
-    bytes: &AtomicU64,
+    moved: &Moved,
 ) -> u64 {
     let step = if delay == 0 { 1 << 20 } else { 256 };
     let mut sink = 0u64;
-    let mut local = 0u64;
-    'run: loop {
+    let mut total = 0u64;
+    while !stop.load(Ordering::Relaxed) {
         let mut off = 0;
-        while off < chunk.len {
+        while off < chunk.len && !stop.load(Ordering::Relaxed) {
             let len = step.min(chunk.len - off);
             // SAFETY: off + len stays inside each array of the chunk; both
             // are multiples of 256, as `pass` requires.
@@ -344,15 +351,9 @@ unsafe fn load_until(
             };
             // SAFETY: the caller upholds this function's contract.
             sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, sub) });
-            local += kernel.bytes_per_pass(len);
+            total += kernel.bytes_per_pass(len);
+            moved.0.store(total, Ordering::Relaxed);
             spin(delay);
-            if local >= 1 << 20 {
-                bytes.fetch_add(local, Ordering::Relaxed);
-                local = 0;
-                if stop.load(Ordering::Relaxed) {
-                    break 'run;
-                }
-            }
             off += len;
         }
     }
@@ -388,28 +389,30 @@ impl Load {
     /// delivered while it ran.
     pub fn beside<R>(&self, delay: u32, f: impl FnOnce() -> R) -> Result<(R, f64), pin::PinError> {
         let stop = AtomicBool::new(false);
-        let bytes = AtomicU64::new(0);
+        let moved: Vec<Moved> = self.cpus.iter().map(|_| Moved::default()).collect();
+        let sum = || -> u64 { moved.iter().map(|m| m.0.load(Ordering::Relaxed)).sum() };
         std::thread::scope(|s| {
             let handles: Vec<_> = self
                 .cpus
                 .iter()
                 .zip(&self.chunks)
-                .map(|(&cpu, &chunk)| {
-                    let (stop, bytes, kernel) = (&stop, &bytes, self.kernel);
+                .zip(&moved)
+                .map(|((&cpu, &chunk), moved)| {
+                    let (stop, kernel) = (&stop, self.kernel);
                     s.spawn(move || -> Result<u64, pin::PinError> {
                         pin::pin_current_thread(cpu)?;
                         // SAFETY: the chunk is this worker's own, inside the load buffer.
-                        Ok(unsafe { load_until(kernel, chunk, delay, stop, bytes) })
+                        Ok(unsafe { load_until(kernel, chunk, delay, stop, moved) })
                     })
                 })
                 .collect();
             // Let the load reach its pace before the chase is timed.
             std::thread::sleep(Duration::from_millis(200));
-            let b0 = bytes.load(Ordering::Relaxed);
+            let b0 = sum();
             let t = Instant::now();
             let r = f();
             let secs = t.elapsed().as_secs_f64();
-            let moved = bytes.load(Ordering::Relaxed) - b0;
+            let moved = sum() - b0;
             stop.store(true, Ordering::Relaxed);
             for h in handles {
                 std::hint::black_box(h.join().expect("load worker panicked")?);
@@ -481,17 +484,17 @@ mod tests {
         let chunk = Chunk { a, b: a, c: a, len };
         let run = |delay| {
             let stop = AtomicBool::new(false);
-            let bytes = AtomicU64::new(0);
+            let moved = Moved::default();
             std::thread::scope(|s| {
-                let (stop, bytes) = (&stop, &bytes);
+                let (stop, moved) = (&stop, &moved);
                 s.spawn(move || {
                     // SAFETY: the chunk is this test's own buffer.
-                    unsafe { load_until(BwKernel::Read, chunk, delay, stop, bytes) }
+                    unsafe { load_until(BwKernel::Read, chunk, delay, stop, moved) }
                 });
                 std::thread::sleep(Duration::from_millis(200));
                 stop.store(true, Ordering::Relaxed);
             });
-            bytes.load(Ordering::Relaxed)
+            moved.0.load(Ordering::Relaxed)
         };
         let (flat, slow) = (run(0), run(20_000));
         assert!(
