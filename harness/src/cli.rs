@@ -44,13 +44,21 @@ pub enum Command {
     Vm(VmArgs),
     /// Bandwidth of a kernel (read, write, copy, triad, mixes) from a CPU node to a memory node
     Bw(BwArgs),
-    /// Load-to-use latency by pointer chase, idle or under a bandwidth load
+    // The subcommand's struct carries its long help: a doc comment here
+    // would replace it.
+    #[command(about = "Load-to-use latency by pointer chase, idle or under a bandwidth load")]
     Latency(LatencyArgs),
-    /// Idle latency and bandwidth from every CPU node to every memory node
+    // The subcommand's struct carries its long help: a doc comment here
+    // would replace it.
+    #[command(about = "Idle latency and bandwidth from every CPU node to every memory node")]
     Matrix(MatrixArgs),
-    /// Changelog table: variants of a run, or the same scenario across runs, with Welch's t-test
+    // The subcommand's struct carries its long help: a doc comment here
+    // would replace it.
+    #[command(
+        about = "Changelog table: variants of a run, or the same scenario across runs, with Welch's t-test"
+    )]
     Compare(CompareArgs),
-    /// Charts (SVG, PNG) of promotion rate, hot set on the fast tier and throughput over time
+    /// Charts (SVG, PNG): a run's timeline, or a characterisation's loaded-latency curves
     Plot(PlotArgs),
     /// Check NUMA-fault migration decisions against the merged MPOL_F_NUMA_BALANCING rule
     Conform(ConformArgs),
@@ -740,13 +748,13 @@ pub struct LatencyArgs {
                   node (see `tierbench latency --help`), so one command characterises a \
                   machine into one results directory.",
     after_help = "How bytes are counted (10^6 bytes per second, as MLC and STREAM):\n  \
-                  read      every byte loaded\n  \
-                  mix:R:W   per R+W cache lines, R read and W written with ordinary stores; \
-                  bytes loaded + bytes stored\n            \
-                  (the read-for-ownership each written line also costs is not counted)\n  \
-                  triad     a = b + s*c: two arrays read, one written with non-temporal \
-                  stores (no read-for-ownership); 3 x the array\n  \
-                  copy      one read, one written non-temporally; 2 x the array\n\n\
+                  read     every byte loaded\n  \
+                  mix:R:W  per R+W cache lines, R read and W written with ordinary\n           \
+                  stores: bytes loaded + bytes stored (the read-for-ownership\n           \
+                  of each written line is not counted)\n  \
+                  triad    a = b + s*c: two arrays read, one written with non-temporal\n           \
+                  stores (no read-for-ownership): 3 x the array\n  \
+                  copy     one read, one written non-temporally: 2 x the array\n\n\
                   Example:\n  tierbench matrix --curve -o results/this-machine"
 )]
 pub struct MatrixArgs {
@@ -821,7 +829,10 @@ pub enum CompareFormat {
                   Each metric is the mean over iterations with its relative standard deviation, \
                   the change against the baseline, and * where Welch's t-test gives p < 0.05; \
                   then the vmstat rows. Runs of different scenarios, host profiles, node shapes \
-                  or memory sizes are refused unless --force.",
+                  or memory sizes are refused unless --force.\n\n\
+                  Characterisation directories (`matrix -o`, `latency --curve -o`, the \
+                  latency-bandwidth scenario): every figure of the first (latency and bandwidth \
+                  per cell and mix, each curve point) beside the others', with its change.",
     after_help = "Example:\n  tierbench compare results/reference/6.1/promote-hot results/reference/6.12/promote-hot"
 )]
 pub struct CompareArgs {
@@ -838,10 +849,10 @@ pub struct CompareArgs {
 
 #[derive(Debug, Args)]
 pub struct PlotArgs {
-    /// Results directories (timeseries.csv); several runs share the charts
+    /// Results directories: runs (timeseries.csv) or characterisations (curve.csv); several share the chart
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
-    /// Output file stem: writes STEM.svg and STEM.png [default: DIR/timeline]
+    /// Output file stem: writes STEM.svg and STEM.png [default: DIR/timeline or DIR/curve]
     #[arg(long, short = 'o', value_name = "STEM")]
     pub out: Option<PathBuf>,
 }
