@@ -644,6 +644,26 @@ pub struct BwArgs {
     pub json: bool,
 }
 
+/// The loaded-latency curve's options, shared by `latency` and `matrix`.
+#[derive(Debug, Clone, Args)]
+pub struct CurveArgs {
+    /// Sweep the loaded-latency curve over --delays, per memory node
+    #[arg(long)]
+    pub curve: bool,
+    /// The curve's injection delays, increasing (spin steps per 256 bytes moved)
+    #[arg(
+        long,
+        default_value = "default",
+        allow_hyphen_values = true,
+        long_help = "The curve's injection delays, strictly increasing whole numbers: after every \
+                     256 bytes of each array it moves, a load thread spins this many steps \
+                     (about one CPU cycle each); 0 runs it flat out. `default` is 0, 50, 100, \
+                     200, ... doubling to 51200, stopping once two points in a row have a median \
+                     latency within 2% of the idle one; a list given here is swept whole."
+    )]
+    pub delays: crate::workload::curve::Delays,
+}
+
 #[derive(Debug, Args)]
 #[command(
     long_about = "Load-to-use latency by pointer chase: every cache-line slot of the buffer \
@@ -692,22 +712,6 @@ pub struct LatencyArgs {
     /// Injection delay of the load threads (spin steps per 256 bytes; 0 = flat out)
     #[arg(long, default_value_t = 0)]
     pub delay: u32,
-    /// Sweep the loaded-latency curve over --delays, per memory node
-    #[arg(long, help_heading = "Curve")]
-    pub curve: bool,
-    /// The curve's injection delays, increasing (spin steps per 256 bytes moved)
-    #[arg(
-        long,
-        default_value = "default",
-        allow_hyphen_values = true,
-        help_heading = "Curve",
-        long_help = "The curve's injection delays, strictly increasing whole numbers: after every \
-                     256 bytes of each array it moves, a load thread spins this many steps \
-                     (about one CPU cycle each); 0 runs it flat out. `default` is 0, 50, 100, \
-                     200, ... doubling to 51200, stopping once two points in a row have a median \
-                     latency within 2% of the idle one; a list given here is swept whole."
-    )]
-    pub delays: crate::workload::curve::Delays,
     /// Node whose CPU runs the chase (default: the first with CPUs)
     #[arg(long)]
     pub cpu_node: Option<u32>,
@@ -728,6 +732,8 @@ pub struct LatencyArgs {
     /// Length of one timed sample of the chase
     #[arg(long, default_value = "100ms", value_parser = duration_arg)]
     pub sample: Duration,
+    #[command(flatten, next_help_heading = "Curve")]
+    pub sweep: CurveArgs,
     /// Print the result as JSON
     #[arg(long, help_heading = "Output")]
     pub json: bool,
@@ -781,17 +787,8 @@ pub struct MatrixArgs {
         help_heading = "Matrix"
     )]
     pub mixes: Vec<crate::workload::bandwidth::BwKernel>,
-    /// Also sweep the loaded-latency curve of every memory node
-    #[arg(long, help_heading = "Matrix")]
-    pub curve: bool,
-    /// The curve's injection delays (see `tierbench latency --help`)
-    #[arg(
-        long,
-        default_value = "default",
-        allow_hyphen_values = true,
-        help_heading = "Matrix"
-    )]
-    pub delays: crate::workload::curve::Delays,
+    #[command(flatten, next_help_heading = "Matrix")]
+    pub sweep: CurveArgs,
     /// Output format
     #[arg(long, value_enum, default_value = "table", help_heading = "Output")]
     pub format: Format,

@@ -533,22 +533,14 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["mb_per_s"].as_f64().unwrap() > 0.0 && v["passes"].as_u64().unwrap() > 0);
     let out = tb()
         .args(["latency", "--size", "16K", "--duration", "200ms", "--json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["ns_per_load"].as_f64().unwrap() > 0.0);
     // Loaded latency, where the node has a second CPU for the load.
@@ -559,11 +551,7 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
             .args(["--load-threads", "1", "--load-size", "64M", "--chains", "4"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::ok(&out);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["chains"], 4);
         assert_eq!(v["load_threads"], 1);
@@ -575,11 +563,7 @@ fn bw_and_latency_measure_and_refuse_bad_input() {
         .args(["--duration", "200ms", "--format", "csv"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let mut rd = csv::Reader::from_reader(&out.stdout[..]);
     let cells: Vec<_> = rd.records().map(|r| r.unwrap()).collect();
     assert!(!cells.is_empty());
@@ -679,11 +663,7 @@ fn latency_curve_rises_with_the_load_and_reads_back() {
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pts = v.as_array().unwrap();
     assert_eq!(pts.len(), 5, "idle + 4 delays: {v}");
@@ -736,11 +716,7 @@ fn latency_curve_rises_with_the_load_and_reads_back() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     assert!(text.contains("curve node0 delay 0 median ns"), "{text}");
     let out = tb()
         .arg("plot")
@@ -749,11 +725,7 @@ fn latency_curve_rises_with_the_load_and_reads_back() {
         .arg(dir.path().join("both"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let svg = std::fs::read_to_string(dir.path().join("both.svg")).unwrap();
     assert!(
         svg.contains("loaded latency") && svg.contains("node0 (fast)"),

@@ -329,11 +329,7 @@ fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
         .args(["--", "topo", "--format", "json"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::ok(&output);
     let vm: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
     let reason = vm["accel_reason"].as_str().unwrap();
@@ -678,11 +674,7 @@ fn promote_hot_scenario_end_to_end_on_6_12() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&cmp.stdout);
-    assert!(
-        cmp.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cmp.stderr)
-    );
+    common::ok(&cmp);
     assert!(
         table.contains("pgpromote_success") && table.contains("n = 2 iterations"),
         "{table}"
@@ -735,11 +727,7 @@ fn loaded_latency_curve_on_the_cpuless_node_on_6_12() {
         .arg(out.path())
         .output()
         .unwrap();
-    assert!(
-        plot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&plot.stderr)
-    );
+    common::ok(&plot);
     assert!(out.path().join("curve.svg").is_file());
 }
 

@@ -93,7 +93,7 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
 
 pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
-    if a.curve {
+    if a.sweep.curve {
         return curve(a, &topo);
     }
     let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
@@ -268,7 +268,7 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         a.load_size,
         a.size,
         a.page_size.unwrap_or(crate::buffer::PageKind::Thp),
-        a.delays.clone(),
+        a.sweep.delays.clone(),
         duration,
         a.sample,
     )?;
@@ -407,7 +407,7 @@ pub fn matrix_of(
         mixes: a.mixes.clone(),
     };
     matrix::check(&spec, &topo).map_err(input)?;
-    let curve = if a.curve {
+    let curve = if a.sweep.curve {
         let cpu_node = topo.cpu_node(None, "--cpu-node").map_err(input)?.id;
         Some(curve_spec(
             &topo,
@@ -418,7 +418,7 @@ pub fn matrix_of(
             a.bw_size,
             a.latency_size,
             a.page_size,
-            a.delays.clone(),
+            a.sweep.delays.clone(),
             a.duration,
             a.duration.min(Duration::from_millis(100)),
         )?)

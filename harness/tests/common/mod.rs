@@ -63,3 +63,12 @@ pub const LONG_RUN: [&str; 8] = [
     "200ms",
     "-q",
 ];
+
+/// A command's output that must be a success: its stderr otherwise.
+pub fn ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
