@@ -12,6 +12,7 @@ use super::{check_out, discover};
 use crate::cli::{BwArgs, Format, LatencyArgs, MatrixArgs};
 use crate::error::input;
 use crate::report::characterisation;
+use crate::report::csv::TypedSink;
 use crate::report::table::Table;
 use crate::topology::Topology;
 use crate::workload::bandwidth::BwKernel;
@@ -302,7 +303,7 @@ fn run_curve(
     dir: Option<&std::path::Path>,
 ) -> anyhow::Result<Vec<crate::workload::curve::CurvePoint>> {
     let mut file = dir
-        .map(|d| characterisation::RowFile::create(d, characterisation::CURVE_CSV))
+        .map(|d| TypedSink::create(&d.join(characterisation::CURVE_CSV)))
         .transpose()?;
     let mut emit = |p: &crate::workload::curve::CurvePoint| -> std::io::Result<()> {
         eprintln!(
@@ -432,7 +433,7 @@ pub fn matrix_of(
     let file = |name| {
         a.out
             .as_deref()
-            .map(|d| characterisation::RowFile::create(d, name))
+            .map(|d| TypedSink::create(&d.join(name)))
             .transpose()
     };
     let (mut cells_csv, mut mixes_csv) = (

@@ -23,6 +23,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
+use crate::report::csv::TypedSink;
 use crate::report::table::Table;
 use crate::sysfs::SysRoot;
 use crate::telemetry::Snapshot;
@@ -349,12 +350,10 @@ fn rate_limit_check(
     }
     let lifted = rate_limit::run_once(spec, rate_limit::LIFTED_MBPS, at, sys, state)?;
     let path = req.out.join("rate-limit.csv");
-    let mut csv =
-        csv::Writer::from_path(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut csv = TypedSink::create(&path)?;
     for row in limited.rows.iter().chain(&lifted.rows) {
-        csv.serialize(row)?;
+        csv.push(row)?;
     }
-    csv.flush()?;
     let verdict = rate_limit::judge(&limited, &lifted);
     if req.output == Output::Tap {
         for (i, (n, r)) in names
@@ -481,8 +480,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     let stop = crate::interrupt::install()?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
     let csv_path = req.out.join("conform.csv");
-    let mut csv = csv::Writer::from_path(&csv_path)
-        .with_context(|| format!("creating {}", csv_path.display()))?;
+    let mut csv = TypedSink::create(&csv_path)?;
 
     let kernel = sys
         .read_opt("/proc/sys/kernel/osrelease")
@@ -513,8 +511,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                 break;
             }
             let row = run_one(case, &machine, &req, &sys, &topo)?;
-            csv.serialize(&row)?;
-            csv.flush()?;
+            csv.push(&row)?;
             if !req.quiet {
                 eprintln!(
                     "  case {:>2} nb={} {:<24} mask={:<4} exec={} page={}: {:<12} {}",

@@ -1,11 +1,11 @@
 //! A machine's characterisation as a results directory: `matrix.csv` (idle
 //! latency and read bandwidth per CPU node x memory node), `mixes.csv`
 //! (bandwidth per read/write mix), `curve.csv` (loaded-latency curves) and
-//! `system.json`. Written row by row as measured, read back as typed rows,
+//! `system.json`. Written row by row as measured (`report::csv::TypedSink`),
+//! read back as typed rows,
 //! shown as tables, and compared across directories (two machines, or one
 //! before and after a firmware or kernel change).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -19,34 +19,6 @@ use crate::workload::matrix::{Cell, MixRow};
 pub const MATRIX_CSV: &str = "matrix.csv";
 pub const MIXES_CSV: &str = "mixes.csv";
 pub const CURVE_CSV: &str = "curve.csv";
-
-/// A CSV file written a row at a time, each flushed as it is measured, so
-/// a killed run keeps what it finished.
-pub struct RowFile {
-    path: PathBuf,
-    w: csv::Writer<File>,
-}
-
-impl RowFile {
-    pub fn create(dir: &Path, name: &str) -> std::io::Result<RowFile> {
-        let path = dir.join(name);
-        let f = File::create(&path).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("creating {}: {e}", path.display()))
-        })?;
-        Ok(RowFile {
-            path,
-            w: csv::Writer::from_writer(f),
-        })
-    }
-
-    pub fn push(&mut self, row: &impl Serialize) -> std::io::Result<()> {
-        let ctx = |e: &dyn std::fmt::Display| {
-            std::io::Error::other(format!("writing {}: {e}", self.path.display()))
-        };
-        self.w.serialize(row).map_err(|e| ctx(&e))?;
-        self.w.flush().map_err(|e| ctx(&e))
-    }
-}
 
 /// A characterisation directory as `compare` and `plot` read it.
 #[derive(Debug, Clone)]
@@ -394,7 +366,7 @@ mod tests {
         crate::testing::system_record(kernel, None, "0:cpu+mem,1:mem")
             .write(d.path())
             .unwrap();
-        let mut f = RowFile::create(d.path(), CURVE_CSV).unwrap();
+        let mut f = crate::report::csv::TypedSink::create(&d.path().join(CURVE_CSV)).unwrap();
         for p in curve {
             f.push(p).unwrap();
         }

@@ -1,5 +1,8 @@
-//! The CSV sink: header from [`Columns`], one flushed line per row of its
-//! kind (summary rows to `summary.csv`, interval rows to `timeseries.csv`).
+//! CSV files written as rows are measured, each row one flushed line, and
+//! a row that fails half way (a full disk) cut back, so a file only ever
+//! holds whole rows: [`CsvSink`] for a run's sample rows (header from
+//! [`Columns`]), [`TypedSink`] for rows that are serde records
+//! (`conform.csv`, `matrix.csv`, `curve.csv`, ...).
 
 use std::fs::File;
 use std::io::{self, Seek, Write};
@@ -27,54 +30,19 @@ impl RowFile for Vec<u8> {
     }
 }
 
-pub struct CsvSink<W: RowFile> {
+/// Whole lines to `out`: each written in one write and flushed; one that
+/// fails half way is cut back to the last whole line.
+struct WholeLines<W: RowFile> {
     out: W,
     /// For messages: the file's path (or `<memory>`).
     name: PathBuf,
-    /// Bytes of whole rows written so far.
+    /// Bytes of whole lines written so far.
     len: u64,
-    cols: Columns,
-    kind: RowKind,
 }
 
-impl CsvSink<File> {
-    pub fn create(path: &Path, cols: Columns, kind: RowKind) -> io::Result<Self> {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(named)?;
-        }
-        let file = File::create(path).map_err(named)?;
-        Self::with_name(file, path.to_path_buf(), cols, kind)
-    }
-}
-
-impl<W: RowFile> CsvSink<W> {
-    pub fn new(w: W, cols: Columns, kind: RowKind) -> io::Result<Self> {
-        Self::with_name(w, PathBuf::from("<memory>"), cols, kind)
-    }
-
-    fn with_name(out: W, name: PathBuf, cols: Columns, kind: RowKind) -> io::Result<Self> {
-        let mut sink = Self {
-            out,
-            name,
-            len: 0,
-            cols,
-            kind,
-        };
-        let header = sink.cols.header(kind);
-        sink.write_line(&header)?;
-        Ok(sink)
-    }
-
-    /// One line, built whole in memory, then one write: on a failure (a
-    /// full disk) the file is cut back to its last whole row.
-    fn write_line(&mut self, fields: &[String]) -> io::Result<()> {
-        let mut line = ::csv::WriterBuilder::new()
-            .has_headers(false)
-            .from_writer(Vec::new());
-        line.write_record(fields)?;
-        let bytes = line.into_inner().map_err(|e| e.into_error())?;
-        let result = self.out.write_all(&bytes).and_then(|_| self.out.flush());
+impl<W: RowFile> WholeLines<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let result = self.out.write_all(bytes).and_then(|_| self.out.flush());
         if let Err(e) = result {
             let _ = self.out.rollback(self.len);
             return Err(io::Error::new(
@@ -85,9 +53,89 @@ impl<W: RowFile> CsvSink<W> {
         self.len += bytes.len() as u64;
         Ok(())
     }
+}
+
+/// `path` created (its directory too), for whole lines.
+fn create_lines(path: &Path) -> io::Result<WholeLines<File>> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(named)?;
+    }
+    Ok(WholeLines {
+        out: File::create(path).map_err(named)?,
+        name: path.to_path_buf(),
+        len: 0,
+    })
+}
+
+/// The bytes of one CSV record (the header too when `header`), built whole
+/// in memory so they go out in one write.
+fn encode(
+    header: bool,
+    fill: impl FnOnce(&mut ::csv::Writer<Vec<u8>>) -> ::csv::Result<()>,
+) -> io::Result<Vec<u8>> {
+    let mut w = ::csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    fill(&mut w).map_err(io::Error::other)?;
+    w.into_inner().map_err(|e| e.into_error())
+}
+
+pub struct CsvSink<W: RowFile> {
+    lines: WholeLines<W>,
+    cols: Columns,
+    kind: RowKind,
+}
+
+impl CsvSink<File> {
+    pub fn create(path: &Path, cols: Columns, kind: RowKind) -> io::Result<Self> {
+        Self::with_lines(create_lines(path)?, cols, kind)
+    }
+}
+
+impl<W: RowFile> CsvSink<W> {
+    pub fn new(w: W, cols: Columns, kind: RowKind) -> io::Result<Self> {
+        let lines = WholeLines {
+            out: w,
+            name: PathBuf::from("<memory>"),
+            len: 0,
+        };
+        Self::with_lines(lines, cols, kind)
+    }
+
+    fn with_lines(lines: WholeLines<W>, cols: Columns, kind: RowKind) -> io::Result<Self> {
+        let mut sink = Self { lines, cols, kind };
+        let header = sink.cols.header(kind);
+        sink.write_line(&header)?;
+        Ok(sink)
+    }
+
+    fn write_line(&mut self, fields: &[String]) -> io::Result<()> {
+        let bytes = encode(false, |w| w.write_record(fields))?;
+        self.lines.write(&bytes)
+    }
 
     pub fn into_inner(self) -> W {
-        self.out
+        self.lines.out
+    }
+}
+
+/// Serde records to a CSV file, one whole flushed line each as they come;
+/// the header (their field names) goes out with the first.
+pub struct TypedSink {
+    lines: WholeLines<File>,
+}
+
+impl TypedSink {
+    pub fn create(path: &Path) -> io::Result<TypedSink> {
+        Ok(TypedSink {
+            lines: create_lines(path)?,
+        })
+    }
+
+    pub fn push(&mut self, row: &impl serde::Serialize) -> io::Result<()> {
+        let bytes = encode(self.lines.len == 0, |w| w.serialize(row))?;
+        self.lines.write(&bytes)
     }
 }
 
@@ -143,6 +191,25 @@ mod tests {
             .unwrap();
         assert_eq!(&rec[i], "");
         assert_eq!(&rec[rec.len() - 1], "EINVAL, with a comma");
+    }
+
+    /// The header goes out once, with the first record; each record reads
+    /// back as written.
+    #[test]
+    fn typed_rows_carry_one_header() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct R {
+            node: u32,
+            ns: f64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("r.csv");
+        let mut sink = TypedSink::create(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap().len(), 0, "no row, no header");
+        sink.push(&R { node: 0, ns: 1.5 }).unwrap();
+        sink.push(&R { node: 1, ns: 2.0 }).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "node,ns\n0,1.5\n1,2.0\n");
     }
 
     /// Accepts `room` bytes, then fails like a full disk.
