@@ -9,23 +9,7 @@ use crate::error::input;
 pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
     use crate::report::characterisation::{self as ch, Characterisation};
     use crate::report::compare;
-    let machines = a
-        .dirs
-        .iter()
-        .filter(|d| Characterisation::is_one(d))
-        .count();
-    if machines > 0 {
-        if machines < a.dirs.len() {
-            return Err(input(
-                "give either results directories of `tierbench run` or characterisations \
-                 (`matrix -o`, `latency --curve -o`), not both",
-            ));
-        }
-        let runs = a
-            .dirs
-            .iter()
-            .map(|d| Characterisation::read(d))
-            .collect::<Result<Vec<_>, _>>()?;
+    if let Some(runs) = Characterisation::read_all(&a.dirs)? {
         let text = match a.format {
             CompareFormat::Text => ch::compare_text(&runs, false),
             CompareFormat::Markdown => ch::compare_text(&runs, true),

@@ -16,6 +16,7 @@ use crate::report::csv::TypedSink;
 use crate::report::table::Table;
 use crate::topology::Topology;
 use crate::workload::bandwidth::BwKernel;
+use crate::workload::measure;
 
 /// The CPU node (first with CPUs by default) and memory node (the CPU node
 /// by default), checked against the machine.
@@ -29,18 +30,6 @@ fn nodes_for(topo: &Topology, cpu: Option<u32>, mem: Option<u32>) -> anyhow::Res
         )));
     }
     Ok((cpu_node, mem_node))
-}
-
-/// Refuses a working set too small for `threads` workers of `kernel`.
-fn check_bw_size(size: u64, kernel: BwKernel, threads: usize, flag: &str) -> anyhow::Result<()> {
-    let min = crate::workload::measure::min_bw_size(kernel, threads);
-    if size < min {
-        return Err(input(format!(
-            "{flag} {size} is too small for {kernel} x {threads} threads: at least {min} bytes \
-             (one page per array per thread)"
-        )));
-    }
-    Ok(())
 }
 
 pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
@@ -62,7 +51,7 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
             crate::run::MAX_WORKERS_PER_CPU
         )));
     }
-    check_bw_size(a.size, a.kernel, a.threads, "--size")?;
+    measure::check_bw_size(a.size, a.kernel, a.threads, "--size").map_err(input)?;
     if a.duration.is_zero() {
         return Err(input("--duration must be more than 0"));
     }
@@ -119,13 +108,14 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         )));
     }
     let duration = a.duration.unwrap_or(Duration::from_secs(3));
-    check_timing(duration, a.sample)?;
+    measure::check_timing(duration, a.sample).map_err(input)?;
     let cpus = &topo.node(cpu_node).expect("checked").cpus;
     let cpu = cpus.first().expect("node with CPUs");
     let threads = a.load_threads.unwrap_or(0);
     let load = if threads > 0 {
         let cpus = load_cpus(&topo, cpu_node, threads)?;
-        check_bw_size(a.load_size, a.load_kernel, threads, "--load-size")?;
+        measure::check_bw_size(a.load_size, a.load_kernel, threads, "--load-size")
+            .map_err(input)?;
         Some(crate::workload::measure::LoadSpec {
             kernel: a.load_kernel,
             size_bytes: a.load_size as usize,
@@ -179,18 +169,6 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn check_timing(duration: Duration, sample: Duration) -> anyhow::Result<()> {
-    if duration.is_zero() || sample.is_zero() {
-        return Err(input("--duration and --sample must be more than 0"));
-    }
-    if sample > duration {
-        return Err(input(format!(
-            "--sample {sample:?} is longer than --duration {duration:?}: lower it"
-        )));
-    }
-    Ok(())
 }
 
 /// `threads` CPUs of `cpu_node` besides its first (the chase's).
@@ -259,7 +237,6 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         return Err(input("--curve sweeps --delays: leave --delay out"));
     }
     let duration = a.duration.unwrap_or(Duration::from_secs(1));
-    check_timing(duration, a.sample)?;
     let spec = curve_spec(
         topo,
         cpu_node,
@@ -291,7 +268,7 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     );
     if let Some(dir) = &a.out {
-        chart(dir)?;
+        chart(dir, &points);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -327,40 +304,20 @@ fn create_out(
     topo: &Topology,
     scenario: Option<crate::report::schema::ScenarioRecord>,
 ) -> anyhow::Result<()> {
-    use crate::report::schema::SystemRecord;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let caps = crate::probe::Capabilities::probe(topo);
-    let emulated = crate::probe::is_emulated();
-    let sys = crate::sysfs::SysRoot::live();
-    SystemRecord {
-        schema_version: crate::report::SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
-        command_line: std::env::args().collect(),
-        kernel_release: caps.kernel_release.clone(),
-        kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
-        emulated,
-        machine: super::run::machine_of(topo, emulated, None),
-        scenario,
-        topology: serde_json::to_value(topo)?,
-        capabilities: serde_json::to_value(&caps)?,
-        plan: serde_json::Value::Null,
-        knobs_requested: serde_json::Value::Null,
-        knobs_before: Vec::new(),
-        variants: Vec::new(),
-    }
-    .write(dir)?;
+    super::run::system_record(topo, &caps, crate::probe::is_emulated(), None, scenario)?
+        .write(dir)?;
     Ok(())
 }
 
-/// Draws `dir/curve.svg` and `.png` from what the directory holds; a
+/// Draws `dir/curve.svg` and `.png` from the points just measured; a
 /// missing font is a note, not a failure of the measurement.
-fn chart(dir: &std::path::Path) -> anyhow::Result<()> {
-    let c = characterisation::Characterisation::read(dir)?;
-    if c.curve.is_empty() {
-        return Ok(());
+fn chart(dir: &std::path::Path, points: &[crate::workload::curve::CurvePoint]) {
+    if points.is_empty() {
+        return;
     }
-    let lines = crate::report::plot::curve_series(std::slice::from_ref(&c));
+    let lines = crate::report::plot::curve_series(&[("", points)]);
     match crate::report::plot::write_curve(&lines, &dir.join("curve")) {
         Ok(files) => {
             for f in files {
@@ -369,7 +326,6 @@ fn chart(dir: &std::path::Path) -> anyhow::Result<()> {
         }
         Err(e) => eprintln!("tierbench: note: no chart drawn: {e}"),
     }
-    Ok(())
 }
 
 fn print_notes(topo: &Topology, out: &mut impl Write) -> std::io::Result<()> {
@@ -500,7 +456,7 @@ pub fn matrix_of(
         }
     );
     if let Some(dir) = &a.out {
-        chart(dir)?;
+        chart(dir, &points);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -515,11 +471,7 @@ fn render_matrix(
     let mems: Vec<u32> = topo.memory_nodes().iter().collect();
     let label = |m: u32| {
         let c = cells.iter().find(|c| c.mem_node == m).expect("measured");
-        format!(
-            "node{m} ({}{})",
-            c.mem_role,
-            if c.cpuless { ", no CPUs" } else { "" }
-        )
+        characterisation::node_title(m, c.mem_role, c.cpuless)
     };
     type Get = Box<dyn Fn(&Cell) -> String>;
     let tables: [(&str, Get); 2] = [

@@ -9,36 +9,28 @@ use crate::report::characterisation::Characterisation;
 use crate::report::plot;
 
 pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
-    let curves = a
-        .dirs
-        .iter()
-        .filter(|d| Characterisation::is_one(d))
-        .count();
-    let files = if curves == 0 {
-        let t = plot::read(&a.dirs)?;
-        let stem = a.out.unwrap_or_else(|| a.dirs[0].join("timeline"));
-        plot::write(&t, &stem)
-    } else if curves == a.dirs.len() {
-        let runs = a
-            .dirs
-            .iter()
-            .map(|d| Characterisation::read(d))
-            .collect::<Result<Vec<_>, _>>()?;
-        let lines = plot::curve_series(&runs);
-        if lines.is_empty() {
-            return Err(input(format!(
-                "{}: no curve.csv rows to draw: measure one with `tierbench latency --curve -o` \
-                 or `tierbench matrix --curve -o`",
-                a.dirs[0].display()
-            )));
+    let files = match Characterisation::read_all(&a.dirs)? {
+        None => {
+            let t = plot::read(&a.dirs)?;
+            let stem = a.out.unwrap_or_else(|| a.dirs[0].join("timeline"));
+            plot::write(&t, &stem)
         }
-        let stem = a.out.unwrap_or_else(|| a.dirs[0].join("curve"));
-        plot::write_curve(&lines, &stem)
-    } else {
-        return Err(input(
-            "give either results directories of `tierbench run` (timelines) or of `matrix`/\
-             `latency --curve` (curves), not both",
-        ));
+        Some(runs) => {
+            let curves: Vec<(&str, &[_])> = runs
+                .iter()
+                .map(|r| (r.label.as_str(), r.curve.as_slice()))
+                .collect();
+            let lines = plot::curve_series(&curves);
+            if lines.is_empty() {
+                return Err(input(format!(
+                    "{}: no curve.csv rows to draw: measure one with `tierbench latency --curve \
+                     -o` or `tierbench matrix --curve -o`",
+                    a.dirs[0].display()
+                )));
+            }
+            let stem = a.out.unwrap_or_else(|| a.dirs[0].join("curve"));
+            plot::write_curve(&lines, &stem)
+        }
     }
     .map_err(|e| anyhow::anyhow!(e))?;
     for f in files {

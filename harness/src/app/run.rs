@@ -26,7 +26,7 @@ use crate::workload::pattern::{Mix, PatternSpec};
 /// Where the run ran, for `system.json`: native or emulated, and inside
 /// `tierbench vm` the host profile and accelerator (the guest's init says
 /// which).
-pub(crate) fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) -> Machine {
+fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) -> Machine {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     Machine {
         kind: if emulated {
@@ -54,6 +54,36 @@ pub(crate) fn machine_of(topo: &Topology, emulated: bool, host: Option<&str>) ->
             .map(|n| (n.id, n.mem_total_kib.map(|k| k / 1024)))
             .collect(),
     }
+}
+
+/// `system.json` of this process on this machine; what a run planned and
+/// changed (plan, knobs, variants) is left empty for the caller to fill.
+pub(crate) fn system_record(
+    topo: &Topology,
+    caps: &Capabilities,
+    emulated: bool,
+    host: Option<&str>,
+    scenario: Option<crate::report::schema::ScenarioRecord>,
+) -> anyhow::Result<SystemRecord> {
+    Ok(SystemRecord {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
+        command_line: std::env::args().collect(),
+        kernel_release: caps.kernel_release.clone(),
+        kernel_cmdline: SysRoot::live()
+            .read_opt("/proc/cmdline")
+            .unwrap_or_default(),
+        emulated,
+        machine: machine_of(topo, emulated, host),
+        scenario,
+        topology: serde_json::to_value(topo)?,
+        capabilities: serde_json::to_value(caps)?,
+        plan: serde_json::Value::Null,
+        knobs_requested: serde_json::Value::Null,
+        knobs_before: Vec::new(),
+        variants: Vec::new(),
+    })
 }
 
 /// How messages name an option: its flag, or the scenario key that set it.
@@ -280,17 +310,6 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         panic!("TIERBENCH_TEST_PANIC_AFTER_KNOBS is set");
     }
     let mut record = SystemRecord {
-        schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        git_revision: option_env!("TIERBENCH_GIT_REVISION").map(String::from),
-        command_line: std::env::args().collect(),
-        kernel_release: caps.kernel_release.clone(),
-        kernel_cmdline: sys.read_opt("/proc/cmdline").unwrap_or_default(),
-        emulated: facts.emulated,
-        machine: machine_of(&topo, facts.emulated, a.host.as_deref()),
-        scenario: scenario.as_ref().map(Scenario::record),
-        topology: serde_json::to_value(&topo)?,
-        capabilities: serde_json::to_value(&caps)?,
         plan: serde_json::to_value(&plan)?,
         knobs_requested: serde_json::to_value(&knob_plan)?,
         knobs_before: guard
@@ -298,7 +317,13 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect(),
-        variants: Vec::new(),
+        ..system_record(
+            &topo,
+            &caps,
+            facts.emulated,
+            a.host.as_deref(),
+            scenario.as_ref().map(Scenario::record),
+        )?
     };
     let record_path = SystemRecord::path(&out_dir);
     let write_record = |r: &SystemRecord| -> anyhow::Result<()> { Ok(r.write(&out_dir)?) };

@@ -40,6 +40,26 @@ impl Characterisation {
             && [MATRIX_CSV, CURVE_CSV].iter().any(|f| dir.join(f).exists())
     }
 
+    /// Reads `dirs` when every one is a characterisation; `None` when none
+    /// is (results of `tierbench run`); mixing the two is refused.
+    pub fn read_all(dirs: &[PathBuf]) -> Result<Option<Vec<Characterisation>>, InputError> {
+        let n = dirs.iter().filter(|d| Characterisation::is_one(d)).count();
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < dirs.len() {
+            return Err(InputError::new(
+                "give either results directories of `tierbench run` or characterisations \
+                 (`matrix -o`, `latency --curve -o`), not both"
+                    .to_string(),
+            ));
+        }
+        dirs.iter()
+            .map(|d| Characterisation::read(d))
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
     pub fn read(dir: &Path) -> Result<Characterisation, InputError> {
         let sys = SystemRecord::read(dir)?;
         let file = |name: &str| -> Result<CsvRows, InputError> {
@@ -57,12 +77,7 @@ impl Characterisation {
         let curve = maybe(CURVE_CSV)?.map(|f| f.typed()).transpose()?;
         let c = Characterisation {
             dir: dir.to_path_buf(),
-            label: sys
-                .kernel_release
-                .trim_end_matches("-amd64")
-                .chars()
-                .take(16)
-                .collect(),
+            label: super::compare::short_release(&sys.kernel_release),
             emulated: sys.machine.kind == MachineKind::Emulated,
             cells: cells.unwrap_or_default(),
             mixes: mixes.unwrap_or_default(),
@@ -79,7 +94,8 @@ impl Characterisation {
     }
 }
 
-fn node_title(m: u32, role: impl std::fmt::Display, cpuless: bool) -> String {
+/// `node1 (slow, no CPUs)`: how tables and charts name a memory node.
+pub fn node_title(m: u32, role: impl std::fmt::Display, cpuless: bool) -> String {
     format!("node{m} ({role}{})", if cpuless { ", no CPUs" } else { "" })
 }
 

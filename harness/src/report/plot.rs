@@ -16,6 +16,7 @@ use plotters::prelude::*;
 
 use super::schema::{self, CsvRows, SystemRecord};
 use crate::error::InputError;
+use crate::workload::curve::CurvePoint;
 
 /// Where the font comes from: Debian's fonts-dejavu-core.
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -308,35 +309,31 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, t: &Timeline) -> Resul
     root.present().map_err(|e| e.to_string())
 }
 
-/// The loaded-latency curves of one or more characterisations: one colour
-/// per memory node, one dash style per directory (run or kernel), median
-/// latency against the load's delivered bandwidth.
-pub fn curve_series(runs: &[super::characterisation::Characterisation]) -> Vec<Series> {
+/// The loaded-latency curves of one or more runs, each its label (e.g. the
+/// kernel, used when there are several) and its points: one colour per
+/// memory node, one dash style per run, median latency against the load's
+/// delivered bandwidth.
+pub fn curve_series(runs: &[(&str, &[CurvePoint])]) -> Vec<Series> {
     let mut nodes: Vec<u32> = runs
         .iter()
-        .flat_map(|r| r.curve.iter().map(|p| p.mem_node))
+        .flat_map(|(_, pts)| pts.iter().map(|p| p.mem_node))
         .collect();
     nodes.sort_unstable();
     nodes.dedup();
     let mut out = Vec::new();
-    for (dash, run) in runs.iter().enumerate() {
+    for (dash, (label, curve)) in runs.iter().enumerate() {
         let prefix = if runs.len() > 1 {
-            format!("{} ", run.label)
+            format!("{label} ")
         } else {
             String::new()
         };
         for (colour, &m) in nodes.iter().enumerate() {
-            let mut pts: Vec<&crate::workload::curve::CurvePoint> =
-                run.curve.iter().filter(|p| p.mem_node == m).collect();
+            let mut pts: Vec<&CurvePoint> = curve.iter().filter(|p| p.mem_node == m).collect();
             let Some(first) = pts.first() else { continue };
-            let label = format!(
-                "{prefix}node{m} ({}{})",
-                first.mem_role,
-                if first.cpuless { ", no CPUs" } else { "" }
-            );
+            let title = super::characterisation::node_title(m, first.mem_role, first.cpuless);
             pts.sort_by(|a, b| a.load_mb_per_s.total_cmp(&b.load_mb_per_s));
             out.push(Series {
-                label,
+                label: format!("{prefix}{title}"),
                 points: pts
                     .iter()
                     .map(|p| (p.load_mb_per_s, p.latency_median_ns))

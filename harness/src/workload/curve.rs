@@ -139,24 +139,13 @@ impl CurveSpec {
                 return Err("--delays is empty: give e.g. 0,100,1000".into());
             }
         }
-        if self.duration.is_zero() || self.sample.is_zero() {
-            return Err("--duration and --sample must be more than 0".into());
-        }
-        if self.sample > self.duration {
-            return Err(format!(
-                "--sample {:?} is longer than --duration {:?}: a point would have one sample",
-                self.sample, self.duration
-            ));
-        }
-        let min = super::measure::min_bw_size(self.load_kernel, self.load_cpus.len());
-        if (self.load_size as u64) < min {
-            return Err(format!(
-                "--load-size {} is too small for {} x {} threads: at least {min} bytes",
-                self.load_size,
-                self.load_kernel,
-                self.load_cpus.len()
-            ));
-        }
+        super::measure::check_timing(self.duration, self.sample)?;
+        super::measure::check_bw_size(
+            self.load_size as u64,
+            self.load_kernel,
+            self.load_cpus.len(),
+            "--load-size",
+        )?;
         let need = (self.load_size + self.chase_size) as u64;
         for &m in &self.mem_nodes {
             let free = topo.free_bytes(&crate::topology::NodeSet::single(m));

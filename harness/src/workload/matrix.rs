@@ -160,13 +160,7 @@ pub fn check(spec: &MatrixSpec, topo: &Topology) -> Result<(), String> {
             ));
         }
         for k in kernels(spec) {
-            let min = measure::min_bw_size(k, threads);
-            if (spec.bw_size as u64) < min {
-                return Err(format!(
-                    "--bw-size {} is too small for {threads} {k} threads: at least {min} bytes",
-                    spec.bw_size
-                ));
-            }
+            measure::check_bw_size(spec.bw_size as u64, k, threads, "--bw-size")?;
         }
     }
     if spec.latency_size < 2 * 64 {

@@ -94,6 +94,38 @@ pub fn min_bw_size(kernel: BwKernel, threads: usize) -> u64 {
     (threads * kernel.arrays() * 4096) as u64
 }
 
+/// Refuses a working set (given as `flag`) too small for `threads`
+/// workers of `kernel`.
+pub fn check_bw_size(
+    size: u64,
+    kernel: BwKernel,
+    threads: usize,
+    flag: &str,
+) -> Result<(), String> {
+    let min = min_bw_size(kernel, threads);
+    if size < min {
+        return Err(format!(
+            "{flag} {size} is too small for {kernel} x {threads} threads: at least {min} bytes \
+             (one page per array per thread)"
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a chase timing that cannot give samples: a zero duration or
+/// sample, or a sample longer than the duration.
+pub fn check_timing(duration: Duration, sample: Duration) -> Result<(), String> {
+    if duration.is_zero() || sample.is_zero() {
+        return Err("--duration and --sample must be more than 0".into());
+    }
+    if sample > duration {
+        return Err(format!(
+            "--sample {sample:?} is longer than --duration {duration:?}: lower it"
+        ));
+    }
+    Ok(())
+}
+
 pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
     let threads = spec.cpus.len();
     let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;

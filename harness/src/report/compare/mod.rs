@@ -126,7 +126,7 @@ impl RunResults {
 }
 
 /// `6.12.117+deb12-amd64` -> `6.12.117+deb12`: keeps columns narrow.
-fn short_release(r: &str) -> String {
+pub(crate) fn short_release(r: &str) -> String {
     r.trim_end_matches("-amd64").chars().take(16).collect()
 }
 
