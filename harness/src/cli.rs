@@ -368,8 +368,16 @@ pub struct RunArgs {
     )]
     pub fill_fast_leave: Option<u64>,
 
-    /// Allocate even if the buffer exceeds the target nodes' free memory
-    #[arg(long, help_heading = "Run")]
+    /// Allocate even if the buffer exceeds the target nodes' free memory, or run tiering on a tier-check failure
+    #[arg(
+        long,
+        help_heading = "Run",
+        long_help = "Run what would otherwise be refused as measuring nothing: a buffer larger \
+                     than the target nodes' free memory, or NUMA balancing in tiering mode on a \
+                     machine whose CPU-less memory shares the DRAM tier (the tier check in \
+                     `tierbench topo`: promotion counts would stay zero whatever the policy). \
+                     The results then say so."
+    )]
     pub force: bool,
 
     /// Host profile this machine must match: a name (`tierbench hosts`) or a path

@@ -77,6 +77,14 @@ const BUILT_IN_HOSTS: &[(&str, &str)] = &[
         "qemu-4node-3tier",
         include_str!("../../hosts/qemu-4node-3tier.toml"),
     ),
+    (
+        "qemu-cxl-type3",
+        include_str!("../../hosts/qemu-cxl-type3.toml"),
+    ),
+    (
+        "qemu-cpuless-no-hmat",
+        include_str!("../../hosts/qemu-cpuless-no-hmat.toml"),
+    ),
     ("single-node", include_str!("../../hosts/single-node.toml")),
     (
         "lab-template",

@@ -48,6 +48,12 @@ impl SysRoot {
     pub fn exists(&self, rel: &str) -> bool {
         self.path(rel).exists()
     }
+    /// The last part of a symbolic link's target (`driver` -> `kmem`), or
+    /// `None` where there is no such link.
+    pub fn link_name(&self, rel: &str) -> Option<String> {
+        let target = fs::read_link(self.path(rel)).ok()?;
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
     /// Names of the entries of a directory, sorted; empty where it is absent.
     pub fn list(&self, rel: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.path(rel))

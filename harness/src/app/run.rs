@@ -86,6 +86,37 @@ pub(crate) fn system_record(
     })
 }
 
+/// A promotion run (NUMA balancing in tiering mode) on a machine whose
+/// CPU-less memory shares the DRAM tier would print zeros for a reason
+/// that has nothing to do with the policy: refused unless forced.
+fn check_tier_trap(
+    topo: &Topology,
+    a: &RunArgs,
+    name: Namer,
+    plan: &mut Plan,
+) -> anyhow::Result<()> {
+    use crate::cli::BalancingMode;
+    let Some(trap) = topo.tier_trap() else {
+        return Ok(());
+    };
+    if !matches!(
+        a.numa_balancing,
+        Some(BalancingMode::Tiering | BalancingMode::Both)
+    ) {
+        return Ok(());
+    }
+    if !a.force {
+        return Err(input(format!(
+            "{} = tiering on this machine measures nothing: {}; pass --force to run anyway",
+            name("numa-balancing"),
+            trap.why
+        )));
+    }
+    eprintln!("tierbench run: --force: {}", trap.why);
+    plan.notes.push(Note::TierTrap(trap.why));
+    Ok(())
+}
+
 /// How messages name an option: its flag, or the scenario key that set it.
 type Namer<'a> = &'a dyn Fn(&str) -> String;
 
@@ -273,6 +304,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let knob_plan = knob_plan(&a, &*names)?;
+    check_tier_trap(&topo, &a, &*names, &mut plan)?;
     let sys = SysRoot::live();
     let state = a
         .state_file

@@ -55,6 +55,8 @@ pub enum Note {
     Unsupported(String),
     /// A signal stopped the variant at this step.
     InterruptedWhile(&'static str),
+    /// Run with `--force` although CPU-less memory shares the DRAM tier.
+    TierTrap(String),
 }
 
 impl fmt::Display for Note {
@@ -128,6 +130,7 @@ impl fmt::Display for Note {
             }
             Note::Unsupported(why) => f.write_str(why),
             Note::InterruptedWhile(step) => write!(f, "interrupted while {step}"),
+            Note::TierTrap(why) => write!(f, "run with --force: {why}"),
         }
     }
 }

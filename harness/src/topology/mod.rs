@@ -6,6 +6,8 @@
 //! on the live system hwloc then supplies the CPU sets, which are what the
 //! pinning code binds to. This module does not pin or allocate.
 
+pub mod blocks;
+pub mod cxl;
 pub mod hwloc;
 pub mod idset;
 
@@ -50,6 +52,8 @@ pub struct Node {
     /// The memory tier the kernel put this node in, if it reports tiers.
     pub tier: Option<u32>,
     pub hmat: Option<Hmat>,
+    /// Its memory blocks, online and by zone.
+    pub memory_blocks: Option<blocks::NodeBlocks>,
 }
 
 impl Node {
@@ -108,8 +112,23 @@ pub struct Topology {
     pub distances: Vec<Vec<u32>>,
     pub roles: Roles,
     pub cpu_source: CpuSource,
+    /// CXL memory devices, decoders, regions and DAX devices (empty
+    /// without CXL).
+    pub cxl: cxl::CxlInventory,
+    pub hotplug: blocks::Hotplug,
     /// Things discovery noticed and the user should know.
     pub notes: Vec<String>,
+}
+
+/// CPU-less memory the kernel left in the top (DRAM) tier: to the kernel
+/// it is DRAM, so NUMA balancing's tiering mode never promotes from it nor
+/// demotes to it, whatever the memory policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierTrap {
+    pub nodes: NodeSet,
+    pub tier: u32,
+    /// Why, and what fixes it, in one line.
+    pub why: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +186,7 @@ impl Topology {
                 mem_free_kib: meminfo_kib(&meminfo, "MemFree"),
                 tier,
                 hmat: read_hmat(sys, &dir)?,
+                memory_blocks: blocks::NodeBlocks::read(sys, id),
             });
             let row: Vec<u32> = sys
                 .read_opt(&format!("{dir}/distance"))
@@ -197,13 +217,66 @@ impl Topology {
                     .to_string(),
             );
         }
-        Ok(Self {
+        let mut topo = Self {
             nodes,
             tiers,
             distances,
             roles,
             cpu_source: CpuSource::Sysfs,
+            cxl: cxl::CxlInventory::read(sys),
+            hotplug: blocks::Hotplug::read(sys),
             notes,
+        };
+        if let Some(trap) = topo.tier_trap() {
+            topo.notes.push(trap.why);
+        }
+        Ok(topo)
+    }
+
+    /// CPU-less memory nodes in the same memory tier as the nodes with
+    /// CPUs, on a kernel that reports tiers: the trap that makes every
+    /// promotion count zero.
+    pub fn tier_trap(&self) -> Option<TierTrap> {
+        let top = self.tiers.iter().find(|t| {
+            t.nodes.iter().any(|n| {
+                self.node(n)
+                    .is_some_and(|n| !n.is_cpuless() && n.has_memory())
+            })
+        })?;
+        let nodes: NodeSet = top
+            .nodes
+            .iter()
+            .filter(|&n| {
+                self.node(n)
+                    .is_some_and(|n| n.is_cpuless() && n.has_memory())
+            })
+            .collect();
+        if nodes.is_empty() {
+            return None;
+        }
+        let cause = if nodes.iter().any(|n| self.cxl.dax_of_node(n).is_some()) {
+            "CXL memory onlined without a tier of its own (kmem found CDAT/HMAT numbers that \
+             rank it as DRAM)"
+        } else if nodes
+            .iter()
+            .any(|n| self.node(n).is_some_and(|n| n.hmat.is_some()))
+        {
+            "the kernel ignores HMAT numbers when it builds tiers before 6.10"
+        } else {
+            "the firmware gives no performance data for it (no HMAT/CDAT entry), so the kernel \
+             takes it for DRAM"
+        };
+        Some(TierTrap {
+            why: format!(
+                "tier check: CPU-less node(s) {nodes} share memory_tier{} with the DRAM node(s): \
+                 {cause}; NUMA balancing's tiering mode (numa_balancing=2) then never promotes \
+                 from them or demotes to them, so promotion counts stay zero whatever the \
+                 policy. Fix: a 6.10+ kernel with HMAT entries for the node, or CXL memory \
+                 onlined through kmem",
+                top.id
+            ),
+            nodes,
+            tier: top.id,
         })
     }
 

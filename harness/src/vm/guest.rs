@@ -21,6 +21,8 @@ use crate::topology::Topology;
 /// Where the host puts the guest's instructions inside the initramfs.
 pub const ARGS_FILE: &str = "/tierbench/args.json";
 pub const PROFILE_FILE: &str = "/tierbench/profile.toml";
+/// The guest kernel's config, where `probe` reads kernel options.
+pub const KERNEL_CONFIG_FILE: &str = "/boot/config";
 pub const RESULTS: &str = "/results";
 /// Set for the inner command: the host profile and the accelerator.
 pub const ENV_PROFILE: &str = "TIERBENCH_HOST_PROFILE";
@@ -44,6 +46,9 @@ pub struct GuestConfig {
     /// Files the inner command reads (a scenario), by guest path.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Kernel modules to load first, in order (guest paths).
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 
 /// Never returns: powers the machine off.
@@ -141,10 +146,10 @@ fn check_kernel(profile: &Profile) -> Result<(), GuestError> {
         .read_opt("/sys/devices/system/node/online")
         .unwrap_or_default();
     let nodes: crate::topology::NodeSet = online.parse().unwrap_or_default();
-    if nodes.len() < profile.nodes.len() {
+    if nodes.len() < profile.nodes.len() + profile.cxl.len() {
         missing.push(format!(
             "CONFIG_NUMA / CONFIG_ACPI_NUMA (the guest sees node(s) {online:?}, the profile defines {})",
-            profile.nodes.len()
+            profile.nodes.len() + profile.cxl.len()
         ));
     }
     if !sys.exists("/proc/sys/kernel/numa_balancing") {
@@ -180,9 +185,26 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
     )
     .map_err(|e| format!("{PROFILE_FILE}: {e}"))?;
     profile.name = config.profile.clone();
+    for m in &config.modules {
+        super::modules::load(m).map_err(|e| GuestError {
+            kind: GuestErrorKind::KernelConfig,
+            text: format!("loading the CXL/DAX drivers: {e}"),
+        })?;
+    }
+    fs::create_dir_all(RESULTS).map_err(|e| e.to_string())?;
+    if !profile.cxl.is_empty() {
+        let onlined = super::cxl_region::online_all(&profile.cxl)
+            .map_err(|e| format!("onlining the CXL memory: {e}"))?;
+        for o in &onlined {
+            eprintln!("tierbench guest: CXL: {}", o.summary());
+        }
+        let _ = fs::write(
+            format!("{RESULTS}/cxl.json"),
+            serde_json::to_string_pretty(&onlined).unwrap_or_default(),
+        );
+    }
     check_kernel(&profile)?;
 
-    fs::create_dir_all(RESULTS).map_err(|e| e.to_string())?;
     // What the kernel made of the emulated machine, and how that compares
     // with the profile's expectations.
     let topo = Topology::discover().map_err(|e| e.to_string())?;

@@ -143,7 +143,11 @@ fn pad<W: Write>(w: &mut W, len: usize) -> io::Result<()> {
 }
 
 /// Writes the initramfs for `binary` plus `extra` files (path, contents).
-pub fn build(binary: &Path, extra: &[(&str, Vec<u8>)], dest: &Path) -> Result<(), InitramfsError> {
+pub fn build(
+    binary: &Path,
+    extra: &[(String, Vec<u8>)],
+    dest: &Path,
+) -> Result<(), InitramfsError> {
     let read = |p: &Path| {
         std::fs::read(p).map_err(|source| InitramfsError::Read {
             path: p.display().to_string(),

@@ -6,9 +6,11 @@
 //! between them over the second serial port, [`initramfs`] the archive
 //! holding this binary and its libraries, [`qemu`] the command line.
 
+pub mod cxl_region;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod modules;
 pub mod profile;
 pub mod qemu;
 pub mod stream;
@@ -127,6 +129,23 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
             qemu::QEMU
         )));
     }
+    if !profile.cxl.is_empty() {
+        let (major, minor) = profile::CXL_MIN_QEMU;
+        match qemu::version() {
+            Some(v) if v < (major, minor) => {
+                return Err(input(format!(
+                    "host profile {} needs QEMU {major}.{minor} or newer (volatile CXL type-3 \
+                     memory); {} is {}.{}: install a newer one (Debian 12: apt-get install -t \
+                     bookworm-backports qemu-system-x86, or scripts/setup)",
+                    profile.name,
+                    qemu::QEMU,
+                    v.0,
+                    v.1
+                )))
+            }
+            _ => {}
+        }
+    }
     let k = &req.kernel;
     if !k.is_file() {
         return Err(input(format!(
@@ -153,6 +172,7 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
             )));
         }
     }
+    guest_modules(&profile, k).map_err(|e| input(format!("--kernel {}: {e}", k.display())))?;
     if req.timeout.is_zero() {
         return Err(input("--timeout must be more than 0, e.g. --timeout 300s"));
     }
@@ -167,6 +187,23 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
         }
     }
     Ok(profile)
+}
+
+/// The modules the profile's devices need from this kernel, in load
+/// order (none for a profile without CXL, or a kernel with them built in).
+fn guest_modules(profile: &Profile, kernel: &Path) -> Result<Vec<modules::Module>, String> {
+    if profile.cxl.is_empty() {
+        return Ok(Vec::new());
+    }
+    let config = config_beside(kernel)
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .unwrap_or_default();
+    modules::resolve(
+        modules::tree_of(kernel).as_deref(),
+        &config,
+        modules::CXL_DRIVERS,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// MemTotal of this host, MiB.
@@ -254,23 +291,33 @@ fn boot_once(
     let exe = std::env::current_exe().context("locating the tierbench binary")?;
     let initrd = dir.join("initramfs.cpio");
     let profile_text = profile.text.clone().into_bytes();
-    initramfs::build(
-        &exe,
-        &[
-            (
-                guest::ARGS_FILE,
-                serde_json::to_vec(&guest::GuestConfig {
-                    args: inner.to_vec(),
-                    profile: profile.name.clone(),
-                    crash_init: req.crash_init,
-                    accel: accel.to_string(),
-                    files: files.clone(),
-                })?,
-            ),
-            (guest::PROFILE_FILE, profile_text),
-        ],
-        &initrd,
-    )?;
+    let modules = guest_modules(profile, &req.kernel).map_err(input)?;
+    let mut extra: Vec<(String, Vec<u8>)> = vec![
+        (
+            guest::ARGS_FILE.into(),
+            serde_json::to_vec(&guest::GuestConfig {
+                args: inner.to_vec(),
+                profile: profile.name.clone(),
+                crash_init: req.crash_init,
+                accel: accel.to_string(),
+                files: files.clone(),
+                modules: modules.iter().map(modules::Module::guest_path).collect(),
+            })?,
+        ),
+        (guest::PROFILE_FILE.into(), profile_text),
+    ];
+    for m in &modules {
+        let bytes =
+            std::fs::read(&m.path).with_context(|| format!("reading {}", m.path.display()))?;
+        extra.push((m.guest_path(), bytes));
+    }
+    // The kernel's config, where the guest's `probe` looks for it.
+    if let Some(cfg) = config_beside(&req.kernel) {
+        if let Ok(text) = std::fs::read(&cfg) {
+            extra.push((guest::KERNEL_CONFIG_FILE.into(), text));
+        }
+    }
+    initramfs::build(&exe, &extra, &initrd)?;
     let files = Boot {
         kernel: req.kernel.clone(),
         initramfs: initrd.clone(),

@@ -52,7 +52,62 @@ pub struct Expect {
     pub fast: NodeSet,
     #[serde(deserialize_with = "de_idset")]
     pub slow: NodeSet,
+    /// The kernel is expected to leave the slow nodes in the DRAM tier (a
+    /// profile built to trip the tier check: no HMAT, so no performance
+    /// data).
+    #[serde(default)]
+    pub shared_tier: bool,
 }
+
+/// The zone a hot-added CXL memory block is onlined into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnlineZone {
+    /// ZONE_MOVABLE (`online_movable`): what `daxctl` does by default; the
+    /// memory can be offlined again and holds no kernel allocations.
+    Movable,
+    /// The kernel's zone (`online_kernel`, ZONE_NORMAL).
+    Normal,
+}
+
+impl OnlineZone {
+    /// The word `auto_online_blocks` takes.
+    pub fn auto_online_word(self) -> &'static str {
+        match self {
+            OnlineZone::Movable => "online_movable",
+            OnlineZone::Normal => "online_kernel",
+        }
+    }
+}
+
+/// A volatile CXL type-3 memory device of an emulated machine (QEMU's
+/// `cxl-type3` behind its own `pxb-cxl` host bridge and `cxl-rp` root port,
+/// mapped through its own fixed memory window). The kernel makes it a new
+/// CPU-less node once its region is onlined through `kmem`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CxlDevice {
+    /// The device's volatile capacity (a multiple of 256 MiB).
+    pub memory_mib: u64,
+    /// The CXL fixed memory window it is mapped through (CEDT CFMWS), at
+    /// least the capacity, a multiple of 256 MiB.
+    pub window_mib: u64,
+    /// The zone its memory is onlined into.
+    #[serde(default = "default_zone")]
+    pub online: OnlineZone,
+    /// The device's serial number, as the guest's `cxl` sysfs reports it.
+    pub serial: Option<u64>,
+}
+
+fn default_zone() -> OnlineZone {
+    OnlineZone::Movable
+}
+
+/// CXL capacities and windows come in 256 MiB units (the CXL HDM decoder
+/// granularity).
+pub const CXL_UNIT_MIB: u64 = 256;
+/// The first QEMU with volatile `cxl-type3` memory (`volatile-memdev=`).
+pub const CXL_MIN_QEMU: (u32, u32) = (8, 0);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +125,10 @@ pub struct Profile {
     pub distances: Vec<Distance>,
     #[serde(default)]
     pub hmat: Vec<HmatEntry>,
+    /// CXL type-3 memory devices (emulated); each becomes the node after
+    /// the `[[node]]`s, in order.
+    #[serde(default)]
+    pub cxl: Vec<CxlDevice>,
     pub expect: Expect,
     /// The file's stem, for messages (filled in by `load`).
     #[serde(skip)]
@@ -133,6 +192,7 @@ impl Profile {
         if ids.len() != self.nodes.len() {
             return Err("two [[node]] entries share an id".into());
         }
+        let all_ids = ids.union(&self.cxl_nodes());
         if self.kind == Kind::Emulated {
             let want_ids: NodeSet = (0..self.nodes.len() as NodeId).collect();
             if ids != want_ids {
@@ -142,15 +202,23 @@ impl Profile {
             }
         }
         for set in [&self.expect.fast, &self.expect.slow] {
-            if let Some(n) = set.iter().find(|n| !ids.contains(*n)) {
+            if let Some(n) = set.iter().find(|n| !all_ids.contains(*n)) {
                 return Err(format!(
-                    "[expect] names node {n}, which no [[node]] defines"
+                    "[expect] names node {n}, which no [[node]] or [[cxl]] defines"
                 ));
             }
         }
         if self.kind == Kind::Lab {
+            if !self.cxl.is_empty() {
+                return Err(
+                    "[[cxl]] describes an emulated device: a lab profile lists its \
+                            expanders as [[expander]]"
+                        .into(),
+                );
+            }
             return Ok(());
         }
+        self.validate_cxl()?;
         let cpus = self.cpus.ok_or("an emulated profile needs `cpus`")?;
         if !(1..=MAX_VCPUS).contains(&cpus) {
             return Err(format!(
@@ -226,6 +294,39 @@ impl Profile {
         Ok(())
     }
 
+    /// The node ids the kernel gives the CXL devices' memory: one per
+    /// fixed memory window, after the firmware's nodes.
+    pub fn cxl_nodes(&self) -> NodeSet {
+        let first = self.nodes.len() as NodeId;
+        (first..first + self.cxl.len() as NodeId).collect()
+    }
+
+    /// The guest's `maxmem`: room for every window's memory to be hot-added.
+    pub fn max_memory_mib(&self) -> u64 {
+        self.memory_mib.unwrap_or(0) + self.cxl.iter().map(|c| c.window_mib).sum::<u64>()
+    }
+
+    fn validate_cxl(&self) -> Result<(), String> {
+        for (i, c) in self.cxl.iter().enumerate() {
+            let at = format!("[[cxl]] #{}", i + 1);
+            if c.memory_mib == 0 || c.memory_mib % CXL_UNIT_MIB != 0 {
+                return Err(format!(
+                    "{at}: memory_mib = {} must be a positive multiple of {CXL_UNIT_MIB} \
+                     (CXL decoders map 256 MiB units)",
+                    c.memory_mib
+                ));
+            }
+            if c.window_mib % CXL_UNIT_MIB != 0 || c.window_mib < c.memory_mib {
+                return Err(format!(
+                    "{at}: window_mib = {} does not fit memory_mib = {}: the fixed memory \
+                     window must be at least the device's capacity, in {CXL_UNIT_MIB} MiB units",
+                    c.window_mib, c.memory_mib
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&NodeDef> {
         self.nodes.iter().find(|n| n.id == id)
     }
@@ -241,7 +342,12 @@ impl Profile {
     /// Node ids and which nodes have CPUs: is this the machine at all?
     pub fn check_shape(&self, topo: &Topology) -> Vec<String> {
         let mut out = Vec::new();
-        let want: NodeSet = self.nodes.iter().map(|n| n.id).collect();
+        let want: NodeSet = self
+            .nodes
+            .iter()
+            .map(|n| n.id)
+            .collect::<NodeSet>()
+            .union(&self.cxl_nodes());
         if topo.node_ids() != want {
             out.push(format!(
                 "profile {} has nodes {want}, the machine has {}",
@@ -265,7 +371,17 @@ impl Profile {
     /// The tiers the kernel built against the profile's expectation.
     pub fn check_tiers(&self, topo: &Topology) -> Vec<String> {
         let mut out = Vec::new();
-        if self.expect.slow.is_empty() {
+        if self.expect.shared_tier {
+            if topo.tier_trap().is_none() {
+                out.push(format!(
+                    "profile {} expects CPU-less node(s) {} to share the DRAM tier, the kernel \
+                     reports {}",
+                    self.name,
+                    self.expect.slow,
+                    tiers_text(topo)
+                ));
+            }
+        } else if self.expect.slow.is_empty() {
             if topo.has_slow_tier() {
                 out.push(format!(
                     "profile {} expects no slow nodes, the machine has slow node(s) {} ({})",

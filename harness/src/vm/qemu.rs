@@ -68,7 +68,15 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
             // 5-level paging under TCG crashed a 7.3 guest early in boot
             // once in about ten boots here ("Fatal exception in interrupt"
             // at a 57-bit address); tiering does not care about it.
-            push("max,la57=off".into());
+            // A CXL guest must not see the hypervisor CPUID bit: x86
+            // kernels refuse to commit a CXL region in a guest ("Failed to
+            // synchronize CPU cache state") unless built with
+            // CXL_REGION_INVALIDATION_TEST, which Debian's are not.
+            push(if profile.cxl.is_empty() {
+                "max,la57=off".into()
+            } else {
+                "max,la57=off,hypervisor=off".into()
+            });
         }
     }
     let cpus = profile.cpus.unwrap_or(1);
@@ -76,11 +84,21 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
         Some(s) => format!("{cpus},sockets={s},cores={},threads=1", cpus / s.max(1)),
         None => cpus.to_string(),
     };
+    let mut machine = "q35".to_string();
+    if !profile.hmat.is_empty() {
+        machine.push_str(",hmat=on");
+    }
+    let mut memory = format!("{}M", profile.memory_mib.unwrap_or(1024));
+    if !profile.cxl.is_empty() {
+        machine.push_str(",cxl=on");
+        // Room in the guest's physical address map for hot-added memory.
+        memory.push_str(&format!(",maxmem={}M,slots=8", profile.max_memory_mib()));
+    }
     for s in [
         "-machine".to_string(),
-        "q35,hmat=on".into(),
+        machine,
         "-m".into(),
-        format!("{}M", profile.memory_mib.unwrap_or(1024)),
+        memory,
         "-smp".into(),
         smp,
         "-display".into(),
@@ -126,6 +144,9 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
         push("-numa".into());
         push(format!("dist,src={},dst={},val={}", d.from, d.to, d.value));
     }
+    for arg in cxl_args(profile) {
+        push(arg);
+    }
     for h in &profile.hmat {
         push("-numa".into());
         push(format!(
@@ -139,6 +160,56 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
         ));
     }
     a
+}
+
+/// Each CXL device behind its own host bridge (`pxb-cxl`) and root port
+/// (`cxl-rp`), mapped through its own fixed memory window: the shape of
+/// QEMU's docs/system/devices/cxl.rst for volatile memory.
+fn cxl_args(profile: &Profile) -> Vec<String> {
+    let mut a = Vec::new();
+    for (i, c) in profile.cxl.iter().enumerate() {
+        let serial = c.serial.unwrap_or(i as u64 + 1);
+        for arg in [
+            "-object".to_string(),
+            format!(
+                "memory-backend-ram,id=cxl-mem{i},share=on,size={}M",
+                c.memory_mib
+            ),
+            "-device".into(),
+            format!("pxb-cxl,bus_nr={},bus=pcie.0,id=cxl.{i}", 12 + 16 * i),
+            "-device".into(),
+            format!(
+                "cxl-rp,port=0,bus=cxl.{i},id=cxl-rp{i},chassis=0,slot={}",
+                2 + i
+            ),
+            "-device".into(),
+            format!(
+                "cxl-type3,bus=cxl-rp{i},volatile-memdev=cxl-mem{i},id=cxl-vmem{i},sn={serial}"
+            ),
+            "-M".into(),
+            format!(
+                "cxl-fmw.{i}.targets.0=cxl.{i},cxl-fmw.{i}.size={}M",
+                c.window_mib
+            ),
+        ] {
+            a.push(arg);
+        }
+    }
+    a
+}
+
+/// The version `qemu-system-x86_64 --version` prints ("QEMU emulator
+/// version 10.0.2 (Debian ...)"), as (major, minor).
+pub fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.split("version ").nth(1)?.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// The installed QEMU's version, if it runs.
+pub fn version() -> Option<(u32, u32)> {
+    let out = Command::new(QEMU).arg("--version").output().ok()?;
+    parse_version(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// How a boot ended.
@@ -262,6 +333,42 @@ mod tests {
         ] {
             assert!(a.contains(want), "missing {want:?} in {a}");
         }
+    }
+
+    #[test]
+    fn cxl_devices_get_a_bridge_a_port_and_a_window() {
+        let p = Profile::load("qemu-cxl-type3").unwrap();
+        let boot = Boot {
+            kernel: "/k".into(),
+            initramfs: "/i".into(),
+            console_log: "/c".into(),
+            stream: "/s".into(),
+        };
+        let a = args(&p, Accel::Tcg, &boot).join(" ");
+        for want in [
+            "-cpu max,la57=off,hypervisor=off",
+            "-machine q35,cxl=on",
+            "-m 2048M,maxmem=6144M,slots=8",
+            "memory-backend-ram,id=cxl-mem0,share=on,size=256M",
+            "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
+            "-device cxl-rp,port=0,bus=cxl.0,id=cxl-rp0,chassis=0,slot=2",
+            "-device cxl-type3,bus=cxl-rp0,volatile-memdev=cxl-mem0,id=cxl-vmem0,sn=",
+            "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.size=4096M",
+        ] {
+            assert!(a.contains(want), "missing {want:?} in {a}");
+        }
+        assert!(!a.contains("hmat=on"), "{a}");
+    }
+
+    #[test]
+    fn qemu_versions_parse() {
+        let v = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\n";
+        assert_eq!(parse_version(v), Some((10, 0)));
+        assert_eq!(
+            parse_version("QEMU emulator version 7.2.22 (Debian)"),
+            Some((7, 2))
+        );
+        assert_eq!(parse_version("nonsense"), None);
     }
 
     #[test]

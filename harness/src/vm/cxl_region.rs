@@ -1,0 +1,262 @@
+//! Guest side: turns each CXL memory device into system RAM the way `cxl
+//! create-region` and `daxctl reconfigure-device --mode=system-ram` do,
+//! through sysfs alone (the guest has no ndctl). Without decoders the
+//! firmware programmed, the kernel assembles no region by itself.
+//!
+//! Per device: a RAM region from the root decoder of its window, the
+//! device's endpoint decoder sized and set as its target, committed and
+//! bound to `cxl_region`; the DAX device that appears is handed to `kmem`,
+//! which hot-adds it as a new CPU-less node, onlined into the profile's
+//! zone through `auto_online_blocks`.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::profile::CxlDevice;
+use crate::sysfs::SysRoot;
+use crate::topology::blocks::NodeBlocks;
+use crate::topology::cxl::parse_number;
+
+const CXL: &str = "/sys/bus/cxl/devices";
+const DAX: &str = "/sys/bus/dax/devices";
+const AUTO_ONLINE: &str = "/sys/devices/system/memory/auto_online_blocks";
+
+/// What was done for one device: `cxl.json` in the results.
+#[derive(Debug, Clone, Serialize)]
+pub struct Onlined {
+    pub memdev: String,
+    pub serial: Option<String>,
+    pub root_decoder: String,
+    pub endpoint_decoder: String,
+    pub region: String,
+    pub size_bytes: u64,
+    pub interleave_ways: u32,
+    pub interleave_granularity: u32,
+    pub dax: String,
+    pub node: u32,
+    /// The zone asked for and the blocks as the kernel then reports them.
+    pub zone_requested: String,
+    pub blocks: Option<NodeBlocks>,
+    pub seconds: f64,
+}
+
+impl Onlined {
+    /// One line for the console and the closing note.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} (serial {}): {} via {} + {}, {} MiB, {} way(s) x {} B -> {} -> node {} ({})",
+            self.memdev,
+            self.serial.as_deref().unwrap_or("?"),
+            self.region,
+            self.root_decoder,
+            self.endpoint_decoder,
+            self.size_bytes >> 20,
+            self.interleave_ways,
+            self.interleave_granularity,
+            self.dax,
+            self.node,
+            self.blocks
+                .as_ref()
+                .map_or("no memory blocks".into(), NodeBlocks::summary)
+        )
+    }
+}
+
+fn write(path: &str, value: &str) -> Result<(), String> {
+    std::fs::write(path, value).map_err(|e| format!("writing {value:?} to {path}: {e}"))
+}
+
+fn read(sys: &SysRoot, path: &str) -> Result<String, String> {
+    sys.read_opt(path)
+        .ok_or_else(|| format!("{path}: absent (see the console for the driver's messages)"))
+}
+
+/// Polls until `f` gives a value: drivers probe asynchronously.
+fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Result<T, String> {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if t0.elapsed() > timeout {
+            return Err(format!("{what} did not appear within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Onlines every device, in order; device `i` is mapped through root
+/// decoder `i` (the profile gives each device its own window).
+pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
+    let sys = SysRoot::live();
+    if devices.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !sys.exists("/sys/bus/cxl") {
+        return Err("no /sys/bus/cxl: the guest kernel lacks CONFIG_CXL_BUS".into());
+    }
+    let names = |prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = sys
+            .list(CXL)
+            .into_iter()
+            .filter(|n| n.starts_with(prefix))
+            .collect();
+        v.sort_by_key(|n| {
+            n.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .split('.')
+                .map(|p| p.parse::<u32>().unwrap_or(0))
+                .collect::<Vec<_>>()
+        });
+        v
+    };
+    let timeout = Duration::from_secs(20);
+    // Root decoders: the windows, the ones a RAM region is created from.
+    let roots = wait_for("a CXL root decoder (cxl_acpi, CEDT)", timeout, || {
+        let r: Vec<String> = names("decoder")
+            .into_iter()
+            .filter(|d| sys.exists(&format!("{CXL}/{d}/create_ram_region")))
+            .collect();
+        (r.len() >= devices.len()).then_some(r)
+    })?;
+    // Memory onlined before tierbench came (firmware-programmed decoders,
+    // auto-onlining, a udev rule) is not tierbench's to take over.
+    let inventory = crate::topology::cxl::CxlInventory::read(&sys);
+    if let Some(d) = inventory.dax.iter().find(|d| d.mode == "system-ram") {
+        return Err(format!(
+            "{} is already system RAM (node {}): something onlined the CXL memory before \
+             tierbench; it is left as it is",
+            d.name,
+            d.target_node.map_or("?".into(), |n| n.to_string())
+        ));
+    }
+    let old_auto = sys.read_opt(AUTO_ONLINE);
+    let result = (|| {
+        let mut out = Vec::new();
+        for (i, dev) in devices.iter().enumerate() {
+            out.push(online_one(&sys, i, dev, &roots[i], timeout)?);
+        }
+        Ok(out)
+    })();
+    if let Some(v) = old_auto {
+        let _ = write(AUTO_ONLINE, &v);
+    }
+    result
+}
+
+fn online_one(
+    sys: &SysRoot,
+    i: usize,
+    dev: &CxlDevice,
+    root: &str,
+    timeout: Duration,
+) -> Result<Onlined, String> {
+    let t0 = Instant::now();
+    let memdev = format!("mem{i}");
+    // The memory device's endpoint port: the one whose uport is memN.
+    let endpoint = wait_for(
+        &format!("{memdev}'s endpoint port (cxl_pci, cxl_mem)"),
+        timeout,
+        || {
+            sys.list(CXL).into_iter().find(|n| {
+                n.starts_with("endpoint")
+                    && sys.link_name(&format!("{CXL}/{n}/uport")).as_deref() == Some(&memdev)
+            })
+        },
+    )?;
+    let port = endpoint.trim_start_matches("endpoint");
+    let ep_decoder = wait_for(&format!("{endpoint}'s decoders"), timeout, || {
+        let d = format!("decoder{port}.0");
+        sys.exists(&format!("{CXL}/{d}/dpa_size")).then_some(d)
+    })?;
+    let ep = format!("{CXL}/{ep_decoder}");
+    if sys
+        .read_opt(&format!("{ep}/region"))
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(format!(
+            "{ep_decoder} already belongs to a region: the device was set up before tierbench \
+             (firmware or an earlier run)"
+        ));
+    }
+    let size = dev.memory_mib << 20;
+    let ram = read(sys, &format!("{CXL}/{memdev}/ram/size"))?;
+    if parse_number(&ram).unwrap_or(0) < size {
+        return Err(format!(
+            "{memdev} has {ram} bytes of volatile memory, the profile gives {} MiB",
+            dev.memory_mib
+        ));
+    }
+
+    // The region, from the root decoder of the device's window.
+    let rd = format!("{CXL}/{root}");
+    let region = read(sys, &format!("{rd}/create_ram_region"))?;
+    write(&format!("{rd}/create_ram_region"), &region)?;
+    let reg = format!("{CXL}/{region}");
+    let granularity = read(sys, &format!("{rd}/interleave_granularity"))?;
+    write(&format!("{reg}/interleave_granularity"), &granularity)?;
+    write(&format!("{reg}/interleave_ways"), "1")?;
+    write(&format!("{ep}/mode"), "ram")?;
+    write(&format!("{ep}/dpa_size"), &size.to_string())?;
+    write(&format!("{reg}/size"), &size.to_string())?;
+    write(&format!("{reg}/target0"), &ep_decoder)?;
+    write(&format!("{reg}/commit"), "1")?;
+    // From 6.3 dax_cxl hands a RAM region's DAX device to kmem itself, and
+    // the memory is onlined the moment it is added: the zone is set first.
+    write(AUTO_ONLINE, dev.online.auto_online_word())?;
+    write("/sys/bus/cxl/drivers/cxl_region/bind", &region)?;
+
+    // Its DAX device (dax_cxl), then kmem onlines it into the chosen zone.
+    let dax = wait_for(&format!("{region}'s DAX device (dax_cxl)"), timeout, || {
+        sys.list(DAX).into_iter().find(|d| {
+            std::fs::canonicalize(sys.path(&format!("{DAX}/{d}")))
+                .is_ok_and(|p| p.iter().any(|c| c.to_string_lossy() == region.as_str()))
+        })
+    })?;
+    let dd = format!("{DAX}/{dax}");
+    let driver = || sys.link_name(&format!("{dd}/driver"));
+    // Probing is asynchronous: give the DAX device a moment to find its
+    // driver before taking it over.
+    let _ = wait_for(
+        "a driver for the DAX device",
+        Duration::from_secs(2),
+        driver,
+    );
+    if driver().as_deref() != Some("kmem") {
+        // Older kernels make it a devdax device: what daxctl
+        // reconfigure-device --mode=system-ram does.
+        if driver().as_deref() == Some("device_dax") {
+            write("/sys/bus/dax/drivers/device_dax/unbind", &dax)?;
+        }
+        write("/sys/bus/dax/drivers/kmem/new_id", &dax)?;
+        if driver().as_deref() != Some("kmem") {
+            write("/sys/bus/dax/drivers/kmem/bind", &dax)?;
+        }
+    }
+    let node: u32 = read(sys, &format!("{dd}/target_node"))?
+        .parse()
+        .map_err(|e| format!("{dd}/target_node: {e}"))?;
+    let blocks = wait_for(&format!("node {node}'s memory online"), timeout, || {
+        NodeBlocks::read(sys, node).filter(|b| b.online == b.blocks)
+    })
+    .ok();
+    Ok(Onlined {
+        serial: sys.read_opt(&format!("{CXL}/{memdev}/serial")),
+        memdev,
+        root_decoder: root.to_string(),
+        endpoint_decoder: ep_decoder,
+        size_bytes: size,
+        interleave_ways: 1,
+        interleave_granularity: granularity.parse().unwrap_or(0),
+        region,
+        dax,
+        node,
+        zone_requested: dev.online.auto_online_word().to_string(),
+        blocks,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
