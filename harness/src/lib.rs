@@ -16,6 +16,7 @@ pub mod cli;
 pub mod conform;
 pub mod error;
 pub mod interrupt;
+pub mod kconfig;
 pub mod knobs;
 pub mod mempolicy;
 pub mod named;

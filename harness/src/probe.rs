@@ -59,6 +59,10 @@ pub struct Capabilities {
     pub hugetlb: BTreeMap<String, Option<u64>>,
     /// perf events: "ok" or why not.
     pub perf: BTreeMap<String, String>,
+    /// The kernel options the experiment relies on.
+    pub kernel_config: crate::kconfig::KernelConfig,
+    /// CPU-less memory the kernel left in the DRAM tier, if any.
+    pub tier_trap: Option<crate::topology::TierTrap>,
 }
 
 impl Capabilities {
@@ -109,10 +113,13 @@ impl Capabilities {
             .map(|r| (r.name.to_string(), r.status.to_string()))
             .collect();
 
+        let kernel_release = sys
+            .read_opt("/proc/sys/kernel/osrelease")
+            .unwrap_or_default();
         Self {
-            kernel_release: sys
-                .read_opt("/proc/sys/kernel/osrelease")
-                .unwrap_or_default(),
+            kernel_config: crate::kconfig::KernelConfig::read(&sys, &kernel_release),
+            tier_trap: topo.tier_trap(),
+            kernel_release,
             // SAFETY: geteuid has no preconditions.
             is_root: unsafe { libc::geteuid() } == 0,
             probe_nodes,

@@ -92,7 +92,18 @@ impl Run {
 /// The promotion scenario; `pattern` adds workload options (the default
 /// is a sweep of one word per page over the hot half).
 fn promotion_run(kernel: &Path, out: &Path, pattern: &[&str]) -> Run {
-    let output = vm_cmd("qemu-dram-cxl", "tcg", "240s", kernel, out)
+    promotion_run_on("qemu-dram-cxl", kernel, out, pattern, &[])
+}
+
+/// The promotion scenario on `host`, with `extra` options for `run`.
+fn promotion_run_on(
+    host: &str,
+    kernel: &Path,
+    out: &Path,
+    pattern: &[&str],
+    extra: &[&str],
+) -> Run {
+    let output = vm_cmd(host, "tcg", "240s", kernel, out)
         .args([
             "--",
             "run",
@@ -115,6 +126,7 @@ fn promotion_run(kernel: &Path, out: &Path, pattern: &[&str]) -> Run {
             pattern
         })
         .args(["--duration", "6s", "-q"])
+        .args(extra)
         .args([
             "--policy",
             "preferred-many:fast",
@@ -245,11 +257,21 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let run = promotion_run(&k, out.path(), &[]);
+    // Both nodes share one tier on 6.1: the tier check refuses a tiering
+    // run unless forced, and the forced run says why in every row.
+    let run = promotion_run_on("qemu-dram-cxl", &k, out.path(), &[], &["--force"]);
     assert!(run.vm["guest_kernel_release"]
         .as_str()
         .unwrap()
         .starts_with("6.1."));
+    for variant in ["preferred-many:0", "preferred-many:0+balancing"] {
+        let notes = run.cell(run.summary(variant), "notes");
+        assert!(
+            notes.contains("run with --force: tier check: CPU-less node(s) 1 share memory_tier4")
+                && notes.contains("before 6.10"),
+            "{notes}"
+        );
+    }
     let with = run.summary("preferred-many:0+balancing");
     assert_eq!(run.cell(with, "status"), "unsupported");
     assert!(run.cell(with, "notes").contains("EINVAL"), "{:?}", with);
@@ -770,6 +792,8 @@ fn kernel_a_b_runs_both_and_compares() {
             "promote-hot",
             "--iterations",
             "1",
+            // 6.1 fails the tier check: both nodes in one tier.
+            "--force",
             "-q",
         ])
         .output()
@@ -874,4 +898,116 @@ fn item06_qemu_dies_with_tierbench_vm() {
             }
         }
     }
+}
+
+/// The CXL driver path: a volatile CXL type-3 device, its region created
+/// and onlined through kmem by the guest's init, becomes node 1 in a lower
+/// memory tier than DRAM, every block in ZONE_MOVABLE; the promotion
+/// scenario on it promotes with the flag and not without.
+fn check_cxl_type3(kernel_var: &str, release: &str) {
+    let Some(k) = kernel(kernel_var) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promotion_run_on("qemu-cxl-type3", &k, out.path(), &[], &[]);
+    assert!(
+        run.vm["guest_kernel_release"]
+            .as_str()
+            .unwrap()
+            .starts_with(release),
+        "{:?}",
+        run.vm
+    );
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.path().join(name)).unwrap()).unwrap()
+    };
+    let onlined = read("cxl.json");
+    let dev = &onlined[0];
+    assert_eq!(dev["memdev"], "mem0", "{onlined}");
+    assert_eq!(dev["region"], "region0");
+    assert_eq!(dev["size_bytes"], 256u64 << 20);
+    assert_eq!(dev["interleave_ways"], 1);
+    assert_eq!(dev["node"], 1);
+    assert_eq!(dev["zone_requested"], "online_movable");
+    assert_eq!(dev["blocks"]["zones"]["Movable"], dev["blocks"]["blocks"]);
+    // What the kernel reports, read back by topology discovery.
+    let topo = read("guest-topology.json");
+    let nodes = topo["nodes"].as_array().unwrap();
+    let (dram, cxl) = (&nodes[0], &nodes[1]);
+    assert_eq!(cxl["cpus"], "", "{topo}");
+    assert!(
+        cxl["tier"].as_u64().unwrap() > dram["tier"].as_u64().unwrap(),
+        "CXL node not in a lower tier: {}",
+        topo["tiers"]
+    );
+    assert_eq!(topo["roles"]["source"], "kernel-tiers");
+    assert_eq!(topo["cxl"]["memdevs"][0]["ram_bytes"], 256u64 << 20);
+    assert_eq!(topo["cxl"]["regions"][0]["committed"], true);
+    assert_eq!(topo["cxl"]["dax"][0]["mode"], "system-ram");
+    assert_eq!(topo["cxl"]["dax"][0]["target_node"], 1);
+    let sys = read("system.json");
+    assert_eq!(
+        sys["capabilities"]["kernel_config"]["options"]["CONFIG_DEV_DAX_KMEM"],
+        "m"
+    );
+    assert!(sys["capabilities"]["tier_trap"].is_null());
+    check_promotion(&run);
+}
+
+#[test]
+fn cxl_type3_memory_is_onlined_and_promoted_from_on_6_12() {
+    check_cxl_type3("TIERBENCH_KERNEL_6_12", "6.12");
+}
+
+#[test]
+fn cxl_type3_memory_is_onlined_and_promoted_from_on_the_newest_debian_kernel() {
+    check_cxl_type3("TIERBENCH_KERNEL_LATEST", "");
+}
+
+/// A CPU-less node without HMAT data lands in the DRAM tier: the guest's
+/// topology flags it, the profile's expectation (shared_tier) holds, and
+/// a tiering run is refused with the reason and the way out.
+#[test]
+fn tier_check_trips_on_a_cpuless_node_without_hmat_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-cpuless-no-hmat", "tcg", "240s", &k, out.path())
+        .args(["--", "run", "--scenario", "promote-hot", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let refusal: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("measures nothing"))
+        .collect();
+    assert_eq!(refusal.len(), 1, "{stderr}");
+    assert!(
+        refusal[0].contains("knobs.numa_balancing = tiering")
+            && refusal[0].contains("CPU-less node(s) 1 share memory_tier4")
+            && refusal[0].contains("no HMAT/CDAT entry")
+            && refusal[0].ends_with("pass --force to run anyway"),
+        "{}",
+        refusal[0]
+    );
+    assert!(!out.path().join("summary.csv").exists());
+    let topo: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("guest-topology.json")).unwrap())
+            .unwrap();
+    assert_eq!(topo["tiers"].as_array().unwrap().len(), 1, "{topo}");
+    assert!(
+        topo["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .starts_with("tier check: CPU-less node(s) 1")),
+        "{topo}"
+    );
+    let vm: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    assert!(
+        vm["expectation_mismatches"].as_array().unwrap().is_empty(),
+        "{vm}"
+    );
 }

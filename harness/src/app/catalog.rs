@@ -52,7 +52,8 @@ pub fn check_host(spec: &str) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(spec).map_err(crate::error::input_from)?;
     let topo = super::discover()?;
     let shape = profile.check_shape(&topo);
-    let tiers = profile.check_tiers(&topo);
+    let mut tiers = profile.check_tiers(&topo);
+    tiers.extend(profile.check_expanders(&topo));
     let mut out = std::io::stdout().lock();
     for m in &shape {
         writeln!(out, "mismatch: {m}")?;

@@ -89,6 +89,26 @@ pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "hugetlb pages reserved: {}", huge.join("  "))?;
             let perf: Vec<String> = caps.perf.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             writeln!(out, "perf events: {}", perf.join("  "))?;
+            match &caps.kernel_config.source {
+                Some(src) => writeln!(
+                    out,
+                    "kernel config ({src}): {}",
+                    caps.kernel_config.summary()
+                )?,
+                None => writeln!(
+                    out,
+                    "kernel config: not found (no /proc/config.gz, no /boot/config-{})",
+                    caps.kernel_release
+                )?,
+            }
+            writeln!(
+                out,
+                "tier check: {}",
+                match &caps.tier_trap {
+                    Some(trap) => format!("FAILED: node(s) {} (see the note below)", trap.nodes),
+                    None => "ok (no CPU-less memory in the DRAM tier)".into(),
+                }
+            )?;
             for n in &t.notes {
                 writeln!(out, "note: {n}")?;
             }

@@ -298,7 +298,9 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
                 shape.join("; ")
             )));
         }
-        for m in profile.check_tiers(&topo) {
+        let mut expected = profile.check_tiers(&topo);
+        expected.extend(profile.check_expanders(&topo));
+        for m in expected {
             eprintln!("tierbench run: profile expectation not met: {m}");
             plan.notes.push(Note::ProfileExpectation(m));
         }

@@ -25,6 +25,7 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                 "write_lat_ns",
                 "read_bw_mbps",
                 "write_bw_mbps",
+                "online_zones",
             ]);
             for n in &t.nodes {
                 let role = if t.roles.fast.contains(n.id) {
@@ -55,6 +56,9 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                     opt(h.write_latency_ns),
                     opt(h.read_bandwidth_mbps),
                     opt(h.write_bandwidth_mbps),
+                    n.memory_blocks
+                        .as_ref()
+                        .map_or("-".into(), |b| zones_cell(&b.zones)),
                 ]);
             }
             if args.format == Format::Csv {
@@ -112,10 +116,80 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                 crate::topology::CpuSource::Sysfs => "sysfs",
             };
             writeln!(out, "cpu lists from: {source}")?;
+            write_hotplug(&mut out, &t)?;
             for n in &t.notes {
                 writeln!(out, "note: {n}")?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `Movable 2, Normal 13`: a node's online memory blocks by zone.
+fn zones_cell(zones: &std::collections::BTreeMap<String, u32>) -> String {
+    if zones.is_empty() {
+        return "-".into();
+    }
+    zones
+        .iter()
+        .map(|(z, n)| format!("{z} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Memory hotplug settings and, where there is CXL memory, its devices,
+/// regions and DAX devices.
+fn write_hotplug(out: &mut impl Write, t: &crate::topology::Topology) -> std::io::Result<()> {
+    let h = &t.hotplug;
+    writeln!(
+        out,
+        "memory hotplug: block size {}, auto_online_blocks={}",
+        h.block_size_bytes
+            .map_or("-".into(), |b| format!("{} MiB", b >> 20)),
+        h.auto_online_blocks.as_deref().unwrap_or("(absent)")
+    )?;
+    let c = &t.cxl;
+    if c.is_empty() {
+        return Ok(());
+    }
+    let mib = |b: Option<u64>| opt(b.map(|b| b >> 20));
+    writeln!(out)?;
+    let mut devs = Table::new(["cxl memdev", "serial", "firmware", "ram_mib", "pmem_mib"]);
+    for d in &c.memdevs {
+        devs.push([
+            d.name.clone(),
+            opt(d.serial.as_ref()),
+            opt(d.firmware_version.as_ref()),
+            mib(d.ram_bytes),
+            mib(d.pmem_bytes),
+        ]);
+    }
+    write!(out, "{}", devs.render())?;
+    writeln!(out)?;
+    let mut regions = Table::new([
+        "cxl region",
+        "size_mib",
+        "ways",
+        "granularity",
+        "committed",
+        "targets",
+        "dax",
+        "dax mode",
+        "node",
+    ]);
+    for r in &c.regions {
+        let dax = c.dax.iter().find(|d| d.region.as_deref() == Some(&r.name));
+        regions.push([
+            r.name.clone(),
+            mib(r.size),
+            opt(r.interleave_ways),
+            opt(r.interleave_granularity),
+            if r.committed { "yes" } else { "no" }.into(),
+            r.targets.join(" "),
+            opt(dax.map(|d| &d.name)),
+            opt(dax.map(|d| &d.mode)),
+            opt(dax.and_then(|d| d.target_node)),
+        ]);
+    }
+    write!(out, "{}", regions.render())
 }

@@ -263,8 +263,8 @@ impl Topology {
         {
             "the kernel ignores HMAT numbers when it builds tiers before 6.10"
         } else {
-            "the firmware gives no performance data for it (no HMAT/CDAT entry), so the kernel \
-             takes it for DRAM"
+            "no performance data for it reached the kernel (no HMAT/CDAT entry, or a kernel \
+             before 6.10, which ignores HMAT when it builds tiers), so it takes it for DRAM"
         };
         Some(TierTrap {
             why: format!(
@@ -516,6 +516,28 @@ mod tests {
         assert_eq!(t.roles.source, RoleSource::CpulessNodes);
         assert_eq!(t.roles.slow.to_string(), "1");
         assert!(t.notes.iter().any(|n| n.contains("one memory tier")));
+        // The tier check names the node, the tier and the cause.
+        let trap = t.tier_trap().unwrap();
+        assert_eq!((trap.nodes.to_string(), trap.tier), ("1".to_string(), 4));
+        assert!(trap.why.contains("before 6.10"), "{}", trap.why);
+        assert!(t.notes.contains(&trap.why));
+    }
+
+    #[test]
+    fn cxl_memory_onlined_by_kmem_has_its_own_tier() {
+        let t = Topology::from_sysfs(&data("cxl-type3-6.12")).unwrap();
+        assert_eq!(t.nodes[1].tier, Some(22));
+        assert_eq!(t.roles.source, RoleSource::KernelTiers);
+        assert!(t.tier_trap().is_none());
+        assert_eq!(t.cxl.memdevs.len(), 1);
+        let blocks = t.nodes[1].memory_blocks.as_ref().unwrap();
+        assert_eq!(blocks.zones.get("Movable"), Some(&2));
+        assert_eq!(t.hotplug.auto_online_blocks.as_deref(), Some("online"));
+        // 6.12 with HMAT numbers: no trap either.
+        assert!(Topology::from_sysfs(&data("dram-cxl-6.12"))
+            .unwrap()
+            .tier_trap()
+            .is_none());
     }
 
     #[test]

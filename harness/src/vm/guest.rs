@@ -24,6 +24,8 @@ pub const PROFILE_FILE: &str = "/tierbench/profile.toml";
 /// The guest kernel's config, where `probe` reads kernel options.
 pub const KERNEL_CONFIG_FILE: &str = "/boot/config";
 pub const RESULTS: &str = "/results";
+/// The inner command's stderr, beside its results.
+pub const STDERR_FILE: &str = "stderr.txt";
 /// Set for the inner command: the host profile and the accelerator.
 pub const ENV_PROFILE: &str = "TIERBENCH_HOST_PROFILE";
 pub const ENV_ACCEL: &str = "TIERBENCH_ACCEL";
@@ -226,9 +228,26 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
         .env(ENV_PROFILE, &config.profile)
         .env(ENV_ACCEL, &config.accel)
         .stdout(Stdio::from(stdout))
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting the inner command: {e}"))?;
+    // Its messages go to the console as they come and to stderr.txt, which
+    // streams back: the host repeats its errors.
+    let copier = child.stderr.take().map(|mut err| {
+        let mut copy = File::create(format!("{RESULTS}/{STDERR_FILE}")).ok();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut err, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                if let Some(f) = copy.as_mut() {
+                    let _ = f.write_all(&buf[..n]);
+                }
+            }
+        })
+    });
     let mut sent: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let status = loop {
         stream_results(port, &mut sent);
@@ -238,6 +257,10 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
             Err(e) => return Err(format!("waiting for the inner command: {e}").into()),
         }
     };
+    // Its last messages are in stderr.txt before the last streaming.
+    if let Some(c) = copier {
+        let _ = c.join();
+    }
     stream_results(port, &mut sent);
     Ok(status.code().unwrap_or(1))
 }

@@ -541,6 +541,13 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     for m in &mismatches {
         eprintln!("tierbench vm: profile expectation not met: {m}");
     }
+    if b.received.exit.is_some_and(|c| c != 0) {
+        // The inner command's own error lines, which went to the console.
+        let err = text(guest::STDERR_FILE).unwrap_or_default();
+        for line in err.lines().filter(|l| l.contains("error:")) {
+            eprintln!("tierbench vm: guest: {line}");
+        }
+    }
     for e in &b.received.errors {
         eprintln!("tierbench vm: guest: {e}");
     }

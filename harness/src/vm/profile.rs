@@ -103,6 +103,20 @@ fn default_zone() -> OnlineZone {
     OnlineZone::Movable
 }
 
+/// A lab machine's CXL memory expander, as `--host` expects to find it:
+/// onlined as system RAM on `node`, with this capacity, in this zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expander {
+    pub node: NodeId,
+    /// Its memory as onlined (the DAX device's size), MiB.
+    pub memory_mib: u64,
+    /// The zone its memory blocks must be online in.
+    pub online: Option<OnlineZone>,
+    /// The card's serial number, as `cxl list` and sysfs show it.
+    pub serial: Option<u64>,
+}
+
 /// CXL capacities and windows come in 256 MiB units (the CXL HDM decoder
 /// granularity).
 pub const CXL_UNIT_MIB: u64 = 256;
@@ -129,6 +143,9 @@ pub struct Profile {
     /// the `[[node]]`s, in order.
     #[serde(default)]
     pub cxl: Vec<CxlDevice>,
+    /// CXL memory expanders of a lab machine.
+    #[serde(default, rename = "expander")]
+    pub expanders: Vec<Expander>,
     pub expect: Expect,
     /// The file's stem, for messages (filled in by `load`).
     #[serde(skip)]
@@ -207,6 +224,12 @@ impl Profile {
                     "[expect] names node {n}, which no [[node]] or [[cxl]] defines"
                 ));
             }
+        }
+        if let Some(e) = self.expanders.iter().find(|e| !ids.contains(e.node)) {
+            return Err(format!(
+                "[[expander]] on node {}, which no [[node]] defines",
+                e.node
+            ));
         }
         if self.kind == Kind::Lab {
             if !self.cxl.is_empty() {
@@ -336,6 +359,80 @@ impl Profile {
     pub fn check(&self, topo: &Topology) -> Vec<String> {
         let mut out = self.check_shape(topo);
         out.extend(self.check_tiers(topo));
+        out.extend(self.check_expanders(topo));
+        out
+    }
+
+    /// Each `[[expander]]` against the machine's CXL inventory and memory
+    /// blocks: onlined on its node, its size, its zone, its serial.
+    pub fn check_expanders(&self, topo: &Topology) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in &self.expanders {
+            let Some(dax) = topo.cxl.dax_of_node(e.node) else {
+                let seen: Vec<String> = topo
+                    .cxl
+                    .dax
+                    .iter()
+                    .map(|d| format!("{} {} node {:?}", d.name, d.mode, d.target_node))
+                    .collect();
+                out.push(format!(
+                    "profile {} expects a CXL expander onlined as system RAM on node {}; the \
+                     machine has {}",
+                    self.name,
+                    e.node,
+                    if seen.is_empty() {
+                        "no DAX device".into()
+                    } else {
+                        seen.join(", ")
+                    }
+                ));
+                continue;
+            };
+            let mib = dax.size.unwrap_or(0) >> 20;
+            if mib != e.memory_mib {
+                out.push(format!(
+                    "node {}: profile expects {} MiB of CXL memory, {} holds {mib} MiB",
+                    e.node, e.memory_mib, dax.name
+                ));
+            }
+            let blocks = topo.node(e.node).and_then(|n| n.memory_blocks.as_ref());
+            if let (Some(zone), Some(b)) = (e.online, blocks) {
+                let want = match zone {
+                    OnlineZone::Movable => "Movable",
+                    OnlineZone::Normal => "Normal",
+                };
+                if b.zones.get(want) != Some(&b.blocks) {
+                    out.push(format!(
+                        "node {}: profile expects every memory block online in {want}, the \
+                         kernel reports {}",
+                        e.node,
+                        b.summary()
+                    ));
+                }
+            }
+            if let Some(serial) = e.serial {
+                let serials: Vec<&str> = topo
+                    .cxl
+                    .memdevs
+                    .iter()
+                    .filter_map(|m| m.serial.as_deref())
+                    .collect();
+                if !serials
+                    .iter()
+                    .any(|s| crate::topology::cxl::parse_number(s) == Some(serial))
+                {
+                    out.push(format!(
+                        "profile expects a CXL memory device with serial {serial:#x}; the \
+                         machine has {}",
+                        if serials.is_empty() {
+                            "none".into()
+                        } else {
+                            serials.join(", ")
+                        }
+                    ));
+                }
+            }
+        }
         out
     }
 
@@ -472,6 +569,68 @@ mod tests {
         assert!(e.contains("without gaps"), "{e}");
         let e = broken("distance", "value = 20", "value = 5");
         assert!(e.contains("must be 11 to 254"), "{e}");
+    }
+
+    #[test]
+    fn expanders_are_checked_against_the_cxl_inventory() {
+        let topo = Topology::from_sysfs(&SysRoot::at(format!(
+            "{}/tests/data/cxl-type3-6.12",
+            env!("CARGO_MANIFEST_DIR")
+        )))
+        .unwrap();
+        let lab = |expander: &str| {
+            let text = format!(
+                "description = \"x\"\nkind = \"lab\"\n[[node]]\nid = 0\ncpus = \"0-1\"\n\
+                 memory_mib = 1\n[[node]]\nid = 1\ncpus = \"\"\nmemory_mib = 1\n\
+                 [[expander]]\n{expander}\n[expect]\nfast = \"0\"\nslow = \"1\"\n"
+            );
+            let mut p: Profile = toml::from_str(&text).unwrap();
+            p.name = "lab".into();
+            p.validate().unwrap();
+            p.check(&topo)
+        };
+        let ok = lab("node = 1\nmemory_mib = 256\nonline = \"movable\"\nserial = 0x1234");
+        assert!(ok.is_empty(), "{ok:?}");
+        let m = lab("node = 1\nmemory_mib = 131072\nonline = \"normal\"\nserial = 7");
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(
+            m[0].contains("131072 MiB") && m[0].contains("dax0.0 holds 256"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("Normal") && m[1].contains("Movable 2"),
+            "{m:?}"
+        );
+        assert!(
+            m[2].contains("serial 0x7") && m[2].contains("0x1234"),
+            "{m:?}"
+        );
+        let m = lab("node = 0\nmemory_mib = 256");
+        assert!(m[0].contains("onlined as system RAM on node 0"), "{m:?}");
+    }
+
+    #[test]
+    fn cxl_profiles_refuse_what_does_not_fit() {
+        let p = Profile::load("qemu-cxl-type3").unwrap();
+        assert_eq!(p.cxl_nodes().to_string(), "1");
+        let text = std::fs::read_to_string(hosts("qemu-cxl-type3")).unwrap();
+        for (from, to, want) in [
+            (
+                "window_mib = 4096",
+                "window_mib = 128",
+                "does not fit memory_mib = 256",
+            ),
+            ("memory_mib = 256", "memory_mib = 300", "multiple of 256"),
+            ("slow = \"1\"", "slow = \"2\"", "names node 2"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("p.toml");
+            std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+            let e = Profile::load(path.to_str().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{from} -> {to}: {e}");
+        }
     }
 
     #[test]
