@@ -517,6 +517,93 @@ fn vm_bad_input_exits_2() {
     .stderr(predicate::str::contains("qemu-system-x86_64 not found"));
 }
 
+/// The CXL profile's own bad input: a device larger than its window, a
+/// kernel with the CXL drivers neither built in nor as modules, a QEMU
+/// without volatile type-3 memory. One line each, exit 2, nothing booted.
+#[test]
+fn vm_cxl_bad_input_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake = vec![0u8; 0x400];
+    fake[0x202..0x206].copy_from_slice(b"HdrS");
+    let kernel = dir.path().join("vmlinuz-9.7");
+    std::fs::write(&kernel, &fake).unwrap();
+    std::fs::write(
+        dir.path().join("config-9.7"),
+        "CONFIG_NUMA=y\nCONFIG_MIGRATION=y\nCONFIG_ACPI_NUMA=y\nCONFIG_NUMA_BALANCING=y\n\
+         CONFIG_CXL_BUS=y\nCONFIG_CXL_ACPI=m\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hosts/qemu-cxl-type3.toml"
+    ))
+    .unwrap();
+    let narrow = dir.path().join("narrow.toml");
+    std::fs::write(
+        &narrow,
+        text.replacen("window_mib = 4096", "window_mib = 128", 1),
+    )
+    .unwrap();
+    // A QEMU 7.2 first on the PATH.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let qemu = bin.join("qemu-system-x86_64");
+    std::fs::write(
+        &qemu,
+        "#!/bin/sh\necho 'QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&qemu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let old_path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let k = kernel.display().to_string();
+    let n = narrow.display().to_string();
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["--host", &n, "--kernel", &k],
+            None,
+            "window_mib = 128 does not fit memory_mib = 256",
+        ),
+        (
+            vec!["--host", "qemu-cxl-type3", "--kernel", &k],
+            None,
+            "the kernel has no cxl_acpi (CONFIG_CXL_ACPI is neither =y",
+        ),
+        (
+            vec!["--host", "qemu-cxl-type3", "--kernel", &k],
+            Some(&old_path),
+            "needs QEMU 8.0 or newer (volatile CXL type-3 memory); qemu-system-x86_64 is 7.2",
+        ),
+    ];
+    for (args, path, needle) in cases {
+        let mut cmd = tb();
+        cmd.arg("vm")
+            .args(&args)
+            .args(["--accel", "tcg", "-o"])
+            .arg(dir.path().join("out"))
+            .args(["--", "probe"]);
+        if let Some(p) = path {
+            cmd.env("PATH", p);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?} should mention {needle:?}: {err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{args:?} created its --out"
+        );
+    }
+}
+
 /// The bandwidth and latency commands measure, and refuse bad input.
 #[test]
 fn bw_and_latency_measure_and_refuse_bad_input() {

@@ -52,8 +52,8 @@ pub fn check_host(spec: &str) -> anyhow::Result<ExitCode> {
     let profile = Profile::load(spec).map_err(crate::error::input_from)?;
     let topo = super::discover()?;
     let shape = profile.check_shape(&topo);
-    let mut tiers = profile.check_tiers(&topo);
-    tiers.extend(profile.check_expanders(&topo));
+    let tiers = profile.check_tiers(&topo);
+    let expanders = profile.check_expanders(&topo);
     let mut out = std::io::stdout().lock();
     for m in &shape {
         writeln!(out, "mismatch: {m}")?;
@@ -61,17 +61,21 @@ pub fn check_host(spec: &str) -> anyhow::Result<ExitCode> {
     for m in &tiers {
         writeln!(out, "tiers: {m}")?;
     }
+    for m in &expanders {
+        writeln!(out, "cxl: {m}")?;
+    }
     if shape.is_empty() {
+        let differ = match (tiers.is_empty(), expanders.is_empty()) {
+            (true, true) => "",
+            (false, true) => "; its tiers differ (recorded by run --host)",
+            (true, false) => "; its CXL memory differs (recorded by run --host)",
+            (false, false) => "; its tiers and CXL memory differ (recorded by run --host)",
+        };
         writeln!(
             out,
-            "this machine is {} ({}){}",
+            "this machine is {} ({}){differ}",
             profile.name,
             profile.path.display(),
-            if tiers.is_empty() {
-                ""
-            } else {
-                "; its tiers differ (recorded by run --host)"
-            }
         )?;
         Ok(ExitCode::SUCCESS)
     } else {

@@ -89,6 +89,13 @@ pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "hugetlb pages reserved: {}", huge.join("  "))?;
             let perf: Vec<String> = caps.perf.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             writeln!(out, "perf events: {}", perf.join("  "))?;
+            writeln!(
+                out,
+                "kernel command line: {}",
+                crate::sysfs::SysRoot::live()
+                    .read_opt("/proc/cmdline")
+                    .unwrap_or_else(|| "(no /proc/cmdline)".into())
+            )?;
             match &caps.kernel_config.source {
                 Some(src) => writeln!(
                     out,

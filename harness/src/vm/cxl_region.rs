@@ -63,8 +63,47 @@ impl Onlined {
     }
 }
 
+/// A sysfs write; a refusal quotes the kernel's last CXL message, which
+/// says why (the errno alone rarely does).
 fn write(path: &str, value: &str) -> Result<(), String> {
-    std::fs::write(path, value).map_err(|e| format!("writing {value:?} to {path}: {e}"))
+    std::fs::write(path, value).map_err(|e| {
+        let said = last_kernel_message(&["cxl", "dax", "region", "decoder", "memory"])
+            .map(|m| format!(" (kernel: {m})"))
+            .unwrap_or_default();
+        format!("writing {value:?} to {path}: {e}{said}")
+    })
+}
+
+/// The newest kernel log record mentioning one of `words`, from
+/// /dev/kmsg (one record per read; non-blocking, so it stops at the end).
+fn last_kernel_message(words: &[&str]) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .ok()?;
+    let mut last = None;
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let rec = String::from_utf8_lossy(&buf[..n]);
+                // "6,1234,5678,-;cxl region0: message\n"
+                let msg = rec.split_once(';').map_or(&*rec, |(_, m)| m);
+                let msg = msg.lines().next().unwrap_or("").trim();
+                if words.iter().any(|w| msg.contains(w)) {
+                    last = Some(msg.to_string());
+                }
+            }
+            // EPIPE: a record was overwritten while reading; go on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    last
 }
 
 fn read(sys: &SysRoot, path: &str) -> Result<String, String> {
