@@ -616,6 +616,10 @@ pub struct VmArgs {
     #[arg(long, hide = true)]
     pub crash_init_for_test: bool,
 
+    /// Test hook: a CXL guest sees the hypervisor bit (its kernel then refuses the region)
+    #[arg(long, hide = true)]
+    pub hypervisor_bit_for_test: bool,
+
     /// The tierbench command to run inside, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub inner: Vec<String>,

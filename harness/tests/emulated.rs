@@ -1031,3 +1031,34 @@ fn tier_check_trips_on_a_cpuless_node_without_hmat_on_6_12() {
         "{vm}"
     );
 }
+
+/// A region the kernel refuses to commit (here: the guest sees the
+/// hypervisor bit, and x86 kernels do not commit CXL regions in guests)
+/// ends the boot with one line quoting the kernel's own message, the
+/// console tail, and a non-zero exit.
+#[test]
+fn a_refused_cxl_region_quotes_the_kernel_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-cxl-type3", "tcg", "240s", &k, out.path())
+        .args(["--hypervisor-bit-for-test", "--", "topo"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tierbench vm: guest:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("region0/commit")
+            && errors[0].contains("(kernel: cxl region0: Failed to synchronize CPU cache state)"),
+        "{}",
+        errors[0]
+    );
+    assert!(stderr.contains("last console lines:"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}

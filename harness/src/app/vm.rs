@@ -40,6 +40,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         inner: a.inner.clone(),
         quiet: a.quiet,
         crash_init: a.crash_init_for_test,
+        hypervisor_bit_for_test: a.hypervisor_bit_for_test,
         boot_retries: a.boot_retries,
     };
     match kernels.as_slice() {

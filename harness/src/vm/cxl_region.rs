@@ -67,15 +67,16 @@ impl Onlined {
 /// says why (the errno alone rarely does).
 fn write(path: &str, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| {
-        let said = last_kernel_message(&["cxl", "dax", "region", "decoder", "memory"])
+        let said = last_kernel_message(&["cxl", "dax", "kmem", "memory"])
             .map(|m| format!(" (kernel: {m})"))
             .unwrap_or_default();
         format!("writing {value:?} to {path}: {e}{said}")
     })
 }
 
-/// The newest kernel log record mentioning one of `words`, from
-/// /dev/kmsg (one record per read; non-blocking, so it stops at the end).
+/// The newest kernel warning or error a device of `words` printed
+/// (`cxl region0: ...`, not the lines of a backtrace), from /dev/kmsg (one
+/// record per read; non-blocking, so it stops at the end).
 fn last_kernel_message(words: &[&str]) -> Option<String> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -91,10 +92,20 @@ fn last_kernel_message(words: &[&str]) -> Option<String> {
             Ok(0) => break,
             Ok(n) => {
                 let rec = String::from_utf8_lossy(&buf[..n]);
-                // "6,1234,5678,-;cxl region0: message\n"
-                let msg = rec.split_once(';').map_or(&*rec, |(_, m)| m);
+                // "3,1234,5678,-;cxl region0: message\n": the level is
+                // the low 3 bits of the first field.
+                let Some((head, msg)) = rec.split_once(';') else {
+                    continue;
+                };
+                let level = head
+                    .split(',')
+                    .next()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .map(|p| p & 7);
                 let msg = msg.lines().next().unwrap_or("").trim();
-                if words.iter().any(|w| msg.contains(w)) {
+                // A device's own message starts with its bus or driver
+                // ("cxl region0: ..."); a backtrace's lines do not.
+                if level.is_some_and(|l| l <= 4) && words.iter().any(|w| msg.starts_with(w)) {
                     last = Some(msg.to_string());
                 }
             }

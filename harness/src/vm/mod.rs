@@ -40,6 +40,8 @@ pub struct VmRequest {
     pub quiet: bool,
     /// Test hook: make the guest's PID 1 exit, so the kernel panics.
     pub crash_init: bool,
+    /// Test hook: let a CXL guest see the hypervisor CPUID bit.
+    pub hypervisor_bit_for_test: bool,
     /// Boots to retry when the kernel dies or hangs before the guest's init
     /// has said anything (an emulator or early-boot fault, not the run).
     pub boot_retries: u32,
@@ -324,8 +326,15 @@ fn boot_once(
         console_log: dir.join("console.log"),
         stream: dir.join("stream.bin"),
     };
-    let args = qemu::args(profile, accel, &files);
-    let booted = qemu::boot(profile, accel, &files, timeout, stop_flag());
+    let mut args = qemu::args(profile, accel, &files);
+    if req.hypervisor_bit_for_test {
+        // Test hook: the guest sees the hypervisor bit, so its kernel
+        // refuses to commit a CXL region (a real refusal to report).
+        for a in &mut args {
+            *a = a.replace(",hypervisor=off", "");
+        }
+    }
+    let booted = qemu::boot(&args, &files, timeout, stop_flag());
     let _ = std::fs::remove_file(&initrd);
     let (ended, wall) = match booted {
         Ok(b) => b,
@@ -550,6 +559,13 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     }
     for e in &b.received.errors {
         eprintln!("tierbench vm: guest: {e}");
+    }
+    if !b.received.errors.is_empty() {
+        eprintln!(
+            "tierbench vm: last console lines:\n{}\n(full log: {})",
+            b.console_tail,
+            req.out.join("console.log").display()
+        );
     }
     if !req.quiet {
         eprintln!("note: {EMULATION_NOTE}");

@@ -227,8 +227,7 @@ pub enum Ended {
 /// tierbench however tierbench dies (SIGKILL included): the kernel sends it
 /// SIGKILL when its parent exits.
 pub fn boot(
-    profile: &Profile,
-    accel: Accel,
+    args: &[String],
     files: &Boot,
     timeout: Duration,
     stop: &AtomicBool,
@@ -239,7 +238,7 @@ pub fn boot(
     }
     let parent = std::process::id();
     let mut cmd = Command::new(QEMU);
-    cmd.args(args(profile, accel, files))
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
