@@ -292,8 +292,7 @@ fn run_writes_a_row_per_interval_and_a_summary() {
         .find(|r| summary.cell(r, "variant") == "bind:0")
         .unwrap();
     assert_eq!(summary.cell(bind, "pages_node0"), "4096");
-    let sys: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("system.json")).unwrap()).unwrap();
+    let sys: serde_json::Value = common::json(&dir.path().join("system.json"));
     assert_eq!(sys["variants"].as_array().unwrap().len(), 4);
     assert!(sys["variants"][0]["vmstat_delta"]["pgfault"].is_number());
     assert_eq!(sys["plan"]["expected_hot_share"], 0.9);

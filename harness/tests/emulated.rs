@@ -161,7 +161,7 @@ fn read_run(output: &std::process::Output, out: &Path) -> Run {
     assert!(output.status.success(), "tierbench vm failed: {stderr}");
     let summary = common::Table::read(&out.join("summary.csv"));
     let series = common::Table::read(&out.join("timeseries.csv"));
-    let vm = serde_json::from_slice(&std::fs::read(out.join("vm.json")).unwrap()).unwrap();
+    let vm = common::json(&out.join("vm.json"));
     Run {
         summary,
         series,
@@ -299,9 +299,7 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
     let without = run.summary("preferred-many:0");
     assert_eq!(run.cell(without, "status"), "ok");
     assert_eq!(run.num(without, "hot_fast_share"), 0.0);
-    let topo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("guest-topology.json")).unwrap())
-            .unwrap();
+    let topo: serde_json::Value = common::json(&out.path().join("guest-topology.json"));
     let tiers = topo["tiers"].as_array().unwrap();
     assert_eq!(
         tiers.len(),
@@ -310,8 +308,7 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
     );
     assert_eq!(tiers[0]["nodes"], "0-1");
     // The probe in the guest says so too, with the errno.
-    let sys: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    let sys: serde_json::Value = common::json(&out.path().join("system.json"));
     let probe = sys["capabilities"]["policies"]
         .as_array()
         .unwrap()
@@ -372,8 +369,7 @@ fn auto_accel_never_picks_a_kvm_that_cannot_boot() {
         .output()
         .unwrap();
     common::ok(&output);
-    let vm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    let vm: serde_json::Value = common::json(&out.path().join("vm.json"));
     let reason = vm["accel_reason"].as_str().unwrap();
     assert!(reason.starts_with("auto:"), "{reason}");
     if vm["accel"] == "kvm" {
@@ -642,8 +638,7 @@ fn a_kernel_panic_is_reported_with_the_console_tail() {
         err.contains("last console lines"),
         "console tail missing: {err}"
     );
-    let vm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    let vm: serde_json::Value = common::json(&out.path().join("vm.json"));
     let outcome = vm["outcome"].as_str().unwrap();
     assert!(
         outcome.starts_with("kernel panic (") && outcome.contains("Kernel panic - not syncing"),
@@ -703,8 +698,7 @@ fn promote_hot_scenario_end_to_end_on_6_12() {
         assert_eq!(summary.num(r, "vmstat.pgpromote_success"), 0.0);
         assert_eq!(summary.num(r, "hot_fast_share"), 0.0);
     }
-    let sys: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    let sys: serde_json::Value = common::json(&out.path().join("system.json"));
     assert_eq!(sys["scenario"]["name"], "promote-hot");
     assert_eq!(sys["machine"]["kind"], "emulated");
     assert_eq!(sys["machine"]["host_profile"], "qemu-dram-cxl");
@@ -760,8 +754,7 @@ fn loaded_latency_curve_on_the_cpuless_node_on_6_12() {
         mb[0] > mb[1] && mb[1] > mb[2] && mb[2] > 0.0,
         "bandwidth must fall as the delay grows: {mb:?}"
     );
-    let sys: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("system.json")).unwrap()).unwrap();
+    let sys: serde_json::Value = common::json(&out.path().join("system.json"));
     assert_eq!(sys["machine"]["kind"], "emulated");
     let plot = Command::cargo_bin("tierbench")
         .unwrap()
@@ -938,9 +931,7 @@ fn check_cxl_type3(kernel_var: &str, release: &str) {
         "{:?}",
         run.vm
     );
-    let read = |name: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(out.path().join(name)).unwrap()).unwrap()
-    };
+    let read = |name: &str| -> serde_json::Value { common::json(&out.path().join(name)) };
     let onlined = read("cxl.json");
     let dev = &onlined[0];
     assert_eq!(dev["memdev"], "mem0", "{onlined}");
@@ -1013,9 +1004,7 @@ fn tier_check_trips_on_a_cpuless_node_without_hmat_on_6_12() {
         refusal[0]
     );
     assert!(!out.path().join("summary.csv").exists());
-    let topo: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("guest-topology.json")).unwrap())
-            .unwrap();
+    let topo: serde_json::Value = common::json(&out.path().join("guest-topology.json"));
     assert_eq!(topo["tiers"].as_array().unwrap().len(), 1, "{topo}");
     assert!(
         topo["notes"].as_array().unwrap().iter().any(|n| n
@@ -1024,8 +1013,7 @@ fn tier_check_trips_on_a_cpuless_node_without_hmat_on_6_12() {
             .starts_with("tier check: CPU-less node(s) 1")),
         "{topo}"
     );
-    let vm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.path().join("vm.json")).unwrap()).unwrap();
+    let vm: serde_json::Value = common::json(&out.path().join("vm.json"));
     assert!(
         vm["expectation_mismatches"].as_array().unwrap().is_empty(),
         "{vm}"

@@ -307,16 +307,20 @@ pub fn is_kernel_image(path: &Path) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn command_line_follows_the_profile() {
-        let p = Profile::load("qemu-2socket-cxl").unwrap();
+    /// The TCG command line of a shipped profile, as one string.
+    fn tcg_args(profile: &str) -> String {
         let boot = Boot {
             kernel: "/k".into(),
             initramfs: "/i".into(),
             console_log: "/c".into(),
             stream: "/s".into(),
         };
-        let a = args(&p, Accel::Tcg, &boot).join(" ");
+        args(&Profile::load(profile).unwrap(), Accel::Tcg, &boot).join(" ")
+    }
+
+    #[test]
+    fn command_line_follows_the_profile() {
+        let a = tcg_args("qemu-2socket-cxl");
         for want in [
             "-accel tcg,thread=single -cpu max,la57=off",
             "-machine q35,hmat=on",
@@ -336,14 +340,7 @@ mod tests {
 
     #[test]
     fn cxl_devices_get_a_bridge_a_port_and_a_window() {
-        let p = Profile::load("qemu-cxl-type3").unwrap();
-        let boot = Boot {
-            kernel: "/k".into(),
-            initramfs: "/i".into(),
-            console_log: "/c".into(),
-            stream: "/s".into(),
-        };
-        let a = args(&p, Accel::Tcg, &boot).join(" ");
+        let a = tcg_args("qemu-cxl-type3");
         for want in [
             "-cpu max,la57=off,hypervisor=off",
             "-machine q35,cxl=on",
