@@ -93,15 +93,24 @@ pub fn depends(ko: &[u8]) -> Vec<String> {
 
 /// Why the guest cannot get a driver it needs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "the kernel has no {module} ({option} is neither =y in its config nor a module in {tree}): \
-     fetch it with scripts/fetch-kernel, which keeps the CXL and DAX modules, or build it with \
-     {option}=y"
-)]
-pub struct MissingModule {
-    pub module: String,
-    pub option: String,
-    pub tree: String,
+pub enum MissingModule {
+    #[error(
+        "the kernel has no {module} ({option} is neither =y in its config nor a module in \
+         {tree}): fetch it with scripts/fetch-kernel, which keeps the CXL and DAX modules, or \
+         build it with {option}=y"
+    )]
+    NotBuilt {
+        module: String,
+        option: String,
+        tree: String,
+    },
+    /// The config found does not know the option at all: the kernel
+    /// predates the driver.
+    #[error(
+        "the kernel has no {module}: its config does not know {option} at all (the driver is \
+         newer than this kernel): boot a newer kernel, e.g. --kernel 6.12"
+    )]
+    Predates { module: String, option: String },
 }
 
 /// The modules to load for `wanted`, dependencies first. A wanted driver
@@ -120,7 +129,16 @@ pub fn resolve(
             continue;
         }
         if !files.contains_key(*name) {
-            return Err(MissingModule {
+            let known = config.lines().any(|l| {
+                l.starts_with(&format!("{option}=")) || l == format!("# {option} is not set")
+            });
+            if !config.is_empty() && !known {
+                return Err(MissingModule::Predates {
+                    module: name.to_string(),
+                    option: option.to_string(),
+                });
+            }
+            return Err(MissingModule::NotBuilt {
                 module: name.to_string(),
                 option: option.to_string(),
                 tree: tree.map_or("(no modules tree beside the image)".into(), |t| {
@@ -226,8 +244,24 @@ mod tests {
         assert!(names.is_empty());
         std::fs::remove_file(tree.join("kernel/drivers/dax/kmem.ko")).unwrap();
         let e = resolve(Some(&tree), "CONFIG_DEV_DAX_KMEM=m\n", CXL_DRIVERS).unwrap_err();
-        assert_eq!(e.module, "kmem");
-        assert!(e.to_string().contains("CONFIG_DEV_DAX_KMEM"), "{e}");
+        assert!(
+            matches!(&e, MissingModule::NotBuilt { module, .. } if module == "kmem"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("CONFIG_DEV_DAX_KMEM=y"), "{e}");
+        // 6.1's config has no CONFIG_DEV_DAX_CXL line at all.
+        std::fs::remove_file(tree.join("kernel/drivers/dax/dax_cxl.ko")).unwrap();
+        let e = resolve(
+            Some(&tree),
+            "CONFIG_CXL_BUS=y\n",
+            &[("dax_cxl", "CONFIG_DEV_DAX_CXL")],
+        )
+        .unwrap_err();
+        assert!(matches!(e, MissingModule::Predates { .. }), "{e}");
+        assert!(
+            e.to_string().contains("does not know CONFIG_DEV_DAX_CXL"),
+            "{e}"
+        );
     }
 
     #[test]
