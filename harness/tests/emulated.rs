@@ -1050,3 +1050,48 @@ fn a_refused_cxl_region_quotes_the_kernel_on_6_12() {
     assert!(stderr.contains("last console lines:"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+/// `online = "normal"` puts every block of the CXL node in ZONE_NORMAL
+/// (the default profile's are Movable, checked above), and the guest's
+/// `auto_online_blocks` is put back afterwards.
+#[test]
+fn cxl_memory_lands_in_the_zone_the_profile_names_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hosts/qemu-cxl-type3.toml"
+    ))
+    .unwrap();
+    let profile = out.path().join("cxl-normal.toml");
+    std::fs::write(
+        &profile,
+        text.replacen("online = \"movable\"", "online = \"normal\"", 1),
+    )
+    .unwrap();
+    let results = out.path().join("results");
+    let output = vm_cmd(profile.to_str().unwrap(), "tcg", "240s", &k, &results)
+        .args(["--", "topo", "--format", "json"])
+        .output()
+        .unwrap();
+    common::ok(&output);
+    let onlined = common::json(&results.join("cxl.json"));
+    assert_eq!(onlined[0]["zone_requested"], "online_kernel", "{onlined}");
+    assert_eq!(
+        onlined[0]["blocks"]["zones"]["Normal"],
+        onlined[0]["blocks"]["blocks"]
+    );
+    let topo: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let node1 = &topo["nodes"][1];
+    assert_eq!(
+        node1["memory_blocks"]["zones"]["Normal"],
+        node1["memory_blocks"]["blocks"]
+    );
+    assert!(
+        node1["memory_blocks"]["zones"].get("Movable").is_none(),
+        "{node1}"
+    );
+    assert_eq!(topo["hotplug"]["auto_online_blocks"], "online");
+}
