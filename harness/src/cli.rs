@@ -32,9 +32,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show NUMA nodes, CPUs, memory, tiers, HMAT attributes and distances
+    /// Show NUMA nodes, CPUs, memory and its zones, tiers, HMAT, distances, CXL devices, the tier check
     Topo(TopoArgs),
-    /// Measure what this kernel supports: policy modes x flags, counters, knobs
+    /// Measure what this kernel supports: policy modes x flags, counters, knobs, config, the tier check
     Probe(ProbeArgs),
     /// Place a buffer, drive accesses, and record counters and placement as CSV
     Run(Box<RunArgs>),
@@ -563,11 +563,21 @@ pub struct RunArgs {
     after_help = "Examples:\n  tierbench vm --host qemu-dram-cxl --kernel 6.12 -- \\\n    run --first-touch slow --numa-balancing tiering --stride 4096 \\\n    --policy preferred-many:fast --policy preferred-many:fast+balancing\n\n  \
                   # A/B: the same scenario on two kernels, then the compare table\n  \
                   tierbench vm --host qemu-dram-cxl --kernel 6.12 --kernel ~/linux/arch/x86/boot/bzImage \\\n    \
-                  -- run --scenario promote-hot"
+                  -- run --scenario promote-hot\n\n  \
+                  # CXL memory through the kernel's CXL and DAX drivers (QEMU 8.0+): the guest\n  \
+                  # creates the region, kmem onlines it as node 1; cxl.json says how\n  \
+                  tierbench vm --host qemu-cxl-type3 --kernel 6.12 -- run --scenario promote-hot"
 )]
 pub struct VmArgs {
     /// Host profile: a name (qemu-dram-cxl; `tierbench hosts` lists them) or a path
-    #[arg(long)]
+    #[arg(
+        long,
+        long_help = "Host profile: a name (`tierbench hosts` lists them) or a path. \
+                     qemu-dram-cxl, qemu-2socket-cxl and qemu-4node-3tier describe their slow \
+                     nodes with NUMA + HMAT; qemu-cxl-type3 reaches its slow memory through a \
+                     CXL type-3 device the guest onlines with the kernel's CXL and DAX drivers \
+                     (QEMU 8.0 or newer); qemu-cpuless-no-hmat trips the tier check."
+    )]
     pub host: String,
 
     /// Kernel: 6.1, 6.12, latest (from scripts/fetch-kernel's cache) or a path; repeat for an A/B
@@ -592,9 +602,10 @@ pub struct VmArgs {
         long,
         short = 'o',
         long_help = "Directory for the results: what the guest command wrote (summary.csv, \
-                     timeseries.csv, system.json, stdout.txt), guest-topology.json, \
-                     expectations.txt, the guest console log and vm.json (accelerator, QEMU \
-                     command line, timings). Default: tierbench-results/vm-<UTC time>-<profile>."
+                     timeseries.csv, system.json, stdout.txt, stderr.txt), \
+                     guest-topology.json, expectations.txt, cxl.json (CXL profiles: the \
+                     region and node made), the guest console log and vm.json (accelerator, \
+                     QEMU command line, timings). Default: tierbench-results/vm-<UTC time>-<profile>."
     )]
     pub out: Option<PathBuf>,
 
