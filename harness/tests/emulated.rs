@@ -1060,19 +1060,15 @@ fn cxl_memory_lands_in_the_zone_the_profile_names_on_6_12() {
         return;
     };
     let out = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../hosts/qemu-cxl-type3.toml"
-    ))
-    .unwrap();
-    let profile = out.path().join("cxl-normal.toml");
-    std::fs::write(
-        &profile,
-        text.replacen("online = \"movable\"", "online = \"normal\"", 1),
-    )
-    .unwrap();
+    let profile = common::edited_profile(
+        out.path(),
+        "cxl-normal.toml",
+        "qemu-cxl-type3",
+        "online = \"movable\"",
+        "online = \"normal\"",
+    );
     let results = out.path().join("results");
-    let output = vm_cmd(profile.to_str().unwrap(), "tcg", "240s", &k, &results)
+    let output = vm_cmd(&profile, "tcg", "240s", &k, &results)
         .args(["--", "topo", "--format", "json"])
         .output()
         .unwrap();

@@ -79,3 +79,15 @@ pub fn json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// A copy of the shipped host profile `name` with the first `from`
+/// replaced by `to`, written into `dir` as `file`; its path.
+#[allow(dead_code)]
+pub fn edited_profile(dir: &Path, file: &str, name: &str, from: &str, to: &str) -> String {
+    let shipped = format!("{}/../hosts/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    assert!(text.contains(from), "{from:?} is not in {shipped}");
+    let path = dir.join(file);
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    path.display().to_string()
+}
