@@ -36,6 +36,19 @@ pub const OPTIONS: &[&str] = &[
     "CONFIG_DEV_DAX_KMEM",
 ];
 
+/// `option`'s value in a config file's text: `y`, `m` or a value as set,
+/// `n` where the file says "is not set", `None` where the file does not
+/// know the option at all (the kernel predates it).
+pub fn value<'a>(text: &'a str, option: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| {
+        if let Some(v) = l.strip_prefix(option).and_then(|r| r.strip_prefix('=')) {
+            return Some(v);
+        }
+        (l.strip_prefix("# ").and_then(|r| r.strip_prefix(option)) == Some(" is not set"))
+            .then_some("n")
+    })
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KernelConfig {
     /// The file read, or `None` where none was found.
@@ -69,10 +82,9 @@ impl KernelConfig {
     }
 
     fn parse(source: String, text: &str) -> Self {
-        let set: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
         let options = OPTIONS
             .iter()
-            .map(|o| (o.to_string(), set.get(o).unwrap_or(&"n").to_string()))
+            .map(|o| (o.to_string(), value(text, o).unwrap_or("n").to_string()))
             .collect();
         Self {
             source: Some(source),
@@ -110,6 +122,11 @@ mod tests {
         assert_eq!(c.options["CONFIG_CXL_BUS"], "n");
         assert_eq!(c.options["CONFIG_DEV_DAX_KMEM"], "m");
         assert!(c.summary().contains("DEV_DAX_KMEM=m"));
+        // A longer option with the same prefix is another option.
+        let text = "CONFIG_NUMA_BALANCING=y\n# CONFIG_CXL_BUS is not set\n";
+        assert_eq!(value(text, "CONFIG_NUMA"), None);
+        assert_eq!(value(text, "CONFIG_NUMA_BALANCING"), Some("y"));
+        assert_eq!(value(text, "CONFIG_CXL_BUS"), Some("n"));
         let none = KernelConfig::read(&SysRoot::at("/nonexistent"), "6.12.1");
         assert!(none.source.is_none() && none.options.is_empty());
     }

@@ -104,7 +104,7 @@ fn missing_config(config: &str, profile: &Profile) -> Vec<String> {
         need.push("CONFIG_ACPI_HMAT");
     }
     need.into_iter()
-        .filter(|opt| !config.lines().any(|l| l == format!("{opt}=y")))
+        .filter(|opt| crate::kconfig::value(config, opt) != Some("y"))
         .map(String::from)
         .collect()
 }
@@ -115,8 +115,17 @@ pub fn check(req: &VmRequest) -> anyhow::Result<()> {
     preflight(req).map(|_| ())
 }
 
+/// What preflight checked, read once and carried into every boot: the
+/// profile, the kernel's config (where one sits beside the image) and the
+/// modules the guest loads first.
+struct Prepared {
+    profile: Profile,
+    config: Option<String>,
+    modules: Vec<modules::Module>,
+}
+
 /// Checks everything that can be checked before QEMU starts.
-fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
+fn preflight(req: &VmRequest) -> anyhow::Result<Prepared> {
     let profile = Profile::load(&req.host).map_err(crate::error::input_from)?;
     if profile.kind != Kind::Emulated {
         return Err(input(format!(
@@ -162,9 +171,12 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
             k.display()
         )));
     }
-    if let Some(cfg) = config_beside(k) {
-        let text = std::fs::read_to_string(&cfg).unwrap_or_default();
-        let missing = missing_config(&text, &profile);
+    let config_file = config_beside(k);
+    let config = config_file
+        .as_ref()
+        .map(|c| std::fs::read_to_string(c).unwrap_or_default());
+    if let (Some(cfg), Some(text)) = (&config_file, &config) {
+        let missing = missing_config(text, &profile);
         if !missing.is_empty() {
             return Err(input(format!(
                 "--kernel {}: its config ({}) lacks {}: rebuild with them =y",
@@ -174,7 +186,8 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
             )));
         }
     }
-    guest_modules(&profile, k).map_err(|e| input(format!("--kernel {}: {e}", k.display())))?;
+    let modules = guest_modules(&profile, k, config.as_deref().unwrap_or_default())
+        .map_err(|e| input(format!("--kernel {}: {e}", k.display())))?;
     if req.timeout.is_zero() {
         return Err(input("--timeout must be more than 0, e.g. --timeout 300s"));
     }
@@ -188,21 +201,26 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Profile> {
             )));
         }
     }
-    Ok(profile)
+    Ok(Prepared {
+        profile,
+        config,
+        modules,
+    })
 }
 
 /// The modules the profile's devices need from this kernel, in load
 /// order (none for a profile without CXL, or a kernel with them built in).
-fn guest_modules(profile: &Profile, kernel: &Path) -> Result<Vec<modules::Module>, String> {
+fn guest_modules(
+    profile: &Profile,
+    kernel: &Path,
+    config: &str,
+) -> Result<Vec<modules::Module>, String> {
     if profile.cxl.is_empty() {
         return Ok(Vec::new());
     }
-    let config = config_beside(kernel)
-        .and_then(|c| std::fs::read_to_string(c).ok())
-        .unwrap_or_default();
     modules::resolve(
         modules::tree_of(kernel).as_deref(),
-        &config,
+        config,
         modules::CXL_DRIVERS,
     )
     .map_err(|e| e.to_string())
@@ -281,7 +299,7 @@ struct Booted {
 }
 
 fn boot_once(
-    profile: &Profile,
+    prep: &Prepared,
     accel: Accel,
     req: &VmRequest,
     inner: &[String],
@@ -292,8 +310,9 @@ fn boot_once(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let exe = std::env::current_exe().context("locating the tierbench binary")?;
     let initrd = dir.join("initramfs.cpio");
+    let profile = &prep.profile;
     let profile_text = profile.text.clone().into_bytes();
-    let modules = guest_modules(profile, &req.kernel).map_err(input)?;
+    let modules = &prep.modules;
     let mut extra: Vec<(String, Vec<u8>)> = vec![
         (
             guest::ARGS_FILE.into(),
@@ -308,16 +327,14 @@ fn boot_once(
         ),
         (guest::PROFILE_FILE.into(), profile_text),
     ];
-    for m in &modules {
+    for m in modules {
         let bytes =
             std::fs::read(&m.path).with_context(|| format!("reading {}", m.path.display()))?;
         extra.push((m.guest_path(), bytes));
     }
     // The kernel's config, where the guest's `probe` looks for it.
-    if let Some(cfg) = config_beside(&req.kernel) {
-        if let Ok(text) = std::fs::read(&cfg) {
-            extra.push((guest::KERNEL_CONFIG_FILE.into(), text));
-        }
+    if let Some(text) = prep.config.as_ref().filter(|t| !t.is_empty()) {
+        extra.push((guest::KERNEL_CONFIG_FILE.into(), text.clone().into_bytes()));
     }
     initramfs::build(&exe, &extra, &initrd)?;
     let files = Boot {
@@ -385,7 +402,7 @@ fn stop_flag() -> &'static AtomicBool {
 
 /// Picks the accelerator. `auto` boots a short KVM guest first and takes
 /// KVM only if it reports back: nested KVM can hang or fail to decompress.
-fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, String)> {
+fn choose_accel(prep: &Prepared, req: &VmRequest) -> anyhow::Result<(Accel, String)> {
     match req.accel {
         Accel::Tcg => Ok((Accel::Tcg, "asked for tcg".into())),
         Accel::Kvm => Ok((Accel::Kvm, "asked for kvm".into())),
@@ -401,7 +418,7 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
             let dir = req.out.join("kvm-probe");
             let inner = vec!["topo".to_string(), "--format".into(), "json".into()];
             let (b, _) = boot_once(
-                profile,
+                prep,
                 Accel::Kvm,
                 req,
                 &inner,
@@ -441,14 +458,15 @@ fn choose_accel(profile: &Profile, req: &VmRequest) -> anyhow::Result<(Accel, St
 
 /// Boots the guest and runs the command; the guest command's exit code.
 pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
-    let profile = preflight(&req)?;
+    let prep = preflight(&req)?;
+    let profile = &prep.profile;
     stop_flag();
     // A bad scenario file is refused before anything boots (auto may boot
     // a KVM probe).
     let mut inner = guest_args(&req.inner);
     let files = carry_scenario(&mut inner)?;
     std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
-    let (accel, accel_reason) = choose_accel(&profile, &req)?;
+    let (accel, accel_reason) = choose_accel(&prep, &req)?;
     if !req.quiet {
         eprintln!(
             "tierbench vm: {} ({}) with {} under {accel} ({accel_reason}); results in {}",
@@ -460,7 +478,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     }
     let mut failed_boots = Vec::new();
     let (b, qemu_args) = loop {
-        let (b, args) = boot_once(&profile, accel, &req, &inner, &files, &req.out, req.timeout)?;
+        let (b, args) = boot_once(&prep, accel, &req, &inner, &files, &req.out, req.timeout)?;
         // Init streams its first files within seconds of starting: a boot
         // that ended (died or hung) with nothing streamed never reached it.
         let silent = b.received.files.is_empty()

@@ -122,16 +122,14 @@ pub fn resolve(
     wanted: &[(&str, &str)],
 ) -> Result<Vec<Module>, MissingModule> {
     let files = tree.map(index).unwrap_or_default();
-    let built_in = |option: &str| config.lines().any(|l| l == format!("{option}=y"));
+    let built_in = |option: &str| crate::kconfig::value(config, option) == Some("y");
     let mut order: Vec<Module> = Vec::new();
     for (name, option) in wanted {
         if built_in(option) {
             continue;
         }
         if !files.contains_key(*name) {
-            let known = config.lines().any(|l| {
-                l.starts_with(&format!("{option}=")) || l == format!("# {option} is not set")
-            });
+            let known = crate::kconfig::value(config, option).is_some();
             if !config.is_empty() && !known {
                 return Err(MissingModule::Predates {
                     module: name.to_string(),
