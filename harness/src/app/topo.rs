@@ -58,7 +58,9 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                     opt(h.write_bandwidth_mbps),
                     n.memory_blocks
                         .as_ref()
-                        .map_or("-".into(), |b| zones_cell(&b.zones)),
+                        .map(|b| b.zones_text())
+                        .filter(|z| !z.is_empty())
+                        .unwrap_or_else(|| "-".into()),
                 ]);
             }
             if args.format == Format::Csv {
@@ -123,18 +125,6 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `Movable 2, Normal 13`: a node's online memory blocks by zone.
-fn zones_cell(zones: &std::collections::BTreeMap<String, u32>) -> String {
-    if zones.is_empty() {
-        return "-".into();
-    }
-    zones
-        .iter()
-        .map(|(z, n)| format!("{z} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Memory hotplug settings and, where there is CXL memory, its devices,

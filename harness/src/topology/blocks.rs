@@ -48,15 +48,21 @@ impl NodeBlocks {
         (out.blocks > 0).then_some(out)
     }
 
+    /// `Movable 2, Normal 13`: the online blocks by zone (empty when none
+    /// is online).
+    pub fn zones_text(&self) -> String {
+        let zones: Vec<String> = self.zones.iter().map(|(z, n)| format!("{z} {n}")).collect();
+        zones.join(", ")
+    }
+
     /// `128 blocks, 128 online: Movable 128`.
     pub fn summary(&self) -> String {
-        let zones: Vec<String> = self.zones.iter().map(|(z, n)| format!("{z} {n}")).collect();
+        let zones = self.zones_text();
         format!(
-            "{} blocks, {} online{}{}",
+            "{} blocks, {} online{}{zones}",
             self.blocks,
             self.online,
             if zones.is_empty() { "" } else { ": " },
-            zones.join(", ")
         )
     }
 }
