@@ -54,6 +54,42 @@ pub struct Region {
     pub targets: Vec<String>,
 }
 
+/// What a DAX device is used as, from the driver bound to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DaxMode {
+    /// Bound to kmem: hot-added as a node's system RAM.
+    SystemRam,
+    /// Bound to device_dax: a character device for applications.
+    Devdax,
+    Unbound,
+    /// Bound to another driver, by name.
+    Driver(String),
+}
+
+impl DaxMode {
+    /// The mode of a DAX device whose `driver` link names `driver`.
+    pub fn from_driver(driver: Option<&str>) -> Self {
+        match driver {
+            Some("kmem") => DaxMode::SystemRam,
+            Some("device_dax") => DaxMode::Devdax,
+            Some(other) => DaxMode::Driver(other.to_string()),
+            None => DaxMode::Unbound,
+        }
+    }
+}
+
+impl std::fmt::Display for DaxMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DaxMode::SystemRam => "system-ram",
+            DaxMode::Devdax => "devdax",
+            DaxMode::Unbound => "unbound",
+            DaxMode::Driver(d) => d,
+        })
+    }
+}
+
 /// A DAX device (`daxR.N`) and what it is used as.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DaxDevice {
@@ -61,8 +97,7 @@ pub struct DaxDevice {
     pub size: Option<u64>,
     /// The node its memory becomes when onlined as system RAM.
     pub target_node: Option<i64>,
-    /// `system-ram` (bound to kmem), `devdax` (device_dax), or `unbound`.
-    pub mode: String,
+    pub mode: DaxMode,
     /// The CXL region it was made from, if it was.
     pub region: Option<String>,
 }
@@ -130,12 +165,7 @@ impl CxlInventory {
         }
         for name in sys.list(DAX) {
             let dir = format!("{DAX}/{name}");
-            let mode = match sys.link_name(&format!("{dir}/driver")).as_deref() {
-                Some("kmem") => "system-ram".to_string(),
-                Some("device_dax") => "devdax".to_string(),
-                Some(other) => other.to_string(),
-                None => "unbound".to_string(),
-            };
+            let mode = DaxMode::from_driver(sys.link_name(&format!("{dir}/driver")).as_deref());
             // /sys/devices/.../regionN/dax_regionN/daxN.M
             let region = std::fs::canonicalize(sys.path(&dir)).ok().and_then(|p| {
                 p.iter()
@@ -161,7 +191,7 @@ impl CxlInventory {
     pub fn dax_of_node(&self, node: u32) -> Option<&DaxDevice> {
         self.dax
             .iter()
-            .find(|d| d.target_node == Some(node as i64) && d.mode == "system-ram")
+            .find(|d| d.target_node == Some(node as i64) && d.mode == DaxMode::SystemRam)
     }
 }
 
@@ -188,7 +218,11 @@ mod tests {
         let region = &inv.regions[0];
         assert!(region.committed);
         assert_eq!(region.interleave_ways, Some(1));
-        assert_eq!(inv.dax[0].mode, "system-ram");
+        assert_eq!(inv.dax[0].mode, DaxMode::SystemRam);
+        assert_eq!(
+            serde_json::to_value(&inv.dax[0].mode).unwrap(),
+            "system-ram"
+        );
         assert_eq!(inv.dax_of_node(1).map(|d| d.name.as_str()), Some("dax0.0"));
         let empty = CxlInventory::read(&SysRoot::at("/nonexistent"));
         assert!(empty.is_empty());

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::profile::CxlDevice;
 use crate::sysfs::SysRoot;
 use crate::topology::blocks::NodeBlocks;
-use crate::topology::cxl::parse_number;
+use crate::topology::cxl::{parse_number, DaxMode};
 
 const CXL: &str = "/sys/bus/cxl/devices";
 const DAX: &str = "/sys/bus/dax/devices";
@@ -176,7 +176,7 @@ pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
     // Memory onlined before tierbench came (firmware-programmed decoders,
     // auto-onlining, a udev rule) is not tierbench's to take over.
     let inventory = crate::topology::cxl::CxlInventory::read(&sys);
-    if let Some(d) = inventory.dax.iter().find(|d| d.mode == "system-ram") {
+    if let Some(d) = inventory.dax.iter().find(|d| d.mode == DaxMode::SystemRam) {
         return Err(format!(
             "{} is already system RAM (node {}): something onlined the CXL memory before \
              tierbench; it is left as it is",
@@ -269,6 +269,7 @@ fn online_one(
     })?;
     let dd = format!("{DAX}/{dax}");
     let driver = || sys.link_name(&format!("{dd}/driver"));
+    let mode = || DaxMode::from_driver(driver().as_deref());
     // Probing is asynchronous: give the DAX device a moment to find its
     // driver before taking it over.
     let _ = wait_for(
@@ -276,14 +277,14 @@ fn online_one(
         Duration::from_secs(2),
         driver,
     );
-    if driver().as_deref() != Some("kmem") {
+    if mode() != DaxMode::SystemRam {
         // Older kernels make it a devdax device: what daxctl
         // reconfigure-device --mode=system-ram does.
-        if driver().as_deref() == Some("device_dax") {
+        if mode() == DaxMode::Devdax {
             write("/sys/bus/dax/drivers/device_dax/unbind", &dax)?;
         }
         write("/sys/bus/dax/drivers/kmem/new_id", &dax)?;
-        if driver().as_deref() != Some("kmem") {
+        if mode() != DaxMode::SystemRam {
             write("/sys/bus/dax/drivers/kmem/bind", &dax)?;
         }
     }
