@@ -219,11 +219,28 @@ impl Buffer {
         census_of(self.map.as_ptr(), (start..range.end).step_by(unit), unit)
     }
 
-    /// The census of some units only (indices in census units, each below
-    /// `len() / unit`): a sample.
-    pub fn census_units(&self, units: &[usize]) -> Result<Census, BufferError> {
+    /// One census per group of `per_group` consecutive entries of `units`
+    /// (census-unit indices, each below `len() / unit`): a sample taken in
+    /// runs, answered by one `move_pages` call per batch.
+    pub fn census_groups(
+        &self,
+        units: &[usize],
+        per_group: usize,
+    ) -> Result<Vec<Census>, BufferError> {
         let unit = self.kind.census_unit();
-        census_of(self.map.as_ptr(), units.iter().map(|u| u * unit), unit)
+        let base = self.map.as_ptr();
+        let pages: Vec<*const u8> = units.iter().map(|u| base.wrapping_add(u * unit)).collect();
+        let mut status = vec![0i32; pages.len()];
+        for (p, st) in pages
+            .chunks(CENSUS_BATCH)
+            .zip(status.chunks_mut(CENSUS_BATCH))
+        {
+            sys::query_pages(p, st).map_err(BufferError::Census)?;
+        }
+        Ok(status
+            .chunks(per_group.max(1))
+            .map(|g| Census::of_statuses(g, unit))
+            .collect())
     }
 }
 
@@ -241,6 +258,24 @@ pub struct Census {
 }
 
 impl Census {
+    /// The counts of `move_pages` answers: a node, or -errno.
+    fn of_statuses(status: &[i32], unit: usize) -> Census {
+        let mut census = Census {
+            unit_bytes: unit,
+            ..Census::default()
+        };
+        for &s in status {
+            if s >= 0 {
+                *census.per_node.entry(s as NodeId).or_default() += 1;
+            } else if -s == libc::ENOENT {
+                census.absent += 1;
+            } else {
+                census.errors += 1;
+            }
+        }
+        census
+    }
+
     /// Adds another range's counts to this one.
     pub fn add(&mut self, other: &Census) {
         for (n, c) in &other.per_node {
@@ -287,15 +322,7 @@ fn census_of(
         );
         let st = &mut status[..pages.len()];
         sys::query_pages(&pages, st).map_err(BufferError::Census)?;
-        for &s in st.iter() {
-            if s >= 0 {
-                *census.per_node.entry(s as NodeId).or_default() += 1;
-            } else if -s == libc::ENOENT {
-                census.absent += 1;
-            } else {
-                census.errors += 1;
-            }
-        }
+        census.add(&Census::of_statuses(st, unit));
     }
     Ok(census)
 }
@@ -331,6 +358,24 @@ mod tests {
 
         let half = buf.census(0..buf.len() / 2).unwrap();
         assert_eq!(half.total(), 1024);
+    }
+
+    /// A sample in runs: one census per group, each counting its own pages.
+    #[test]
+    fn census_groups_count_each_run_apart() {
+        let mut buf = Buffer::map(1 << 20, PageKind::Base).unwrap();
+        let p = buf.as_mut_ptr();
+        for page in 0..128 {
+            // SAFETY: the first 128 of the buffer's 256 pages.
+            unsafe { std::ptr::write_volatile(p.add(page * BASE_PAGE), 1) };
+        }
+        let groups = buf
+            .census_groups(&[0, 1, 2, 3, 200, 201, 202, 203, 126, 127, 128, 129], 4)
+            .unwrap();
+        assert_eq!(groups.len(), 3);
+        assert_eq!((groups[0].total(), groups[0].absent), (4, 0));
+        assert_eq!(groups[1].absent, 4);
+        assert_eq!(groups[2].absent, 2);
     }
 
     #[test]

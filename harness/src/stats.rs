@@ -66,6 +66,12 @@ pub fn welch(a: &Summary, b: &Summary) -> Option<Welch> {
     Some(Welch { t, dof, p })
 }
 
+/// The 97.5% quantile of Student's t with `dof` degrees of freedom: the
+/// factor of a two-sided 95% interval. Infinite for `dof` 0.
+pub fn t_975(dof: usize) -> f64 {
+    StudentsT::new(0.0, 1.0, dof as f64).map_or(f64::INFINITY, |d| d.inverse_cdf(0.975))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +105,14 @@ mod tests {
             let d = StudentsT::new(0.0, 1.0, dof).unwrap();
             assert!((2.0 * (1.0 - d.cdf(t)) - p).abs() < 5e-4);
         }
+    }
+
+    #[test]
+    fn t_975_matches_the_tables() {
+        for (dof, t) in [(1, 12.706), (8, 2.306), (127, 1.979)] {
+            assert!((t_975(dof) - t).abs() < 2e-3, "t({dof}) = {}", t_975(dof));
+        }
+        assert!(t_975(0).is_infinite());
     }
 
     #[test]

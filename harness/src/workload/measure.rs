@@ -280,15 +280,15 @@ impl Chase {
         let t0 = Instant::now();
         let base = buf.as_mut_ptr();
         // SAFETY: the buffer holds its len; the stride is checked by the caller.
-        let order = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, 0x7ee7) };
+        let cycle = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, 0x7ee7) };
         let starts = (0..spec.chains)
-            .map(|i| base as usize + order[i * order.len() / spec.chains] * spec.stride)
+            .map(|i| cycle[i * cycle.len() / spec.chains])
             .collect();
         Ok(Chase {
             size_bytes: buf.len(),
             _buf: buf,
             starts,
-            cycle: order.len() as u64,
+            cycle: cycle.len() as u64,
             build_seconds: t0.elapsed().as_secs_f64(),
         })
     }
