@@ -494,9 +494,9 @@ pub struct RunArgs {
         help_heading = "Telemetry",
         long_help = "Most pages the per-interval census examines. A buffer and hot set that \
                      together have more pages get a sample of this many hot-set pages, in runs \
-                     of 32 consecutive pages spread evenly from a random start (runs cost a \
-                     third less than scattered pages), so a row costs the same whatever the \
-                     buffer's size (1 to 2 ms of move_pages here); the row says how many it \
+                     of 32 consecutive pages spread evenly from a random start (runs cost half \
+                     what scattered pages did), so a row costs the same whatever the \
+                     buffer's size (1.5 to 2 ms of sampler CPU here); the row says how many it \
                      examined (census_pages) and how precise its hot-set share is \
                      (hot_fast_share_ci95, from the pages and from the runs' spread, whichever \
                      is wider). 0: a full census every interval. The summary row always has a \
