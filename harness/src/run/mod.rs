@@ -686,7 +686,8 @@ fn fill_census(
     let (units, hot_units) = (buf.len() / unit, plan.hot_bytes.div_ceil(unit).max(1));
     let first_hot = shared.shift.load(Ordering::Relaxed) * BASE_PAGE / unit % units;
     let sampled = sample.filter(|&n| n > 0 && units + hot_units > n);
-    let mut run_shares = Vec::new();
+    // For a sampled census, the interval the runs' spread gives.
+    let mut runs_ci95 = None;
     let (hot, whole_examined) = match sampled {
         Some(n) => {
             let n = n.min(hot_units);
@@ -701,10 +702,12 @@ fn fill_census(
                 })
                 .collect();
             let mut hot = Census::default();
+            let mut shares = Vec::with_capacity(runs);
             for c in buf.census_groups(&picks, run)? {
-                run_shares.extend(c.share_on(&plan.fast));
+                shares.extend(c.share_on(&plan.fast));
                 hot.add(&c);
             }
+            runs_ci95 = Some(cluster_ci95(&shares, (hot_units / run) as u64));
             (hot, 0)
         }
         None => {
@@ -728,16 +731,11 @@ fn fill_census(
     row.census_pages = Some(whole_examined + examined);
     row.hot_pages = Some(hot_units as u64);
     row.hot_fast_share = hot.share_on(&plan.fast);
-    row.hot_fast_share_ci95 = row.hot_fast_share.map(|p| {
-        if sampled.is_some() {
-            // Pages of one run are not independent draws: the wider of the
-            // page-level (Wilson) and the run-level interval.
-            let run = examined as usize / run_shares.len().max(1);
-            ci95_half_width(p, examined, hot_units as u64)
-                .max(cluster_ci95(&run_shares, (hot_units / run.max(1)) as u64))
-        } else {
-            0.0
-        }
+    // Pages of one run are not independent draws: a sampled share takes
+    // the wider of the page-level (Wilson) and the run-level interval.
+    row.hot_fast_share_ci95 = row.hot_fast_share.map(|p| match runs_ci95 {
+        Some(runs) => ci95_half_width(p, examined, hot_units as u64).max(runs),
+        None => 0.0,
     });
     row.hot_slow_share = if plan.slow.is_empty() {
         None
