@@ -555,6 +555,10 @@ pub struct RunArgs {
     )]
     pub out: Option<PathBuf>,
 
+    /// Empty the results directory first if it holds files (by default such a -o is refused)
+    #[arg(long, help_heading = "Run")]
+    pub replace: bool,
+
     /// No progress on stderr
     #[arg(long, short = 'q', help_heading = "Run")]
     pub quiet: bool,
@@ -610,6 +614,10 @@ pub struct VmArgs {
                      QEMU command line, timings). Default: tierbench-results/vm-<UTC time>-<profile>."
     )]
     pub out: Option<PathBuf>,
+
+    /// Empty the results directory first if it holds files (by default such a -o is refused)
+    #[arg(long)]
+    pub replace: bool,
 
     /// Fewer messages on stderr
     #[arg(long, short = 'q')]
@@ -765,6 +773,9 @@ pub struct LatencyArgs {
     /// With --curve: write curve.csv (a row per point as measured), system.json and the chart here
     #[arg(long, short = 'o', help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Empty the -o directory first if it holds files (by default such a -o is refused)
+    #[arg(long, help_heading = "Output")]
+    pub replace: bool,
 }
 
 #[derive(Debug, Args)]
@@ -820,6 +831,9 @@ pub struct MatrixArgs {
     /// Also write matrix.csv, mixes.csv (curve.csv), system.json and charts here, rows as measured
     #[arg(long, short = 'o', help_heading = "Output")]
     pub out: Option<PathBuf>,
+    /// Empty the -o directory first if it holds files (by default such a -o is refused)
+    #[arg(long, help_heading = "Output")]
+    pub replace: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -929,6 +943,10 @@ pub struct ConformArgs {
     /// Results directory (conform.csv)
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
+
+    /// Empty the results directory first if it holds files (by default such a -o is refused)
+    #[arg(long)]
+    pub replace: bool,
 
     /// What goes to stdout: a table at the end, or TAP as the cases finish
     #[arg(long, value_enum, default_value = "table")]

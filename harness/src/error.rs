@@ -35,6 +35,9 @@ impl std::error::Error for InputError {
 #[error("interrupted: knobs restored, finished rows kept")]
 pub struct Interrupted;
 
+/// The exit code of a command whose standard output was closed under it.
+pub const EXIT_BROKEN_PIPE: u8 = 141;
+
 pub fn input(msg: impl Into<String>) -> anyhow::Error {
     InputError::new(msg).into()
 }
@@ -47,13 +50,15 @@ pub fn input_from<E: std::error::Error + Send + Sync + 'static>(e: E) -> anyhow:
 /// How a failed command ends: its exit code, and the one line stderr gets
 /// (the context chain joined, outermost first).
 pub fn report(e: &anyhow::Error) -> (ExitCode, String) {
-    // `tierbench hosts | head -1`: the reader has all it wanted (ripgrep
-    // and coreutils stop quietly too).
+    // `tierbench hosts | head -1`: the reader stopped reading. Quietly, as
+    // coreutils stop, but never with 0: what was to be printed was not, and
+    // a script must be able to tell (128 + SIGPIPE, what a shell reports
+    // for a process the closed pipe killed).
     if e.chain()
         .filter_map(|c| c.downcast_ref::<std::io::Error>())
         .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     {
-        return (ExitCode::SUCCESS, String::new());
+        return (ExitCode::from(EXIT_BROKEN_PIPE), String::new());
     }
     if e.chain().any(|c| c.is::<Interrupted>()) {
         return (ExitCode::from(130), format!("tierbench: {e}"));
@@ -95,7 +100,7 @@ mod tests {
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         assert_eq!(
             report(&anyhow::Error::new(pipe).context("writing the table")),
-            (ExitCode::SUCCESS, String::new())
+            (ExitCode::from(EXIT_BROKEN_PIPE), String::new())
         );
         let (code, _) = report(&anyhow::anyhow!("EIO"));
         assert_eq!(code, ExitCode::from(1));

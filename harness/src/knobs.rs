@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::sysfs::SysRoot;
+use crate::userfile::read_capped;
 
 /// Debugfs knobs of the NUMA-balancing scanner (5.13+ moved them there
 /// from sysctl): `/sys/kernel/debug/sched/numa_balancing/NAME`.
@@ -309,17 +310,20 @@ impl fmt::Display for OwnerText {
     }
 }
 
-/// The exclusive right to change knobs: an `flock` on `knobs.lock` beside
-/// the state file, held from before the first value is read as "original"
-/// until after the last one is put back. The kernel drops it when the
-/// process dies, however it dies, so a dead owner never blocks anyone.
+/// Where the machine's one knob lock lives. The knobs are one per machine,
+/// so the lock is too: a fixed path whatever state file a run names (two
+/// runs with different `--state-file` used to both take "the" lock). Under
+/// `/run`, so it is gone with the boot its owner ran in.
+pub const LOCK_DIR: &str = "/run/tierbench";
+pub const LOCK_FILE: &str = "/run/tierbench/knobs.lock";
+
+/// The exclusive right to change knobs: an `flock` on [`LOCK_FILE`], held
+/// from before the first value is read as "original" until after the last
+/// one is put back. The kernel drops it when the process dies, however it
+/// dies, so a dead owner never blocks anyone.
 #[derive(Debug)]
 pub struct KnobLock {
     file: fs::File,
-}
-
-fn lock_path(state: &Path) -> PathBuf {
-    state.with_extension("lock")
 }
 
 /// `flock(fd, op | LOCK_NB)`: `Ok(false)` when another holds it.
@@ -339,24 +343,16 @@ fn try_flock(file: &fs::File, op: libc::c_int) -> std::io::Result<bool> {
 }
 
 impl KnobLock {
-    /// Takes the lock without waiting, or says who holds it.
-    pub fn acquire(state: &Path) -> Result<KnobLock, KnobError> {
+    /// Takes the machine's lock without waiting, or says who holds it.
+    pub fn acquire(sys: &SysRoot) -> Result<KnobLock, KnobError> {
         use std::io::{Seek, Write};
-        let path = lock_path(state);
+        let path = sys.path(LOCK_FILE);
         let err = |reason: String| KnobError::State {
             path: path.clone(),
             reason,
         };
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
-        }
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| err(e.to_string()))?;
+        private_dir(&sys.path(LOCK_DIR)).map_err(err)?;
+        let mut file = open_nofollow(&path, true).map_err(|e| err(e.to_string()))?;
         if !try_flock(&file, libc::LOCK_EX).map_err(|e| err(format!("flock: {e}")))? {
             return Err(KnobError::Busy {
                 owner: OwnerText(read_owner(&path)),
@@ -371,16 +367,66 @@ impl KnobLock {
         Ok(KnobLock { file })
     }
 
-    /// Who holds the lock now, if anyone (nobody when there is no lock
-    /// file, or this process cannot open it).
-    pub fn holder(state: &Path) -> Option<OwnerText> {
-        let path = lock_path(state);
-        let file = fs::File::open(&path).ok()?;
+    /// Who holds the machine's lock now, if anyone (nobody when there is
+    /// no lock file, or this process cannot open it).
+    pub fn holder(sys: &SysRoot) -> Option<OwnerText> {
+        let path = sys.path(LOCK_FILE);
+        let file = open_nofollow(&path, false).ok()?;
         match try_flock(&file, libc::LOCK_EX) {
             Ok(true) => None,
             _ => Some(OwnerText(read_owner(&path))),
         }
     }
+}
+
+/// Opens a file without following a symbolic link at its last component
+/// (`ELOOP` then): root never writes through a link planted in a
+/// directory. `create` makes it when absent, never truncating.
+fn open_nofollow(path: &Path, create: bool) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Makes `dir` (mode 0755) if absent, then checks that nobody else can
+/// plant files in it: it must belong to this user and be writable by no
+/// group or other. Root writes its knob state and lock there, so a
+/// directory another user controls could point those writes anywhere.
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let m = fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !m.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    if m.uid() != me {
+        return Err(format!(
+            "directory {} belongs to uid {}, not to this user (uid {me}): \
+             give a state directory of your own (TIERBENCH_STATE_DIR)",
+            dir.display(),
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "directory {} is writable by others (mode {:o}): chmod go-w it, or give another \
+             (TIERBENCH_STATE_DIR)",
+            dir.display(),
+            m.mode() & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for KnobLock {
@@ -396,7 +442,7 @@ impl Drop for KnobLock {
 /// a little.
 fn read_owner(lock: &Path) -> Option<Owner> {
     for _ in 0..50 {
-        let text = fs::read_to_string(lock).ok()?;
+        let text = read_capped(lock, 64 * 1024).ok()?;
         if let Ok(o) = serde_json::from_str(&text) {
             return Some(o);
         }
@@ -423,7 +469,7 @@ fn state_file_present(state: &Path) -> Result<bool, KnobError> {
         path: state.into(),
         reason,
     };
-    match fs::metadata(state) {
+    match fs::symlink_metadata(state) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(err(e.to_string())),
         Ok(m) if !m.is_file() => Err(err(
@@ -443,7 +489,7 @@ pub fn restore_from_state(sys: &SysRoot, state: &Path) -> Result<Restored, KnobE
     if !state_file_present(state)? {
         return Ok(Restored::NoState);
     }
-    let text = fs::read_to_string(state).map_err(|e| err(e.to_string()))?;
+    let text = read_capped(state, 1 << 20).map_err(|e| err(e.to_string()))?;
     let saved: SavedKnobs = serde_json::from_str(&text).map_err(|e| {
         err(format!(
             "not a tierbench state file ({e}); nothing restored"
@@ -480,6 +526,15 @@ struct Owned {
 }
 
 static OWNED: std::sync::Mutex<Option<Owned>> = std::sync::Mutex::new(None);
+
+/// Whether this process ever changed a knob (its last words after a panic
+/// must not say "no knobs were changed" of a run that changed and restored
+/// them).
+static CHANGED_ANY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn changed_any() -> bool {
+    CHANGED_ANY.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 fn owned() -> std::sync::MutexGuard<'static, Option<Owned>> {
     OWNED.lock().unwrap_or_else(|p| p.into_inner())
@@ -554,7 +609,13 @@ impl KnobPlan {
                 lock: None,
             });
         }
-        let lock = KnobLock::acquire(state)?;
+        if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private_dir(dir).map_err(|reason| KnobError::State {
+                path: state.into(),
+                reason,
+            })?;
+        }
+        let lock = KnobLock::acquire(sys)?;
         // Under the lock, a state file can only be a dead run's.
         if state_file_present(state)? {
             return Err(KnobError::Pending(state.into()));
@@ -588,6 +649,7 @@ impl KnobLease {
             state: state.to_path_buf(),
             saved: guard.saved.clone(),
         });
+        CHANGED_ANY.store(true, std::sync::atomic::Ordering::SeqCst);
         for (knob, value) in &self.plan.changes {
             // On failure the guard drops here and restores every knob.
             knob.write(sys, value)?;
@@ -597,21 +659,36 @@ impl KnobLease {
 }
 
 fn write_state(state: &Path, saved: &[(Knob, String)]) -> Result<(), KnobError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |reason: String| KnobError::State {
         path: state.into(),
         reason,
     };
-    if let Some(dir) = state.parent() {
-        fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-    }
     let body = serde_json::to_string_pretty(&SavedKnobs {
         pid: std::process::id(),
         saved: saved.to_vec(),
     })
     .expect("knob state serializes");
-    // Write then rename, so a crash mid-write never leaves half a file.
+    // Write then rename, so a crash mid-write never leaves half a file. The
+    // directory is this user's alone (checked by KnobPlan::check), so a temp file there is
+    // a dead run's: unlinked (a link itself, never its target), then made
+    // anew exclusively.
     let tmp = state.with_extension("tmp");
-    fs::write(&tmp, body).map_err(|e| err(e.to_string()))?;
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e.to_string())),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| err(format!("{}: {e}", tmp.display())))?;
+    f.write_all(body.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| err(e.to_string()))?;
     fs::rename(&tmp, state).map_err(|e| err(e.to_string()))
 }
 
@@ -790,7 +867,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(KnobLock::holder(&state).is_some());
+        assert!(KnobLock::holder(&sys).is_some());
         let guard = first.apply(&sys, &state).unwrap();
         // A run that changes nothing neither locks nor restores.
         let none = KnobPlan::default().check(&sys, &state, false).unwrap();
@@ -799,7 +876,64 @@ mod tests {
         assert!(state.exists());
         guard.restore().unwrap();
         assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "0");
-        assert!(KnobLock::holder(&state).is_none());
+        assert!(KnobLock::holder(&sys).is_none());
+    }
+
+    #[test]
+    fn the_lock_is_the_machines_whatever_the_state_file() {
+        let (dir, sys) = fake_sys();
+        let mut plan = KnobPlan::default();
+        plan.set(Knob::NumaBalancing, "1");
+        let _first = plan
+            .check(&sys, &dir.path().join("a/knobs.json"), true)
+            .unwrap();
+        let mut other = KnobPlan::default();
+        other.set(Knob::NumaBalancing, "3");
+        assert!(matches!(
+            other.check(&sys, &dir.path().join("b/knobs.json"), true),
+            Err(KnobError::Busy { .. })
+        ));
+        // A state file named like the lock no longer refuses its own run.
+        drop(_first);
+        let lease = plan
+            .check(&sys, &dir.path().join("c/knobs.lock"), true)
+            .unwrap();
+        drop(lease);
+    }
+
+    #[test]
+    fn a_state_directory_others_control_is_refused_and_links_are_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, sys) = fake_sys();
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let mut plan = KnobPlan::default();
+        plan.set(Knob::NumaBalancing, "2");
+        let state = open.join("knobs.json");
+        let e = plan.check(&sys, &state, true).unwrap_err();
+        assert!(e.to_string().contains("writable by others"), "{e}");
+        assert_eq!(Knob::NumaBalancing.read(&sys).unwrap(), "0");
+        // In a private directory, a link where the temp file goes is
+        // replaced, and its target left alone.
+        let own = dir.path().join("own");
+        fs::create_dir(&own).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, own.join("knobs.tmp")).unwrap();
+        let state = own.join("knobs.json");
+        let guard = plan
+            .check(&sys, &state, true)
+            .unwrap()
+            .apply(&sys, &state)
+            .unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        drop(guard);
+        // A link as the state file is not a state file.
+        std::os::unix::fs::symlink(&victim, &state).unwrap();
+        let e = restore_from_state(&sys, &state).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]

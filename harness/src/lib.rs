@@ -10,6 +10,36 @@
 //! [`vm`] boots emulated tiered machines under QEMU; [`conform`] checks
 //! the kernel's NUMA-fault migration decisions against the merged rule.
 
+/// A line on stdout. A closed pipe or a full disk there is an error for the
+/// caller to return (`println!` would panic, exit 101).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        writeln!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// [`outln!`] without the newline.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        write!(::std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// A message on stderr. A closed stderr loses the message and nothing
+/// else: the run goes on, its rows go to their files (`eprintln!` would
+/// panic, and in the panic hook abort).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod buffer;
 pub mod cli;
@@ -33,6 +63,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod topology;
 pub mod units;
+pub mod userfile;
 pub mod vm;
 pub mod workload;
 

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         Err(e) => {
             let (code, line) = tierbench::error::report(&e);
             if !line.is_empty() {
-                eprintln!("{line}");
+                tierbench::errln!("{line}");
             }
             code
         }

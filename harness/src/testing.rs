@@ -11,7 +11,7 @@ pub fn skip(test: &str, why: &str) {
         "{test} must run in CI, but: {why}"
     );
     let line = format!("SKIP {test}: {why}");
-    eprintln!("{line}");
+    crate::errln!("{line}");
     if let Some(log) = std::env::var_os("TIERBENCH_SKIP_LOG") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new()

@@ -36,7 +36,7 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
                 "not comparable: {why}; pass --force to compare anyway"
             )));
         }
-        eprintln!("tierbench compare: forced although {why}");
+        crate::errln!("tierbench compare: forced although {why}");
     }
     use compare::export;
     // Text narrows wide blocks to baseline-vs-one so it fits a changelog;

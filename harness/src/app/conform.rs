@@ -3,16 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::check_out;
 use crate::cli::{ConformArgs, ConformFormat};
 use crate::error::input;
+use crate::report::outdir::{Existing, OutDir};
 use crate::report::utc_stamp;
 
 pub fn conform(a: ConformArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.unwrap_or_else(|| {
         PathBuf::from("tierbench-results").join(format!("conform-{}", utc_stamp()))
     });
-    check_out(&out)?;
+    let _claimed = OutDir::claim(&out, Existing::from_flag(a.replace))?;
     crate::conform::run(crate::conform::ConformRequest {
         output: match a.format {
             ConformFormat::Table => crate::conform::Output::Table,
@@ -38,6 +38,6 @@ pub fn conform_case(spec: &str) -> anyhow::Result<ExitCode> {
     let spec: crate::conform::case::CaseSpec =
         serde_json::from_str(spec).map_err(|e| input(format!("conform-case: bad case: {e}")))?;
     let result = crate::conform::case::run_case(&spec)?;
-    println!("{}", serde_json::to_string(&result)?);
+    crate::outln!("{}", serde_json::to_string(&result)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -21,7 +21,7 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
                 ));
             };
             let pages = man_pages(cmd, &dir)?;
-            eprintln!("tierbench generate: {pages} man pages in {}", dir.display());
+            crate::errln!("tierbench generate: {pages} man pages in {}", dir.display());
             return Ok(ExitCode::SUCCESS);
         }
         Generated::Bash => Shell::Bash,
@@ -35,12 +35,17 @@ pub fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = clap_complete::generate_to(shell, &mut cmd, "tierbench", &dir)
                 .with_context(|| format!("writing {shell} completions into {}", dir.display()))?;
-            eprintln!("tierbench generate: {}", path.display());
+            crate::errln!("tierbench generate: {}", path.display());
         }
         None => {
+            // clap_complete panics on a failed write: it writes to memory,
+            // and the write to stdout reports a full disk or closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "tierbench", &mut script);
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut cmd, "tierbench", &mut out);
-            out.flush()?;
+            out.write_all(&script)
+                .and_then(|_| out.flush())
+                .with_context(|| format!("writing {shell} completions to standard output"))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -21,14 +21,14 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
                     k.path(),
                 ]);
             }
-            print!("{}", t.render());
-            if let Some(owner) = knobs::KnobLock::holder(&state) {
-                println!("\nheld by a running tierbench: {owner}");
+            crate::out!("{}", t.render())?;
+            if let Some(owner) = knobs::KnobLock::holder(&sys) {
+                crate::outln!("\nheld by a running tierbench: {owner}")?;
             } else if state.exists() {
-                println!(
+                crate::outln!(
                     "\npending state file {}: run `tierbench knobs restore`",
                     state.display()
-                );
+                )?;
             }
         }
         KnobsAction::Restore { force } => {
@@ -40,10 +40,12 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
             }
             // The owner's lock, held while restoring, so no run starts from
             // half-restored values; a live owner's knobs are its own.
-            let lock = match knobs::KnobLock::acquire(&state) {
+            let lock = match knobs::KnobLock::acquire(&sys) {
                 Ok(l) => Some(l),
                 Err(KnobError::Busy { owner, .. }) if force => {
-                    eprintln!("tierbench knobs: --force: restoring although {owner} holds them");
+                    crate::errln!(
+                        "tierbench knobs: --force: restoring although {owner} holds them"
+                    );
                     None
                 }
                 Err(KnobError::Busy { owner, lock }) => {
@@ -63,15 +65,15 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
             drop(lock);
             match restored {
                 knobs::Restored::NoState => {
-                    println!("nothing to restore ({} does not exist)", state.display())
+                    crate::outln!("nothing to restore ({} does not exist)", state.display())?
                 }
-                knobs::Restored::Empty => println!(
+                knobs::Restored::Empty => crate::outln!(
                     "nothing to restore: {} held no knob values; removed it",
                     state.display()
-                ),
+                )?,
                 knobs::Restored::Values(v) => {
                     for (k, v) in v {
-                        println!("restored {k} = {v}");
+                        crate::outln!("restored {k} = {v}")?;
                     }
                 }
             }

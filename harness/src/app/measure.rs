@@ -6,13 +6,12 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-
-use super::{check_out, discover};
+use super::discover;
 use crate::cli::{BwArgs, Format, LatencyArgs, MatrixArgs};
 use crate::error::input;
 use crate::report::characterisation;
 use crate::report::csv::TypedSink;
+use crate::report::outdir::{Existing, OutDir};
 use crate::report::table::Table;
 use crate::topology::Topology;
 use crate::workload::bandwidth::BwKernel;
@@ -65,9 +64,9 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
     };
     let r = crate::workload::measure::bandwidth(&spec)?;
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        crate::outln!("{}", serde_json::to_string(&r)?)?;
     } else {
-        println!(
+        crate::outln!(
             "{} {} thread(s) cpu node {cpu_node} -> mem node {mem_node}, {} MiB: {:.0} MB/s \
              (MB = 10^6 bytes, STREAM counting; {} passes in {:.2} s)",
             r.kernel,
@@ -76,7 +75,7 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
             r.mb_per_s,
             r.passes,
             r.seconds
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,10 +140,10 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         .join()
         .expect("chase thread")?;
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        crate::outln!("{}", serde_json::to_string(&r)?)?;
     } else {
         let s = r.stats;
-        println!(
+        crate::outln!(
             "chase cpu node {cpu_node} -> mem node {mem_node}, {} MiB, stride {} B, {} chain(s): \
              {:.2} ns/load mean; best {:.2}, median {:.2}, worst {:.2} over {} samples of {:.0} ms \
              ({} loads; cycle built in {:.2} s)",
@@ -159,13 +158,14 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
             r.sample_ms,
             r.loads,
             r.build_seconds
-        );
+        )?;
         if let (Some(k), Some(mb)) = (&r.load_kernel, r.load_mb_per_s) {
-            println!(
+            crate::outln!(
                 "load: {} x {k} (delay {}) on node {cpu_node}'s other CPUs: {mb:.0} MB/s during \
                  the chase",
-                r.load_threads, a.delay
-            );
+                r.load_threads,
+                a.delay
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -250,19 +250,19 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         duration,
         a.sample,
     )?;
-    if let Some(dir) = &a.out {
-        check_out(dir)?;
-        create_out(dir, topo, None)?;
-    }
+    let _claimed = match &a.out {
+        Some(dir) => Some(create_out(dir, Existing::from_flag(a.replace), topo, None)?),
+        None => None,
+    };
     let t0 = std::time::Instant::now();
     let points = run_curve(&spec, topo, a.out.as_deref())?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&points)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&points)?)?;
     } else {
-        print!("{}", characterisation::curve_table(&points));
+        crate::out!("{}", characterisation::curve_table(&points))?;
         print_notes(topo, &mut std::io::stdout().lock())?;
     }
-    eprintln!(
+    crate::errln!(
         "tierbench latency: curve of {} node(s) in {:.0} s",
         spec.mem_nodes.len(),
         t0.elapsed().as_secs_f64()
@@ -283,7 +283,7 @@ fn run_curve(
         .map(|d| TypedSink::create(&d.join(characterisation::CURVE_CSV)))
         .transpose()?;
     let mut emit = |p: &crate::workload::curve::CurvePoint| -> std::io::Result<()> {
-        eprintln!(
+        crate::errln!(
             "curve: node {} delay {}: load {:.0} MB/s, median {:.1} ns",
             p.mem_node,
             p.delay.map_or("idle".into(), |d| d.to_string()),
@@ -299,16 +299,19 @@ fn run_curve(
 }
 
 /// Creates a characterisation directory with its `system.json`.
+/// Claims the results directory (held until the measurement ends) and
+/// writes its system.json.
 fn create_out(
     dir: &std::path::Path,
+    existing: Existing,
     topo: &Topology,
     scenario: Option<crate::report::schema::ScenarioRecord>,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+) -> anyhow::Result<OutDir> {
+    let claimed = OutDir::claim(dir, existing)?;
     let caps = crate::probe::Capabilities::probe(topo);
     super::run::system_record(topo, &caps, crate::probe::is_emulated(), None, scenario)?
         .write(dir)?;
-    Ok(())
+    Ok(claimed)
 }
 
 /// Draws `dir/curve.svg` and `.png` from the points just measured; a
@@ -321,10 +324,10 @@ fn chart(dir: &std::path::Path, points: &[crate::workload::curve::CurvePoint]) {
     match crate::report::plot::write_curve(&lines, &dir.join("curve")) {
         Ok(files) => {
             for f in files {
-                eprintln!("tierbench: chart {}", f.display());
+                crate::errln!("tierbench: chart {}", f.display());
             }
         }
-        Err(e) => eprintln!("tierbench: note: no chart drawn: {e}"),
+        Err(e) => crate::errln!("tierbench: note: no chart drawn: {e}"),
     }
 }
 
@@ -382,10 +385,15 @@ pub fn matrix_of(
     } else {
         None
     };
-    if let Some(dir) = &a.out {
-        check_out(dir)?;
-        create_out(dir, &topo, scenario)?;
-    }
+    let _claimed = match &a.out {
+        Some(dir) => Some(create_out(
+            dir,
+            Existing::from_flag(a.replace),
+            &topo,
+            scenario,
+        )?),
+        None => None,
+    };
     let file = |name| {
         a.out
             .as_deref()
@@ -400,7 +408,7 @@ pub fn matrix_of(
     let mut cells = Vec::new();
     let mut mixes = Vec::new();
     for (c, m) in matrix::cells(&topo) {
-        eprintln!("matrix: cpu node {c} -> mem node {m} ...");
+        crate::errln!("matrix: cpu node {c} -> mem node {m} ...");
         let (cell, rows) = matrix::measure(&spec, &topo, c, m)?;
         if let Some(w) = cells_csv.as_mut() {
             w.push(&cell)?;
@@ -445,7 +453,7 @@ pub fn matrix_of(
             print_notes(&topo, &mut out)?;
         }
     }
-    eprintln!(
+    crate::errln!(
         "tierbench matrix: {} cells x {} kernels in {matrix_s:.0} s{}",
         cells.len(),
         matrix::kernels(&spec).len(),

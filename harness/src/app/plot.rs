@@ -34,7 +34,7 @@ pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
     }
     .map_err(|e| anyhow::anyhow!(e))?;
     for f in files {
-        println!("{}", f.display());
+        crate::outln!("{}", f.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::{check_out, discover, opt};
+use super::{discover, opt};
 use crate::cli::RunArgs;
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::probe::Capabilities;
 use crate::report::csv::CsvSink;
+use crate::report::outdir::{self, Existing, OutDir};
 use crate::report::progress::RunProgress;
 use crate::report::schema::{Machine, MachineKind, SystemRecord, VariantRecord};
 use crate::report::table::{Table, TimelineSink};
@@ -112,7 +113,7 @@ fn check_tier_trap(
             trap.why
         )));
     }
-    eprintln!("tierbench run: --force: {}", trap.why);
+    crate::errln!("tierbench run: --force: {}", trap.why);
     plan.notes.push(Note::TierTrap(trap.why));
     Ok(())
 }
@@ -241,6 +242,7 @@ fn with_run_options(mut a: RunArgs, cli: &RunArgs) -> RunArgs {
     a.force = cli.force;
     a.state_file = cli.state_file.clone();
     a.out = cli.out.clone();
+    a.replace = cli.replace;
     a.quiet = cli.quiet;
     if cli.iterations.is_some() {
         a.iterations = cli.iterations;
@@ -255,7 +257,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         return Err(input("--iterations must be at least 1"));
     }
     if let Some(dir) = &cli.out {
-        check_out(dir)?;
+        outdir::check(dir, Existing::from_flag(cli.replace))?;
     }
     let topo = discover()?;
     // A scenario lowers into the same options; its keys name them in
@@ -270,6 +272,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             match parse_lowered(&s, &lowered)? {
                 crate::cli::Command::Matrix(mut m) => {
                     m.out = Some(cli.out.clone().unwrap_or_else(default_out_dir));
+                    m.replace = cli.replace;
                     return super::measure::matrix_of(m, Some(s.record()));
                 }
                 crate::cli::Command::Run(a) => (with_run_options(*a, &cli), Some(s), lowered),
@@ -301,7 +304,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         let mut expected = profile.check_tiers(&topo);
         expected.extend(profile.check_expanders(&topo));
         for m in expected {
-            eprintln!("tierbench run: profile expectation not met: {m}");
+            crate::errln!("tierbench run: profile expectation not met: {m}");
             plan.notes.push(Note::ProfileExpectation(m));
         }
     }
@@ -315,7 +318,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
     if knob_plan.is_empty() {
-        if let Some(owner) = knobs::KnobLock::holder(&state) {
+        if let Some(owner) = knobs::KnobLock::holder(&sys) {
             plan.notes.push(Note::KnobsHeldBy(owner.to_string()));
         }
     }
@@ -324,9 +327,11 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         .map_err(KnobError::into_anyhow)?;
 
     let caps = Capabilities::probe(&topo);
-    let out_dir = a.out.clone().unwrap_or_else(default_out_dir);
-    std::fs::create_dir_all(&out_dir)
-        .with_context(|| format!("creating results directory {}", out_dir.display()))?;
+    let claimed = OutDir::claim(
+        &a.out.clone().unwrap_or_else(default_out_dir),
+        Existing::from_flag(a.replace),
+    )?;
+    let out_dir = claimed.path().to_path_buf();
     let first = Snapshot::read(&sys, &topo.memory_nodes())?;
     let cols = plan.columns(&topo, &first);
     let summary_path = out_dir.join("summary.csv");
@@ -363,7 +368,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     let write_record = |r: &SystemRecord| -> anyhow::Result<()> { Ok(r.write(&out_dir)?) };
     write_record(&record)?;
     if !a.quiet {
-        eprintln!(
+        crate::errln!(
             "tierbench run: {} variant(s) x {} iteration(s), {} each, results in {}",
             plan.variants.len(),
             plan.iterations,
@@ -371,7 +376,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             out_dir.display()
         );
         for n in &plan.notes {
-            eprintln!("note: {n}");
+            crate::errln!("note: {n}");
         }
     }
 
@@ -408,16 +413,16 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     write_record(&record)?;
     restored.context("restoring knobs")?;
 
-    print_summary(&outcomes, &cols);
+    print_summary(&outcomes, &cols)?;
     if let Some(t) = timeline.render() {
-        print!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast);
+        crate::out!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast)?;
     }
-    println!(
+    crate::outln!(
         "\nresults: {}  {}  {}",
         summary_path.display(),
         series_path.display(),
         record_path.display()
-    );
+    )?;
     if stop.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(Interrupted.into());
     }
@@ -432,7 +437,10 @@ fn humantime(s: f64) -> String {
     }
 }
 
-fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
+fn print_summary(
+    outcomes: &[VariantOutcome],
+    cols: &crate::report::Columns,
+) -> std::io::Result<()> {
     let promote: Vec<usize> = cols
         .counters
         .iter()
@@ -478,7 +486,7 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         row.extend(promote.iter().map(|&i| opt(s.counters[i])));
         t.push(row);
     }
-    print!("\n{}", t.render());
+    crate::out!("\n{}", t.render())?;
     // Notes every variant shares are printed once. Refused variants carry
     // only their reason: they do not decide what is common.
     let measured: Vec<&VariantOutcome> = outcomes
@@ -493,7 +501,7 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
         .filter(|n| measured.iter().all(|o| o.summary.notes.contains(n)))
         .collect();
     for n in &common {
-        println!("note: {n}");
+        crate::outln!("note: {n}")?;
     }
     // Each variant's own notes once, however many iterations repeat them.
     let mut printed: Vec<String> = Vec::new();
@@ -507,10 +515,11 @@ fn print_summary(outcomes: &[VariantOutcome], cols: &crate::report::Columns) {
             .collect();
         let line = format!("{}: {}", o.summary.variant, own.join("; "));
         if !own.is_empty() && !printed.contains(&line) {
-            println!("{line}");
+            crate::outln!("{line}")?;
             printed.push(line);
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -538,7 +547,7 @@ mod tests {
             .collect();
         assert_eq!(
             ids.len(),
-            6,
+            7,
             "{ids:?}: carry every Run option in with_run_options"
         );
         let cli = run_args(&[
@@ -552,13 +561,14 @@ mod tests {
             "-o",
             "o",
             "-q",
+            "--replace",
             "--iterations",
             "3",
         ]);
         let a = with_run_options(run_args(&["--iterations", "7", "--duration", "2s"]), &cli);
         assert_eq!(a.scenario.as_deref(), Some("s"));
         assert_eq!(a.host.as_deref(), Some("h"));
-        assert!(a.force && a.quiet);
+        assert!(a.force && a.quiet && a.replace);
         assert_eq!(a.state_file, Some(PathBuf::from("st")));
         assert_eq!(a.out, Some(PathBuf::from("o")));
         assert_eq!(a.iterations, Some(3));

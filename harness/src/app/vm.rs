@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::check_out;
 use crate::cli::{Cli, Command, VmArgs};
 use crate::error::input;
 use crate::report::characterisation::{self, Characterisation};
 use crate::report::compare;
+use crate::report::outdir::{self, Existing, OutDir};
 use crate::report::utc_stamp;
 use crate::vm::kernel::{self, Kernel};
 use crate::vm::VmRequest;
@@ -23,7 +23,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
     let out = a.out.clone().unwrap_or_else(|| {
         PathBuf::from("tierbench-results").join(format!("vm-{}-{name}", utc_stamp()))
     });
-    check_out(&out)?;
+    outdir::check(&out, Existing::from_flag(a.replace))?;
     check_inner(&a.inner)?;
     let cache = kernel::cache_dir();
     let kernels = a
@@ -43,6 +43,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         hypervisor_bit_for_test: a.hypervisor_bit_for_test,
         boot_retries: a.boot_retries,
     };
+    let _claimed = OutDir::claim(&out, Existing::from_flag(a.replace))?;
     match kernels.as_slice() {
         [one] => crate::vm::run_vm(request(&one.image, out)).map(ExitCode::from),
         several => {
@@ -67,7 +68,7 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
     let mut worst = 0u8;
     let mut failed = Vec::new();
     for (i, (r, label)) in requests.iter().zip(labels).enumerate() {
-        eprintln!(
+        crate::errln!(
             "tierbench vm: kernel {} of {}: {label} ({}) -> {}",
             i + 1,
             requests.len(),
@@ -78,7 +79,7 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
             Ok(code) => worst = worst.max(code),
             Err(e) if e.downcast_ref::<crate::error::Interrupted>().is_some() => return Err(e),
             Err(e) => {
-                eprintln!("tierbench vm: kernel {label}: {e:#}");
+                crate::errln!("tierbench vm: kernel {label}: {e:#}");
                 failed.push(label.clone());
             }
         }
@@ -94,7 +95,7 @@ fn a_b(requests: &[VmRequest], labels: &[String], out: &Path) -> anyhow::Result<
         .iter()
         .any(|r| r.inner.first().is_some_and(|c| c == "run"))
     {
-        eprintln!("tierbench vm: fewer than two kernels produced results: no comparison");
+        crate::errln!("tierbench vm: fewer than two kernels produced results: no comparison");
     }
     if !failed.is_empty() {
         anyhow::bail!(
@@ -145,11 +146,11 @@ fn run_comparison(dirs: &[&Path]) -> anyhow::Result<Option<(String, String)>> {
         .map(|d| compare::RunResults::read(d))
         .collect::<Result<Vec<_>, _>>()?;
     if let Err(e) = compare::check(&runs) {
-        eprintln!("tierbench vm: no table across kernels: {e}");
+        crate::errln!("tierbench vm: no table across kernels: {e}");
         return Ok(None);
     }
     if let Some(why) = compare::mismatch(&runs) {
-        eprintln!("tierbench vm: the kernels' runs are not comparable ({why}): no table");
+        crate::errln!("tierbench vm: the kernels' runs are not comparable ({why}): no table");
         return Ok(None);
     }
     Ok(Some((compare::text(&runs), compare::markdown(&runs))))

@@ -315,10 +315,10 @@ fn rate_limit_check(
     let skipped = |why: String| {
         if req.output == Output::Tap {
             for (i, n) in names.iter().enumerate() {
-                println!(
+                crate::outln!(
                     "{}",
                     tap::check(done + i + 1, n, &Ok(String::new()), Some(&why))
-                );
+                )?;
             }
         }
         Ok(RateOutcome::Skipped(why))
@@ -334,7 +334,7 @@ fn rate_limit_check(
         ));
     }
     if !req.quiet {
-        eprintln!(
+        crate::errln!(
             "conform: rate limit: {} MiB first-touched on node {}, read from CPU {} (node {}) for {:?}, at {} MB/s then lifted",
             spec.size_bytes >> 20,
             at.page,
@@ -361,7 +361,7 @@ fn rate_limit_check(
             .zip([&verdict.held, &verdict.faster])
             .enumerate()
         {
-            println!("{}", tap::check(done + i + 1, n, r, None));
+            crate::outln!("{}", tap::check(done + i + 1, n, r, None))?;
         }
     }
     Ok(RateOutcome::Judged(
@@ -466,14 +466,14 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                  second memory node (use tierbench vm --host qemu-4node-3tier)",
                 machine.describe()
             ),
-        ));
+        )?);
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Ok(skip(
             req.output,
             "needs root to set kernel.numa_balancing (run as root)",
-        ));
+        )?);
     }
     let sys = SysRoot::live();
     let state = knobs::default_state_file();
@@ -486,7 +486,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
         .read_opt("/proc/sys/kernel/osrelease")
         .unwrap_or_default();
     if !req.quiet {
-        eprintln!(
+        crate::errln!(
             "conform: {} cases on {kernel} ({}); {:?} per case",
             cases.len(),
             machine.describe(),
@@ -495,10 +495,10 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     }
     let rate_planned = req.rate_limit.is_some() && req.modes.iter().any(|m| m & 2 != 0);
     if req.output == Output::Tap {
-        println!(
+        crate::outln!(
             "{}",
             tap::header(cases.len() + if rate_planned { 2 } else { 0 })
-        );
+        )?;
     }
     let mut rows = Vec::new();
     for &mode in &req.modes {
@@ -513,7 +513,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
             let row = run_one(case, &machine, &req, &sys, &topo)?;
             csv.push(&row)?;
             if !req.quiet {
-                eprintln!(
+                crate::errln!(
                     "  case {:>2} nb={} {:<24} mask={:<4} exec={} page={}: {:<12} {}",
                     row.case,
                     row.numa_balancing,
@@ -526,7 +526,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
                 );
             }
             if req.output == Output::Tap {
-                println!("{}", tap::point(rows.len() + 1, &row));
+                crate::outln!("{}", tap::point(rows.len() + 1, &row))?;
             }
             rows.push(row);
         }
@@ -547,7 +547,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
     };
     if interrupted() {
         if req.output == Output::Tap {
-            println!("Bail out! interrupted after {} cases", rows.len());
+            crate::outln!("Bail out! interrupted after {} cases", rows.len())?;
         }
         return Err(crate::error::Interrupted.into());
     }
@@ -567,7 +567,7 @@ pub fn run(req: ConformRequest) -> anyhow::Result<ExitCode> {
             };
             print_report(&rows, rate_rows, &closing)
         }
-        Output::Tap => println!("{}", tap::comment(&closing)),
+        Output::Tap => crate::outln!("{}", tap::comment(&closing))?,
     }
     let rate_failed = rate.as_ref().is_some_and(RateOutcome::failed);
     if rate_failed {
@@ -743,12 +743,12 @@ fn summary(rows: &[ConformRow], kernel: &str, csv_path: &Path) -> String {
 }
 
 /// The machine cannot run the matrix: kselftest's skip.
-fn skip(output: Output, why: &str) -> ExitCode {
+fn skip(output: Output, why: &str) -> std::io::Result<ExitCode> {
     match output {
-        Output::Table => println!("conform: SKIP: {why}"),
-        Output::Tap => println!("{}", tap::skip_all(why)),
+        Output::Table => crate::outln!("conform: SKIP: {why}")?,
+        Output::Tap => crate::outln!("{}", tap::skip_all(why))?,
     }
-    ExitCode::from(EXIT_SKIP)
+    Ok(ExitCode::from(EXIT_SKIP))
 }
 
 #[cfg(test)]

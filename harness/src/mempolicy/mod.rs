@@ -503,7 +503,7 @@ mod tests {
                 // LOCAL reads back as LOCAL since 5.x; DEFAULT as DEFAULT.
                 Ok(got) => assert_eq!(got, want, "mode {mode}"),
                 Err(e) if mode == Mode::WeightedInterleave && e.errno == Errno::EINVAL => {
-                    eprintln!("skip: weighted-interleave unsupported by this kernel (< 6.9)")
+                    crate::errln!("skip: weighted-interleave unsupported by this kernel (< 6.9)")
                 }
                 Err(e) => panic!("mode {mode}: {e}"),
             }

@@ -65,7 +65,7 @@ impl Characterisation {
         let file = |name: &str| -> Result<CsvRows, InputError> {
             let rows = CsvRows::read_keyed(&dir.join(name), "mem_node")?;
             for n in &rows.notes {
-                eprintln!("tierbench: note: {n}");
+                crate::errln!("tierbench: note: {n}");
             }
             Ok(rows)
         };

@@ -7,6 +7,7 @@ pub mod characterisation;
 pub mod compare;
 pub mod csv;
 pub mod note;
+pub mod outdir;
 pub mod plot;
 pub mod progress;
 pub mod schema;

@@ -48,7 +48,7 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
     for (dash, dir) in dirs.iter().enumerate() {
         let csv = CsvRows::read(&dir.join("timeseries.csv"))?;
         for n in &csv.notes {
-            eprintln!("tierbench plot: note: {n}");
+            crate::errln!("tierbench plot: note: {n}");
         }
         let col = |n: &str| csv.column(n);
         let (v, it, ts, span) = (

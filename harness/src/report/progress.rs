@@ -4,7 +4,7 @@
 //! is a `Cell`), so the caller can finish it after the run.
 
 use std::cell::Cell;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -63,7 +63,7 @@ impl RunObserver for &RunProgress {
                 done_runs.set(done_runs.get() + 1);
             }
             RunProgress::Lines => {
-                let _ = writeln!(std::io::stderr(), "-- {variant}, iteration {iteration}");
+                crate::errln!("-- {variant}, iteration {iteration}");
             }
         }
     }
@@ -87,7 +87,10 @@ impl RunObserver for &RunProgress {
                     RowKind::Interval => interval_line(r),
                     RowKind::Summary => summary_line(r),
                 };
-                writeln!(std::io::stderr(), "{line}")
+                // Progress is a courtesy: a closed stderr (`2>&1 | head`)
+                // must not abandon a measurement whose rows go to files.
+                crate::errln!("{line}");
+                Ok(())
             }
         }
     }

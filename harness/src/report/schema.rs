@@ -201,7 +201,11 @@ impl SystemRecord {
         let body = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(&tmp, body)
             .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
+            .map_err(|e| {
+                // A full disk must not leave half a temp file among the results.
+                let _ = std::fs::remove_file(&tmp);
+                std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+            })
     }
 }
 

@@ -67,7 +67,7 @@ pub fn init_main() -> ! {
     let code = match run(&mut port) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tierbench guest: {e}");
+            crate::errln!("tierbench guest: {e}");
             send(&mut port, &stream::error_record(&e));
             1
         }
@@ -105,7 +105,7 @@ fn mount_all() {
         // SAFETY: valid NUL-terminated strings; no data argument.
         let rc = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, std::ptr::null()) };
         if rc != 0 {
-            eprintln!(
+            crate::errln!(
                 "tierbench guest: mount {target}: {}",
                 std::io::Error::last_os_error()
             );
@@ -198,7 +198,7 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
         let onlined = super::cxl_region::online_all(&profile.cxl)
             .map_err(|e| format!("onlining the CXL memory: {e}"))?;
         for o in &onlined {
-            eprintln!("tierbench guest: CXL: {}", o.summary());
+            crate::errln!("tierbench guest: CXL: {}", o.summary());
         }
         let _ = fs::write(
             format!("{RESULTS}/cxl.json"),

@@ -468,7 +468,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&req.out).with_context(|| format!("creating {}", req.out.display()))?;
     let (accel, accel_reason) = choose_accel(&prep, &req)?;
     if !req.quiet {
-        eprintln!(
+        crate::errln!(
             "tierbench vm: {} ({}) with {} under {accel} ({accel_reason}); results in {}",
             profile.name,
             profile.description,
@@ -492,7 +492,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
             (Ended::TimedOut, None) => format!("no sign of init within {:?}", req.timeout),
             (Ended::Exited(_), None) => "qemu exited before init ran".into(),
         };
-        eprintln!(
+        crate::errln!(
             "tierbench vm: boot {} ended before init reported ({why}); booting again",
             failed_boots.len() + 1
         );
@@ -560,34 +560,34 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
     if let Some(out) = text("stdout.txt") {
         // Paths the guest printed point into its /results: show the host's.
         let host_dir = format!("{}/", req.out.display());
-        print!(
+        crate::out!(
             "{}",
             out.replace(&format!("{}/", guest::RESULTS), &host_dir)
-        );
+        )?;
     }
     for m in &mismatches {
-        eprintln!("tierbench vm: profile expectation not met: {m}");
+        crate::errln!("tierbench vm: profile expectation not met: {m}");
     }
     if b.received.exit.is_some_and(|c| c != 0) {
         // The inner command's own error lines, which went to the console.
         let err = text(guest::STDERR_FILE).unwrap_or_default();
         for line in err.lines().filter(|l| l.contains("error:")) {
-            eprintln!("tierbench vm: guest: {line}");
+            crate::errln!("tierbench vm: guest: {line}");
         }
     }
     for e in &b.received.errors {
-        eprintln!("tierbench vm: guest: {e}");
+        crate::errln!("tierbench vm: guest: {e}");
     }
     if !b.received.errors.is_empty() {
-        eprintln!(
+        crate::errln!(
             "tierbench vm: last console lines:\n{}\n(full log: {})",
             b.console_tail,
             req.out.join("console.log").display()
         );
     }
     if !req.quiet {
-        eprintln!("note: {EMULATION_NOTE}");
-        eprintln!(
+        crate::errln!("note: {EMULATION_NOTE}");
+        crate::errln!(
             "tierbench vm: {outcome} ({:.1}s wall, guest kernel {}); console log {}",
             b.wall.as_secs_f64(),
             record.guest_kernel_release.as_deref().unwrap_or("?"),

@@ -58,7 +58,7 @@ impl RunResults {
         let sys = SystemRecord::read(dir)?;
         let summary = CsvRows::read(&dir.join("summary.csv"))?;
         for n in &summary.notes {
-            eprintln!("tierbench compare: note: {n}");
+            crate::errln!("tierbench compare: note: {n}");
         }
         if summary.rows.is_empty() {
             return Err(bad(format!(

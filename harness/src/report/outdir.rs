@@ -1,0 +1,176 @@
+//! A results directory owned by one run: new or empty (or emptied on
+//! request), and locked while the run writes to it. Two runs given the same
+//! `-o` used to clobber each other, and a run into an old directory left
+//! the old run's files (a curve.svg) beside its own, for the fleet play to
+//! fetch as if they were new.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::input;
+
+/// The lock is an `flock` on the directory itself: no lock file is left
+/// among the results, and the kernel drops it when the owner dies.
+#[derive(Debug)]
+pub struct OutDir {
+    path: PathBuf,
+    /// Made by this claim: removed again if the run wrote nothing (it was
+    /// refused after the claim), so bad input leaves no trace.
+    created: bool,
+    _lock: fs::File,
+}
+
+/// What to do with a directory that already holds files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    Refuse,
+    Replace,
+}
+
+impl Existing {
+    pub fn from_flag(replace: bool) -> Existing {
+        if replace {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        }
+    }
+}
+
+/// Checks `-o` before anything is created, changed or booted: a
+/// directory, new or empty unless `--replace`.
+pub fn check(dir: &Path, existing: Existing) -> anyhow::Result<()> {
+    match fs::metadata(dir) {
+        Err(_) => return Ok(()),
+        Ok(m) if !m.is_dir() => {
+            return Err(input(format!(
+                "-o {}: exists and is not a directory: give a new or empty directory",
+                dir.display()
+            )));
+        }
+        Ok(_) => {}
+    }
+    if existing == Existing::Refuse {
+        let held = entries(dir)?;
+        if !held.is_empty() {
+            return Err(input(format!(
+                "-o {}: already holds {}: give a new or empty directory, or --replace to \
+                 empty it first",
+                dir.display(),
+                preview(&held)
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl OutDir {
+    /// Creates `dir` if needed, locks it, and (after the lock, so nobody
+    /// is writing) empties it when asked or refuses it when it holds files.
+    pub fn claim(dir: &Path, existing: Existing) -> anyhow::Result<OutDir> {
+        check(dir, existing)?;
+        let created = !dir.exists();
+        fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("creating results directory {}: {e}", dir.display()))?;
+        let lock = fs::File::open(dir)
+            .map_err(|e| anyhow::anyhow!("opening results directory {}: {e}", dir.display()))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor owned by `lock`; no memory passed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(input(format!(
+                "-o {}: another tierbench is writing its results there: give another directory",
+                dir.display()
+            )));
+        }
+        let held = entries(dir)?;
+        if !held.is_empty() {
+            if existing == Existing::Refuse {
+                return Err(input(format!(
+                    "-o {}: already holds {}: give a new or empty directory, or --replace",
+                    dir.display(),
+                    preview(&held)
+                )));
+            }
+            for name in held {
+                let p = dir.join(&name);
+                let gone = match fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                    _ => fs::remove_file(&p),
+                };
+                gone.map_err(|e| anyhow::anyhow!("--replace: removing {}: {e}", p.display()))?;
+            }
+        }
+        Ok(OutDir {
+            path: dir.to_path_buf(),
+            created,
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if self.created {
+            // Fails, as it should, when the run wrote anything.
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
+
+fn entries(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("reading results directory {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    let more = names.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_with_files_is_refused_replaced_on_request_and_locked() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let first = OutDir::claim(&out, Existing::Refuse).unwrap();
+        // A second writer is refused while the first holds it.
+        let e = OutDir::claim(&out, Existing::Replace).unwrap_err();
+        assert!(e.to_string().contains("another tierbench"), "{e}");
+        fs::write(first.path().join("curve.svg"), "old").unwrap();
+        fs::create_dir(first.path().join("6.12")).unwrap();
+        drop(first);
+        let e = OutDir::claim(&out, Existing::Refuse).unwrap_err();
+        assert!(
+            e.to_string().contains("already holds 6.12, curve.svg"),
+            "{e}"
+        );
+        assert!(out.join("curve.svg").exists());
+        let again = OutDir::claim(&out, Existing::Replace).unwrap();
+        assert!(entries(&out).unwrap().is_empty());
+        drop(again);
+        // A claim that wrote nothing leaves no directory behind.
+        let unused = d.path().join("unused");
+        drop(OutDir::claim(&unused, Existing::Refuse).unwrap());
+        assert!(!unused.exists());
+        let file = d.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(check(&file, Existing::Replace).is_err());
+    }
+}
