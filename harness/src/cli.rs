@@ -274,7 +274,36 @@ where
 /// Parses the process's arguments; on bad input prints clap's message and
 /// exits 2.
 pub fn parse() -> Cli {
-    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            e.exit()
+        }
+        crate::errln!("{}", one_line_usage_error(&e.render().to_string()));
+        std::process::exit(2)
+    })
+}
+
+/// A clap error as the one line every other refusal is: its message and
+/// tips joined, without the usage block, control characters in the user's
+/// values escaped (an ANSI sequence or a newline in `--policy` used to be
+/// echoed raw).
+pub fn one_line_usage_error(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for block in rendered.split("\n\n") {
+        let block = block.trim();
+        if block.starts_with("Usage:") || block.starts_with("For more information") {
+            continue;
+        }
+        parts.push(block.trim_start_matches("error: ").to_string());
+    }
+    let text = crate::text::printable(&parts.join("; "));
+    format!("tierbench: error: {text} (see --help)")
 }
 
 #[derive(Debug, Args)]
@@ -979,6 +1008,25 @@ pub struct ConformArgs {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn usage_errors_are_one_line_with_control_characters_escaped() {
+        let e =
+            try_parse_from(["tierbench", "run", "--policy", "bind:0\u{1b}[31m\nx"]).unwrap_err();
+        let line = one_line_usage_error(&e.render().to_string());
+        assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
+        assert!(
+            line.starts_with("tierbench: error: invalid value"),
+            "{line}"
+        );
+        let e = try_parse_from(["tierbench", "run", "--sizee", "1M"]).unwrap_err();
+        let line = one_line_usage_error(&e.render().to_string());
+        assert!(
+            line.contains("'--sizee'") && line.contains("tip:"),
+            "{line}"
+        );
+        assert!(!line.contains("Usage:"), "{line}");
+    }
+
     use super::*;
 
     #[test]

@@ -67,7 +67,10 @@ pub fn report(e: &anyhow::Error) -> (ExitCode, String) {
     let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
     (
         ExitCode::from(if input { 2 } else { 1 }),
-        format!("tierbench: error: {}", dedup(msg).join(": ")),
+        format!(
+            "tierbench: error: {}",
+            crate::text::printable(&dedup(msg).join(": "))
+        ),
     )
 }
 

@@ -61,6 +61,7 @@ pub mod sysfs;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
+pub mod text;
 pub mod topology;
 pub mod units;
 pub mod userfile;

@@ -194,10 +194,12 @@ fn is_path(spec: &str) -> bool {
 }
 
 fn read(kind: Kind, path: &Path) -> Result<String, NamedError> {
-    std::fs::read_to_string(path).map_err(|source| NamedError::Read {
-        what: kind.what(),
-        path: path.display().to_string(),
-        source,
+    crate::userfile::read_capped(path, crate::userfile::TEXT_MAX).map_err(|source| {
+        NamedError::Read {
+            what: kind.what(),
+            path: path.display().to_string(),
+            source,
+        }
     })
 }
 

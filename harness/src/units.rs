@@ -29,7 +29,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let bytes = n * mult as f64;
     if bytes >= MAX_SIZE as f64 {
         return Err(format!(
-            "size {s:?} is larger than any machine's memory: at most {}T",
+            "size {s:?} is larger than any machine's memory: give less than {}T",
             MAX_SIZE >> 40
         ));
     }
@@ -87,6 +87,8 @@ mod tests {
         assert!(parse_size("99999999T")
             .unwrap_err()
             .contains("larger than any machine"));
+        // The bound is exclusive, and the message says so.
+        assert!(parse_size("1024T").unwrap_err().contains("less than 1024T"));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("soon").is_err());

@@ -13,7 +13,9 @@ pub fn list(kind: Kind) -> anyhow::Result<ExitCode> {
     for l in named::list(kind) {
         // The description of the copy a bare name loads.
         let text = match &l.origin {
-            Origin::File(p) => std::fs::read_to_string(p).unwrap_or_default(),
+            Origin::File(p) => {
+                crate::userfile::read_capped(p, crate::userfile::TEXT_MAX).unwrap_or_default()
+            }
             Origin::BuiltIn => kind.built_in_text(&l.name).unwrap_or_default().to_string(),
         };
         let description = match toml::from_str::<toml::Table>(&text) {

@@ -156,18 +156,26 @@ impl SystemRecord {
     pub fn read(dir: &Path) -> Result<SystemRecord, InputError> {
         let path = Self::path(dir);
         let bad = |m: String| InputError::new(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(&path).map_err(|e| {
-            bad(format!(
-                "{e} (a results directory of `tierbench run` has one)"
-            ))
-        })?;
+        let bytes =
+            crate::userfile::read_capped_bytes(&path, crate::userfile::TEXT_MAX).map_err(|e| {
+                bad(format!(
+                    "{e} (a results directory of `tierbench run` has one)"
+                ))
+            })?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
         let version = match value.get("schema_version") {
             None => return Err(bad("has no schema_version: not a tierbench record".into())),
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| bad(format!("schema_version {v} is not a number")))?,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                bad(if v.is_number() {
+                    format!(
+                        "schema_version {v} is not a whole version number: tierbench writes \
+                         {SCHEMA_VERSION}, a whole number"
+                    )
+                } else {
+                    format!("schema_version {v} is not a number")
+                })
+            })?,
         };
         if !READABLE_VERSIONS.iter().any(|&r| u64::from(r) == version) {
             return Err(bad(format!(
@@ -232,7 +240,7 @@ impl CsvRows {
     /// (`mem_node` in a characterisation's files).
     pub fn read_keyed(path: &Path, key: &str) -> Result<CsvRows, InputError> {
         let bad = |m: String| InputError::new(format!("{}: {m}", path.display()));
-        let bytes = std::fs::read(path)
+        let bytes = crate::userfile::read_capped_bytes(path, crate::userfile::TABLE_MAX)
             .map_err(|e| bad(format!("{e} (give a results directory of `tierbench run`)")))?;
         let mut notes = Vec::new();
         // Only whole lines count: what follows the last newline is a row
@@ -387,6 +395,8 @@ mod tests {
             v.as_object_mut().unwrap().remove("schema_version");
         });
         assert!(e.contains("no schema_version"), "{e}");
+        let e = edited(|v| v["schema_version"] = serde_json::json!(3.0));
+        assert!(e.contains("not a whole version number"), "{e}");
     }
 
     #[test]

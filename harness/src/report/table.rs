@@ -17,8 +17,14 @@ impl Table {
             rows: Vec::new(),
         }
     }
+    /// A row; control characters in a cell (a variant name read from a
+    /// results file) are shown escaped.
     pub fn push<S: Into<String>>(&mut self, row: impl IntoIterator<Item = S>) {
-        self.rows.push(row.into_iter().map(Into::into).collect());
+        self.rows.push(
+            row.into_iter()
+                .map(|c| crate::text::printable(&c.into()))
+                .collect(),
+        );
     }
     pub fn render(&self) -> String {
         let cols = self.header.len();

@@ -95,12 +95,8 @@ impl KernelSource {
     pub fn resolve(&self, cache: &Path) -> Result<Kernel, String> {
         match self {
             KernelSource::Image(p) => {
-                if !p.is_file() {
-                    return Err(format!(
-                        "--kernel {}: no such file (give a vmlinuz or bzImage, or a Debian series: 6.1, 6.12, latest)",
-                        p.display()
-                    ));
-                }
+                super::qemu::check_kernel_image(p)
+                    .map_err(|why| format!("--kernel {}: {why}", p.display()))?;
                 Ok(Kernel {
                     image: p.clone(),
                     label: image_label(p),

@@ -158,19 +158,7 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Prepared> {
         }
     }
     let k = &req.kernel;
-    if !k.is_file() {
-        return Err(input(format!(
-            "--kernel {}: no such file (scripts/fetch-kernel 6.12 prints a path)",
-            k.display()
-        )));
-    }
-    if !qemu::is_kernel_image(k) {
-        return Err(input(format!(
-            "--kernel {}: not a Linux x86 kernel image (no bzImage header); give a vmlinuz or \
-             arch/x86/boot/bzImage",
-            k.display()
-        )));
-    }
+    qemu::check_kernel_image(k).map_err(|why| input(format!("--kernel {}: {why}", k.display())))?;
     let config_file = config_beside(k);
     let config = config_file
         .as_ref()

@@ -293,14 +293,42 @@ pub fn boot(
     }
 }
 
-/// Whether `path` starts like a Linux x86 boot image ("HdrS" at 0x202).
-pub fn is_kernel_image(path: &Path) -> bool {
+/// Why `path` cannot be booted, if it cannot: absent, not a regular file,
+/// unreadable, or not starting like a Linux x86 boot image ("HdrS" at
+/// 0x202). Each is its own message: "no bzImage header" said of a file
+/// root could not read sent users looking at the wrong thing.
+pub fn check_kernel_image(path: &Path) -> Result<(), String> {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
+    let meta = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(
+                "no such file (give a vmlinuz or bzImage, or a Debian series: 6.1, \
+                        6.12, latest)"
+                    .into(),
+            )
+        }
+        Err(e) => return Err(format!("cannot read it: {e}")),
+        Ok(m) => m,
     };
+    if meta.is_dir() {
+        return Err("is a directory: give the kernel image in it (arch/x86/boot/bzImage)".into());
+    }
+    if !meta.is_file() {
+        return Err("is not a regular file: give a vmlinuz or arch/x86/boot/bzImage".into());
+    }
+    let mut f = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     let mut magic = [0u8; 4];
-    f.seek(SeekFrom::Start(0x202)).is_ok() && f.read_exact(&mut magic).is_ok() && &magic == b"HdrS"
+    let read = f
+        .seek(SeekFrom::Start(0x202))
+        .and_then(|_| f.read_exact(&mut magic));
+    if read.is_ok() && &magic == b"HdrS" {
+        return Ok(());
+    }
+    Err(
+        "not a Linux x86 kernel image (no bzImage header); give a vmlinuz or \
+         arch/x86/boot/bzImage"
+            .into(),
+    )
 }
 
 #[cfg(test)]
@@ -372,10 +400,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("x");
         std::fs::write(&f, b"not a kernel").unwrap();
-        assert!(!is_kernel_image(&f));
+        assert!(check_kernel_image(&f)
+            .unwrap_err()
+            .contains("no bzImage header"));
         let mut img = vec![0u8; 0x300];
         img[0x202..0x206].copy_from_slice(b"HdrS");
         std::fs::write(&f, img).unwrap();
-        assert!(is_kernel_image(&f));
+        assert!(check_kernel_image(&f).is_ok());
+        assert!(check_kernel_image(dir.path())
+            .unwrap_err()
+            .contains("is a directory"));
+        assert!(check_kernel_image(&dir.path().join("no"))
+            .unwrap_err()
+            .contains("no such file"));
     }
 }
