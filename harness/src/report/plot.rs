@@ -73,7 +73,24 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
         type Acc = BTreeMap<usize, [Vec<f64>; 4]>;
         let mut by: Vec<(String, Acc)> = Vec::new();
         let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for r in &csv.rows {
+        for (row, r) in csv.rows.iter().enumerate() {
+            // What no run writes would stretch the axes to nothing (t_s =
+            // -1e300) or draw no line at all (NaN): refused, naming the row.
+            for (c, min) in [(Some(ts), 0.0), (promote, f64::MIN), (hot, 0.0), (acc, 0.0)] {
+                let Some(c) = c.filter(|&c| !r[c].is_empty()) else {
+                    continue;
+                };
+                if !r[c].parse::<f64>().is_ok_and(|x| x.is_finite() && x >= min) {
+                    return Err(InputError::new(format!(
+                        "{} row {}: {} = {:?}: no run writes that (a finite number{})",
+                        csv.path.display(),
+                        row + 1,
+                        csv.header[c],
+                        r[c],
+                        if min == 0.0 { " of at least 0" } else { "" }
+                    )));
+                }
+            }
             let key = (r[v].to_string(), r[it].to_string());
             let i = index.entry(key).or_insert(0);
             let slot = match by.iter().position(|(name, _)| name == &r[v]) {
@@ -391,6 +408,21 @@ pub fn write(t: &Timeline, stem: &Path) -> Result<Vec<PathBuf>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_no_run_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "variant,iteration,t_s,span_s,accesses_per_s,hot_fast_share\n";
+        for (row, what) in [
+            ("a,1,-1e300,1.0,10,0.5\n", "t_s"),
+            ("a,1,1.0,1.0,NaN,0.5\n", "accesses_per_s"),
+            ("a,1,1.0,1.0,10,inf\n", "hot_fast_share"),
+        ] {
+            std::fs::write(dir.path().join("timeseries.csv"), format!("{header}{row}")).unwrap();
+            let e = read(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+            assert!(e.contains(&format!("row 1: {what}")), "{e}");
+        }
+    }
 
     #[test]
     fn intervals_are_averaged_over_iterations() {

@@ -47,6 +47,9 @@ impl BwKernel {
     }
 }
 
+/// The largest side of a `mix:R:W`.
+pub const MIX_SIDE_MAX: u32 = 255;
+
 impl FromStr for BwKernel {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -67,6 +70,15 @@ impl FromStr for BwKernel {
                 if r == 0 || w == 0 {
                     return Err(format!(
                         "mix:{r}:{w}: both sides must be at least 1 (use read or write)"
+                    ));
+                }
+                // A group is R+W cache lines, and the bytes moved are
+                // counted per group: unbounded sides overflowed that count
+                // (mix:4294967295:1 printed 1.9e10 MB/s).
+                if r > MIX_SIDE_MAX || w > MIX_SIDE_MAX {
+                    return Err(format!(
+                        "mix:{r}:{w}: each side at most {MIX_SIDE_MAX} (a ratio of lines in a \
+                         group; mix:255:1 is already 99.6% reads)"
                     ));
                 }
                 BwKernel::Mix {
@@ -376,6 +388,8 @@ mod tests {
             assert_eq!(s.parse::<BwKernel>().unwrap().to_string(), s);
         }
         assert!("mix:0:1".parse::<BwKernel>().is_err());
+        assert!("mix:4294967295:1".parse::<BwKernel>().is_err());
+        assert!("mix:255:255".parse::<BwKernel>().is_ok());
         assert!("stream"
             .parse::<BwKernel>()
             .unwrap_err()

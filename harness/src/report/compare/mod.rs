@@ -33,6 +33,10 @@ pub struct RunResults {
     /// Run on a machine QEMU emulates: its throughput and latency depend on
     /// the emulator, not on the memory.
     pub emulated: bool,
+    /// What defines the experiment, from system.json's plan (buffer size,
+    /// page size, pattern, timing): runs that differ here measured
+    /// different things.
+    pub plan: Vec<(&'static str, String)>,
     /// variant -> rows (column -> cell), in file order.
     pub rows: Vec<BTreeMap<String, String>>,
     /// Variants in the order of their first row.
@@ -66,7 +70,12 @@ impl RunResults {
                 summary.path.display()
             )));
         }
-        for c in [col::VARIANT, col::STATUS] {
+        for c in [
+            col::VARIANT,
+            col::ITERATION,
+            col::STATUS,
+            col::ACCESSES_PER_S,
+        ] {
             if summary.column(c).is_none() {
                 return Err(bad(format!(
                     "{}: no `{c}` column: not a tierbench summary",
@@ -75,6 +84,7 @@ impl RunResults {
             }
         }
         let rows = summary.maps();
+        check_rows(&summary.path, &rows)?;
         let mut variants: Vec<String> = Vec::new();
         for row in &rows {
             let v = &row[col::VARIANT];
@@ -95,6 +105,10 @@ impl RunResults {
                 .filter_map(|(_, m)| *m)
                 .collect(),
             emulated: sys.machine.kind == MachineKind::Emulated,
+            plan: PLAN_KEYS
+                .iter()
+                .filter_map(|&k| Some((k, sys.plan.get(k)?.to_string())))
+                .collect(),
             rows,
             variants,
         })
@@ -125,6 +139,65 @@ impl RunResults {
     }
 }
 
+/// The plan's keys that decide what was measured. Iterations, the
+/// sampling interval and the worker CPUs may differ between comparable
+/// runs; these may not.
+const PLAN_KEYS: [&str; 10] = [
+    "size_bytes",
+    "page",
+    "first_touch",
+    "pattern",
+    "hot_bytes",
+    "warmup_s",
+    "duration_s",
+    "move_on_switch",
+    "fill_fast_leave",
+    "move_hot_at_s",
+];
+
+/// What no measurement produces is refused, naming the file and the row:
+/// a metric that is not a finite number of at least 0 (NaN and negative
+/// rates used to compare, and LAVA reported NaN as `pass`), and a variant
+/// and iteration given twice (every row duplicated doubled n).
+fn check_rows(path: &Path, rows: &[BTreeMap<String, String>]) -> Result<(), InputError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, row) in rows.iter().enumerate() {
+        let at = |m: String| bad(format!("{} row {}: {m}", path.display(), i + 1));
+        let key = (&row[col::VARIANT], &row[col::ITERATION]);
+        if !seen.insert(key) {
+            return Err(at(format!(
+                "variant {} iteration {} appears twice: a summary has one row per variant \
+                 and iteration",
+                key.0, key.1
+            )));
+        }
+        for m in METRICS {
+            let c = m.column();
+            let Some(cell) = row.get(&c).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            match cell.parse::<f64>() {
+                Ok(x) if x.is_finite() && x >= 0.0 => {}
+                _ => {
+                    return Err(at(format!(
+                        "{c} = {cell:?}: no measurement gives that (a finite number of at \
+                         least 0)"
+                    )))
+                }
+            }
+        }
+        for (c, cell) in row
+            .iter()
+            .filter(|(c, v)| c.starts_with("vmstat.") && !v.is_empty())
+        {
+            if !cell.parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(at(format!("{c} = {cell:?} is not a finite number")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `6.12.117+deb12-amd64` -> `6.12.117+deb12`: keeps columns narrow.
 pub(crate) fn short_release(r: &str) -> String {
     r.trim_end_matches("-amd64").chars().take(16).collect()
@@ -149,6 +222,25 @@ pub fn mismatch(runs: &[RunResults]) -> Option<String> {
                     b.as_deref().unwrap_or("none")
                 ));
             }
+        }
+        for ((what, a), (_, b)) in first.plan.iter().zip(&r.plan) {
+            if a != b {
+                return Some(format!(
+                    "{} and {} measured different experiments: plan {what} {a} vs {b}",
+                    first.dir.display(),
+                    r.dir.display()
+                ));
+            }
+        }
+        let keys = |r: &RunResults| r.plan.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        if keys(first) != keys(r) {
+            return Some(format!(
+                "{} and {} record different plan keys ({} vs {})",
+                first.dir.display(),
+                r.dir.display(),
+                keys(first).join(","),
+                keys(r).join(",")
+            ));
         }
         for (a, b) in first.memory_mib.iter().zip(&r.memory_mib) {
             if (*a as f64 - *b as f64).abs() > 0.1 * (*a).max(1) as f64 {
@@ -673,6 +765,10 @@ mod tests {
             node_shape: Some("0:cpu+mem,1:mem".into()),
             memory_mib: vec![2048, 2048],
             emulated: false,
+            plan: vec![
+                ("size_bytes", "67108864".into()),
+                ("duration_s", "8.0".into()),
+            ],
             rows: rows
                 .iter()
                 .map(|(v, a, status)| {
@@ -849,8 +945,30 @@ n = 2 iterations; mean ±rel. stddev; * Welch's t-test p < 0.05
         let mut c = b.clone();
         c.host_profile = Some("lab-1".into());
         assert!(mismatch(&[a.clone(), c]).unwrap().contains("host profile"));
-        let mut d = b;
+        let mut d = b.clone();
         d.memory_mib = vec![4096, 2048];
-        assert!(mismatch(&[a, d]).unwrap().contains("10%"));
+        assert!(mismatch(&[a.clone(), d]).unwrap().contains("10%"));
+        let mut e = b;
+        e.plan[1].1 = "30.0".into();
+        let why = mismatch(&[a, e]).unwrap();
+        assert!(why.contains("plan duration_s 8.0 vs 30.0"), "{why}");
+    }
+
+    #[test]
+    fn rows_no_measurement_produces_are_refused() {
+        let row = |v: &str, it: &str, a: &str| -> BTreeMap<String, String> {
+            [("variant", v), ("iteration", it), ("accesses_per_s", a)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let p = Path::new("summary.csv");
+        assert!(check_rows(p, &[row("x", "1", "5e8"), row("x", "2", "")]).is_ok());
+        for bad_value in ["NaN", "inf", "-1", "fast"] {
+            let e = check_rows(p, &[row("x", "1", bad_value)]).unwrap_err();
+            assert!(e.to_string().contains("accesses_per_s"), "{e}");
+        }
+        let e = check_rows(p, &[row("x", "1", "1"), row("x", "1", "1")]).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
     }
 }
