@@ -250,14 +250,17 @@ fn item02_a_run_that_changes_no_knob_touches_no_knob_state() {
     assert_eq!(knobs_now(), before);
 
     // A dead run's state file, and a corrupt one: a plain run keeps both.
-    for text in [
+    for (i, text) in [
         r#"{"pid": 999999, "saved": [["thp_defrag", "always"]]}"#,
         "{ not json",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         std::fs::write(&file, text).unwrap();
         tb().args(SHORT_RUN)
             .args(["-q", "-o"])
-            .arg(out.path().join("after-dead"))
+            .arg(out.path().join(format!("after-dead-{i}")))
             .env("TIERBENCH_STATE_DIR", state.path())
             .assert()
             .success();
@@ -910,4 +913,389 @@ fn item15_repeated_policy_flags_are_refused() {
         .output()
         .unwrap();
     refused(&o, "twice");
+}
+
+// ---------------------------------------------------------------------------
+// Third pass (issue "one knob owner per machine, exit codes that never hide
+// an abandoned run, results never overwritten or thrown away"): one test per
+// defect, named `pass3_dNN_...` after the defect's number in the issue.
+
+/// Defect 1: the knob lock is the machine's, not the state file's. Two
+/// knob runs with different state directories: the second is refused
+/// naming the first, and every knob ends as it was found.
+#[test]
+fn pass3_d01_two_knob_runs_with_different_state_files_leave_every_knob_as_found() {
+    if !root_or_skip("pass3_d01") {
+        return;
+    }
+    let before = knobs_now();
+    let d = tempfile::tempdir().unwrap();
+    let mut first = spawn(
+        &[
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "3s",
+            "--numa-balancing",
+            "normal",
+            "-q",
+            "-o",
+            &d.path().join("o1").display().to_string(),
+        ],
+        &d.path().join("s1"),
+    );
+    let state1 = d.path().join("s1/knobs.json");
+    wait_for(
+        "the first run's state file",
+        Duration::from_secs(30),
+        || state1.exists(),
+    );
+    let o = tb()
+        .args(SHORT_RUN)
+        .args(["--numa-balancing", "both", "-q", "-o"])
+        .arg(d.path().join("o2"))
+        .env("TIERBENCH_STATE_DIR", d.path().join("s2"))
+        .output()
+        .unwrap();
+    refused(&o, "belong to another tierbench");
+    assert!(first.wait().unwrap().success());
+    assert_eq!(knobs_now(), before);
+    // A state file named like a lock is just a state file now.
+    tb().args(SHORT_RUN)
+        .args(["--numa-balancing", "normal", "-q", "--state-file"])
+        .arg(d.path().join("s3/x.lock"))
+        .arg("-o")
+        .arg(d.path().join("o3"))
+        .assert()
+        .success();
+    assert_eq!(knobs_now(), before);
+}
+
+/// Defect 2: a closed progress stream does not abandon the run, and a
+/// closed or full stdout never exits 0 nor panics.
+#[test]
+fn pass3_d02_a_run_piped_through_head_completes_or_says_it_did_not() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o");
+    let bin = assert_cmd::cargo::cargo_bin("tierbench");
+    let script = format!(
+        "{} run --size 4M --duration 2s --interval 100ms -o {} 2>&1 | head -2 >/dev/null; \
+         echo ${{PIPESTATUS[0]}}",
+        bin.display(),
+        out.display()
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let rc: i32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    let summary = common::Table::read(&out.join("summary.csv"));
+    // The run measured to the end; only the table on the closed stdout
+    // was lost, and the exit code says so.
+    assert_eq!(summary.rows.len(), 1, "the run was abandoned");
+    assert_eq!(summary.cell(&summary.rows[0], "status"), "ok");
+    assert_eq!(rc, 141, "a lost table must not exit 0");
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args(["generate", "bash"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A stdout whose reader is already gone (`| head -0` that won the race).
+    for args in [&["knobs", "show"][..], &["hosts"], &["generate", "zsh"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::cargo_bin("tierbench")
+            .unwrap()
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr_of(&o));
+        assert!(!stderr_of(&o).contains("panicked"), "{}", stderr_of(&o));
+    }
+    // A closed stderr: the run still measures and exits 0.
+    let script = format!(
+        "{} run --size 4M --duration 300ms --interval 100ms -o {} 2>&-",
+        bin.display(),
+        d.path().join("o2").display()
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+}
+
+/// Defect 3: root refuses a state directory another user controls, and
+/// links planted there are never followed.
+#[test]
+fn pass3_d03_a_state_directory_another_user_controls_is_refused() {
+    if !root_or_skip("pass3_d03") {
+        return;
+    }
+    let before = knobs_now();
+    let d = tempfile::tempdir().unwrap();
+    let evil = d.path().join("evil");
+    std::fs::create_dir(&evil).unwrap();
+    let victim = d.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    for name in ["knobs.tmp", "knobs.lock"] {
+        std::os::unix::fs::symlink(&victim, evil.join(name)).unwrap();
+    }
+    let chown = |p: &Path, flag: &str| {
+        assert!(Command::new("chown")
+            .args([flag, "nobody"])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    };
+    chown(&evil, "-R");
+    chown(&evil.join("knobs.tmp"), "-h");
+    let o = tb()
+        .args(SHORT_RUN)
+        .args(["--numa-balancing", "normal", "-q", "-o"])
+        .arg(d.path().join("o"))
+        .env("TIERBENCH_STATE_DIR", &evil)
+        .output()
+        .unwrap();
+    refused(&o, "belongs to uid");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(knobs_now(), before);
+}
+
+/// Defect 5: a results directory with files in it is refused (or emptied
+/// with --replace), and two runs never write into one directory at once.
+#[test]
+fn pass3_d05_results_are_never_overwritten_or_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("curve.svg"), "an older run's").unwrap();
+    for cmd in [&["run"][..], &["latency", "--curve"], &["matrix"]] {
+        let o = tb().args(cmd).arg("-o").arg(&out).output().unwrap();
+        refused(&o, "already holds curve.svg");
+    }
+    assert!(out.join("curve.svg").exists());
+    tb().args(SHORT_RUN)
+        .args(["-q", "--replace", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(!out.join("curve.svg").exists(), "a stale file was left");
+    assert!(out.join("summary.csv").exists());
+    // Two runs with one -o: the second is refused while the first writes.
+    let shared = d.path().join("shared");
+    let mut first = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args(["run", "--size", "4M", "--duration", "3s", "-q", "-o"])
+        .arg(&shared)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first run's rows", Duration::from_secs(30), || {
+        shared.join("summary.csv").exists()
+    });
+    let o = tb()
+        .args(SHORT_RUN)
+        .args(["-q", "--replace", "-o"])
+        .arg(&shared)
+        .output()
+        .unwrap();
+    refused(&o, "another tierbench is writing");
+    assert!(first.wait().unwrap().success());
+    let summary = common::Table::read(&shared.join("summary.csv"));
+    assert_eq!(summary.rows.len(), 1);
+}
+
+/// Defect 8: compare, plot and bw refuse what no measurement produces.
+#[test]
+fn pass3_d08_values_no_measurement_produces_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, summary, needle) in [
+        (
+            "nan",
+            format!("{HEADER}x,1,ok,NaN\n"),
+            "accesses_per_s = \"NaN\"",
+        ),
+        ("inf", format!("{HEADER}x,1,ok,inf\n"), "a finite number"),
+        ("neg", format!("{HEADER}x,1,ok,-5\n"), "at least 0"),
+        (
+            "dup",
+            format!("{HEADER}x,1,ok,10\nx,1,ok,10\n"),
+            "appears twice",
+        ),
+        (
+            "nometric",
+            "variant,iteration,status\nx,1,ok\n".to_string(),
+            "no `accesses_per_s` column",
+        ),
+    ] {
+        let dir = results_dir(d.path(), name, &summary);
+        for format in ["text", "lava"] {
+            let o = tb()
+                .args(["compare", "--format", format])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            refused(&o, needle);
+        }
+    }
+    // Runs of different plans are refused unless forced.
+    let a = results_dir(d.path(), "a", &format!("{HEADER}x,1,ok,10\n"));
+    let b = results_dir(d.path(), "b", &format!("{HEADER}x,1,ok,12\n"));
+    for (dir, secs) in [(&a, 8.0), (&b, 30.0)] {
+        let sys = dir.join("system.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&sys).unwrap()).unwrap();
+        v["plan"] = serde_json::json!({"size_bytes": 67108864, "duration_s": secs});
+        std::fs::write(&sys, v.to_string()).unwrap();
+    }
+    let o = tb().arg("compare").arg(&a).arg(&b).output().unwrap();
+    refused(&o, "plan duration_s 8.0 vs 30.0");
+    tb().args(["compare", "--force"])
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .success();
+    let plot = d.path().join("plot");
+    std::fs::create_dir(&plot).unwrap();
+    std::fs::write(
+        plot.join("timeseries.csv"),
+        "variant,iteration,t_s,span_s,accesses_per_s\nx,1,-1e300,1,10\n",
+    )
+    .unwrap();
+    let o = tb().arg("plot").arg(&plot).output().unwrap();
+    refused(&o, "t_s = \"-1e300\"");
+    let o = tb()
+        .args(["bw", "--kernel", "mix:4294967295:1"])
+        .output()
+        .unwrap();
+    refused(&o, "each side at most 255");
+}
+
+/// Defect 9: a FIFO or a device where a file is expected is refused at
+/// once, without hanging or reading without end.
+#[test]
+fn pass3_d09_fifos_and_devices_are_refused_without_hanging() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("s.toml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let o = tb()
+        .args(["run", "--scenario"])
+        .arg(&fifo)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    refused(&o, "a FIFO is not a regular file");
+    let dir = results_dir(d.path(), "r", &format!("{HEADER}x,1,ok,10\n"));
+    std::fs::remove_file(dir.join("summary.csv")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(dir.join("summary.csv"))
+        .status()
+        .unwrap()
+        .success());
+    let o = tb()
+        .arg("compare")
+        .arg(&dir)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    refused(&o, "a FIFO is not a regular file");
+    let zero = results_dir(d.path(), "z", &format!("{HEADER}x,1,ok,10\n"));
+    std::fs::remove_file(zero.join("system.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("system.json")).unwrap();
+    let o = tb()
+        .arg("compare")
+        .arg(&zero)
+        .timeout(Duration::from_secs(20))
+        .output()
+        .unwrap();
+    refused(&o, "a character device is not a regular file");
+}
+
+/// Defect 10: every signal whose default would end the process stops a
+/// knob run as SIGINT does: knobs restored, exit 130, rows kept.
+#[test]
+fn pass3_d10_other_terminating_signals_restore_the_knobs() {
+    if !root_or_skip("pass3_d10") {
+        return;
+    }
+    let before = knobs_now();
+    for sig in [libc::SIGUSR1, libc::SIGALRM, libc::SIGUSR2] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("o");
+        let mut child = spawn_owner(d.path(), &out, &["--interval", "200ms"]);
+        let series = out.join("timeseries.csv");
+        wait_for("an interval row", Duration::from_secs(30), || {
+            std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 2)
+        });
+        // SAFETY: kill with a pid we spawned.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "signal {sig}: {status:?}");
+        assert_eq!(knobs_now(), before, "signal {sig}");
+        assert!(!d.path().join("knobs.json").exists());
+    }
+}
+
+/// Defect 12: one line per refusal, bounds stated as they are, the real
+/// problem named, the user's control characters escaped.
+#[test]
+fn pass3_d12_messages_are_one_line_and_say_the_real_problem() {
+    let o = tb().args(["run", "--sizee", "1M"]).output().unwrap();
+    refused(&o, "unexpected argument '--sizee'");
+    assert_eq!(stderr_of(&o).lines().count(), 1, "{}", stderr_of(&o));
+    let o = tb().args(["run", "--size", "1024T"]).output().unwrap();
+    refused(&o, "give less than 1024T");
+    let o = tb()
+        .args(["run", "--policy", "bind:0\u{1b}[31m\nx"])
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        !err.contains('\u{1b}') && err.lines().count() == 1,
+        "{err:?}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let o = tb()
+        .args(["vm", "--host", "qemu-dram-cxl", "--kernel"])
+        .arg(d.path())
+        .args(["--", "topo"])
+        .output()
+        .unwrap();
+    refused(&o, "is a directory");
+    let dir = results_dir(d.path(), "v", &format!("{HEADER}x,1,ok,10\n"));
+    let sys = dir.join("system.json");
+    let text = std::fs::read_to_string(&sys).unwrap();
+    std::fs::write(
+        &sys,
+        text.replace("\"schema_version\": 3", "\"schema_version\": 3.0"),
+    )
+    .unwrap();
+    let o = tb().arg("compare").arg(&dir).output().unwrap();
+    refused(&o, "not a whole version number");
+    let esc = results_dir(
+        d.path(),
+        "e",
+        &format!("{HEADER}\"x\u{1b}[2J\ny\",1,ok,10\n"),
+    );
+    let o = tb().arg("compare").arg(&esc).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", stderr_of(&o));
+    assert!(
+        !out.contains('\u{1b}') && out.contains("x\\u{1b}[2J\\ny"),
+        "{out}"
+    );
 }

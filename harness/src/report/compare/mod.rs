@@ -83,8 +83,15 @@ impl RunResults {
                 )));
             }
         }
-        let rows = summary.maps();
+        let mut rows = summary.maps();
         check_rows(&summary.path, &rows)?;
+        // Variant names become titles in every format: a control character
+        // in one (an escape sequence) is shown escaped, never sent raw.
+        for row in &mut rows {
+            if let Some(v) = row.get_mut(col::VARIANT) {
+                *v = crate::text::printable(v);
+            }
+        }
         let mut variants: Vec<String> = Vec::new();
         for row in &rows {
             let v = &row[col::VARIANT];
