@@ -20,11 +20,19 @@ pub struct OutDir {
     _lock: fs::File,
 }
 
+/// Names a directory this run shares with the process that started it:
+/// inside `tierbench vm`, the guest's init writes the guest's topology and
+/// expectations into /results before the inner command writes its rows
+/// there. Only that exact directory is shared; its files are kept.
+pub const ENV_SHARED: &str = "TIERBENCH_OUT_SHARED";
+
 /// What to do with a directory that already holds files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
     Refuse,
     Replace,
+    /// Shared with its creator ([`ENV_SHARED`]): kept as it is.
+    Shared,
 }
 
 impl Existing {
@@ -35,11 +43,20 @@ impl Existing {
             Existing::Refuse
         }
     }
+
+    /// The choice for `dir`: shared when the environment names it so.
+    fn for_dir(self, dir: &Path) -> Existing {
+        match std::env::var_os(ENV_SHARED) {
+            Some(shared) if Path::new(&shared) == dir => Existing::Shared,
+            _ => self,
+        }
+    }
 }
 
 /// Checks `-o` before anything is created, changed or booted: a
 /// directory, new or empty unless `--replace`.
 pub fn check(dir: &Path, existing: Existing) -> anyhow::Result<()> {
+    let existing = existing.for_dir(dir);
     match fs::metadata(dir) {
         Err(_) => return Ok(()),
         Ok(m) if !m.is_dir() => {
@@ -68,6 +85,7 @@ impl OutDir {
     /// Creates `dir` if needed, locks it, and (after the lock, so nobody
     /// is writing) empties it when asked or refuses it when it holds files.
     pub fn claim(dir: &Path, existing: Existing) -> anyhow::Result<OutDir> {
+        let existing = existing.for_dir(dir);
         check(dir, existing)?;
         let created = !dir.exists();
         fs::create_dir_all(dir)
@@ -83,7 +101,7 @@ impl OutDir {
             )));
         }
         let held = entries(dir)?;
-        if !held.is_empty() {
+        if !held.is_empty() && existing != Existing::Shared {
             if existing == Existing::Refuse {
                 return Err(input(format!(
                     "-o {}: already holds {}: give a new or empty directory, or --replace",

@@ -225,6 +225,8 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
     let mut child = Command::new("/init")
         .args(&args)
         .env("TIERBENCH_STATE_DIR", "/run/tierbench")
+        // init's files (topology, expectations) are already in /results.
+        .env(crate::report::outdir::ENV_SHARED, RESULTS)
         .env(ENV_PROFILE, &config.profile)
         .env(ENV_ACCEL, &config.accel)
         .stdout(Stdio::from(stdout))
