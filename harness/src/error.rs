@@ -69,7 +69,9 @@ pub fn report(e: &anyhow::Error) -> (ExitCode, String) {
         ExitCode::from(if input { 2 } else { 1 }),
         format!(
             "tierbench: error: {}",
-            crate::text::printable(&dedup(msg).join(": "))
+            // Escape sequences never reach the terminal; line breaks stay
+            // where a message quotes lines on purpose (a console tail).
+            crate::text::printable_lines(&dedup(msg).join(": "))
         ),
     )
 }

@@ -523,6 +523,9 @@ struct Owned {
     sys: SysRoot,
     state: PathBuf,
     saved: Vec<(Knob, String)>,
+    /// The values this process wrote, to notice when someone else changes
+    /// them under the run.
+    set: Vec<(Knob, String)>,
 }
 
 static OWNED: std::sync::Mutex<Option<Owned>> = std::sync::Mutex::new(None);
@@ -549,6 +552,29 @@ pub fn restore_owned() -> Result<bool, KnobError> {
     write_back(&o.sys, &o.saved)?;
     let _ = fs::remove_file(&o.state);
     Ok(true)
+}
+
+/// The knobs this process set whose value is no longer what it wrote:
+/// (knob, value set, value found). Read back every interval, so a run
+/// notices `knobs restore --force` or another root changing them under it.
+pub fn drifted() -> Vec<(Knob, String, String)> {
+    let guard = owned();
+    let Some(o) = guard.as_ref() else {
+        return Vec::new();
+    };
+    changed_under(&o.sys, &o.set)
+}
+
+fn changed_under(sys: &SysRoot, set: &[(Knob, String)]) -> Vec<(Knob, String, String)> {
+    set.iter()
+        .filter_map(|(k, v)| {
+            let found = k.read(sys).ok()?;
+            let same = found == *v
+                || (*k == Knob::DemotionEnabled
+                    && matches!((v.as_str(), found.as_str()), ("1", "true") | ("0", "false")));
+            (!same).then(|| (k.clone(), v.clone(), found))
+        })
+        .collect()
 }
 
 /// The changes a run asks for, checked up front.
@@ -648,6 +674,7 @@ impl KnobLease {
             sys: sys.clone(),
             state: state.to_path_buf(),
             saved: guard.saved.clone(),
+            set: self.plan.changes.clone(),
         });
         CHANGED_ANY.store(true, std::sync::atomic::Ordering::SeqCst);
         for (knob, value) in &self.plan.changes {
@@ -934,6 +961,21 @@ mod tests {
         let e = restore_from_state(&sys, &state).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_knob_changed_under_the_owner_is_noticed() {
+        let (_dir, sys) = fake_sys();
+        let set = vec![
+            (Knob::NumaBalancing, "0".to_string()),
+            (Knob::DemotionEnabled, "0".to_string()),
+        ];
+        assert!(changed_under(&sys, &set).is_empty(), "false reads as 0");
+        fs::write(sys.path(&Knob::NumaBalancing.path()), "2\n").unwrap();
+        assert_eq!(
+            changed_under(&sys, &set),
+            vec![(Knob::NumaBalancing, "0".to_string(), "2".to_string())]
+        );
     }
 
     #[test]

@@ -82,6 +82,10 @@ const BUILT_IN_HOSTS: &[(&str, &str)] = &[
         include_str!("../../hosts/qemu-cxl-type3.toml"),
     ),
     (
+        "qemu-cxl-type3-x2",
+        include_str!("../../hosts/qemu-cxl-type3-x2.toml"),
+    ),
+    (
         "qemu-cpuless-no-hmat",
         include_str!("../../hosts/qemu-cpuless-no-hmat.toml"),
     ),

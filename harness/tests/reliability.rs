@@ -1299,3 +1299,95 @@ fn pass3_d12_messages_are_one_line_and_say_the_real_problem() {
         "{out}"
     );
 }
+
+/// Defect 11: a run stopped for 3 s says so in the row that covers the
+/// stall and in its summary, and does not catch up with a burst of rows;
+/// a knob changed under a live run (`knobs restore --force`) is noticed.
+#[test]
+fn pass3_d11_stalls_and_knobs_changed_under_the_run_are_noted() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o");
+    let mut child = Command::cargo_bin("tierbench")
+        .unwrap()
+        .args([
+            "run",
+            "--size",
+            "4M",
+            "--duration",
+            "6s",
+            "--interval",
+            "200ms",
+            "-q",
+            "-o",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let series = out.join("timeseries.csv");
+    wait_for("two interval rows", Duration::from_secs(30), || {
+        std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 3)
+    });
+    // SAFETY: kill with a pid we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_secs(3));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+    assert!(child.wait().unwrap().success());
+    let t = common::Table::read(&series);
+    let stalled: Vec<_> = t
+        .rows
+        .iter()
+        .filter(|r| t.cell(r, "notes").contains("stalled"))
+        .collect();
+    assert_eq!(stalled.len(), 1, "one row covers the stall");
+    assert!(t.num(stalled[0], "span_s") > 2.5);
+    // No catch-up burst: every other row spans about the interval.
+    for r in t
+        .rows
+        .iter()
+        .filter(|r| !t.cell(r, "notes").contains("stalled"))
+    {
+        assert!(
+            t.num(r, "span_s") > 0.1,
+            "a catch-up row of {} s",
+            t.cell(r, "span_s")
+        );
+    }
+    let summary = common::Table::read(&out.join("summary.csv"));
+    assert!(summary
+        .cell(&summary.rows[0], "notes")
+        .contains("1 interval(s) stalled"));
+
+    if !root_or_skip("pass3_d11 (knobs changed under the run)") {
+        return;
+    }
+    let before = knobs_now();
+    let out = d.path().join("k");
+    let state = d.path().join("state");
+    let mut owner = spawn_owner(&state, &out, &["--interval", "200ms"]);
+    let series = out.join("timeseries.csv");
+    wait_for("an interval row", Duration::from_secs(30), || {
+        std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 2)
+    });
+    tb().args(["knobs", "restore", "--force"])
+        .env("TIERBENCH_STATE_DIR", &state)
+        .assert()
+        .success();
+    let o = owner.wait_with_output().unwrap();
+    let err = stderr_of(&o);
+    assert!(o.status.success(), "{err}");
+    if before.iter().any(|(p, v)| *p == NUMA_BALANCING && v == "1") {
+        return; // restoring put back the value the run set: nothing changed
+    }
+    assert!(
+        err.contains("numa_balancing was changed under the run"),
+        "{err}"
+    );
+    let summary = common::Table::read(&out.join("summary.csv"));
+    assert!(summary
+        .cell(&summary.rows[0], "notes")
+        .contains("numa_balancing was changed under the run: set to 1"));
+    assert_eq!(knobs_now(), before);
+}

@@ -57,6 +57,24 @@ pub enum Note {
     InterruptedWhile(&'static str),
     /// Run with `--force` although CPU-less memory shares the DRAM tier.
     TierTrap(String),
+    /// An interval took far longer than planned: the process was stopped
+    /// (SIGSTOP, a debugger) or starved of CPU. Its rate is an average over
+    /// the stall, and the missed intervals are skipped, not caught up.
+    Stalled { took_s: f64, planned_s: f64 },
+    /// A variant's rows that stalled, and the worst.
+    StalledIntervals {
+        rows: u32,
+        worst_s: f64,
+        planned_s: f64,
+    },
+    /// A knob this run set was changed under it (another root, `knobs
+    /// restore --force`): the rows from here on were not measured under the
+    /// setting the run claims.
+    KnobChanged {
+        knob: String,
+        set: String,
+        found: String,
+    },
 }
 
 impl fmt::Display for Note {
@@ -131,6 +149,25 @@ impl fmt::Display for Note {
             Note::Unsupported(why) => f.write_str(why),
             Note::InterruptedWhile(step) => write!(f, "interrupted while {step}"),
             Note::TierTrap(why) => write!(f, "run with --force: {why}"),
+            Note::Stalled { took_s, planned_s } => write!(
+                f,
+                "stalled: this interval took {took_s:.2} s of a planned {planned_s:.2} s (the \
+                 process was stopped or starved); missed intervals were skipped"
+            ),
+            Note::StalledIntervals {
+                rows,
+                worst_s,
+                planned_s,
+            } => write!(
+                f,
+                "{rows} interval(s) stalled (worst {worst_s:.2} s of a planned {planned_s:.2} s): \
+                 the process was stopped or starved, its rates there are not comparable"
+            ),
+            Note::KnobChanged { knob, set, found } => write!(
+                f,
+                "{knob} was changed under the run: set to {set}, found {found}; rows from here \
+                 on were not measured under the setting"
+            ),
         }
     }
 }

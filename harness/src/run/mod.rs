@@ -327,6 +327,14 @@ fn run_variant(
             spare_cpus: on_spare,
         });
     }
+    if window.stalled > 0 {
+        notes.push(Note::StalledIntervals {
+            rows: window.stalled,
+            worst_s: window.worst_stall_s,
+            planned_s: plan.interval.as_secs_f64(),
+        });
+    }
+    notes.extend(window.knobs_changed.iter().cloned());
     if window.stopped_early {
         summary.status = Status::Interrupted;
     }
@@ -515,6 +523,11 @@ struct Window {
     rows: u32,
     /// When the interval censuses saw the hot set reach the fast tier.
     reached: crate::report::Reached,
+    /// Rows that took far longer than planned, and the longest.
+    stalled: u32,
+    worst_stall_s: f64,
+    /// Knobs found changed under the run (each reported once).
+    knobs_changed: Vec<Note>,
 }
 
 /// CPU time of the calling thread.
@@ -538,6 +551,12 @@ struct SampleCtx<'a> {
     sys: &'a SysRoot,
     nodes: &'a NodeSet,
 }
+
+/// An interval that took longer than this many times its plan, plus
+/// [`STALL_SLACK_S`], stalled: scheduling noise on a shared machine stays
+/// under it, a stopped or starved process does not.
+const STALL_FACTOR: f64 = 2.0;
+const STALL_SLACK_S: f64 = 0.05;
 
 /// Samples every interval until the duration is over or `stop` is set;
 /// moves the hot set when its time comes.
@@ -606,6 +625,33 @@ fn sample_loop(
         }
         let span = (t - prev_t).as_secs_f64();
         let mut row = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
+        let planned = (deadline - prev_t).as_secs_f64();
+        if span > planned * STALL_FACTOR + STALL_SLACK_S {
+            row.notes.push(Note::Stalled {
+                took_s: span,
+                planned_s: planned,
+            });
+            window.stalled += 1;
+            window.worst_stall_s = window.worst_stall_s.max(span);
+            // The ticks the stall swallowed are skipped: catching them up
+            // would emit a burst of near-empty rows.
+            while interval * tick <= t && interval * tick < duration {
+                tick += 1;
+            }
+            tick -= 1;
+        }
+        for (knob, set, found) in crate::knobs::drifted() {
+            let note = Note::KnobChanged {
+                knob: knob.to_string(),
+                set,
+                found,
+            };
+            if !window.knobs_changed.contains(&note) {
+                crate::errln!("tierbench run: warning: {note}");
+                window.knobs_changed.push(note.clone());
+            }
+            row.notes.push(note);
+        }
         row.t_s = t.as_secs_f64();
         row.span_s = span;
         row.accesses = Some(c - prev_count);

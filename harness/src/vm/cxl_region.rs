@@ -140,8 +140,10 @@ fn wait_for<T>(
     }
 }
 
-/// Onlines every device, in order; device `i` is mapped through root
-/// decoder `i` (the profile gives each device its own window).
+/// Onlines every device, in order. Device `i` is the memdev with its
+/// serial, mapped through the root decoder (window) whose target is that
+/// memdev's host bridge: the kernel numbers memdevs and decoders in probe
+/// order, which need not be the profile's.
 pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
     let sys = SysRoot::live();
     if devices.is_empty() {
@@ -188,7 +190,19 @@ pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
     let result = (|| {
         let mut out = Vec::new();
         for (i, dev) in devices.iter().enumerate() {
-            out.push(online_one(&sys, i, dev, &roots[i], timeout)?);
+            let memdev = wait_for(
+                &format!("a memdev with serial {:#x} (cxl_pci)", dev.serial_of(i)),
+                timeout,
+                || memdev_with_serial(&sys, dev.serial_of(i)),
+            )?;
+            let root = root_for(&sys, &memdev, &roots).ok_or_else(|| {
+                format!(
+                    "no CXL window targets {memdev}'s host bridge (root decoders {}: see \
+                     their target_list)",
+                    roots.join(", ")
+                )
+            })?;
+            out.push(online_one(&sys, &memdev, dev, &root, timeout)?);
         }
         Ok(out)
     })();
@@ -198,15 +212,46 @@ pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
     result
 }
 
+/// The memdev (`memN`) whose `serial` is `serial`.
+fn memdev_with_serial(sys: &SysRoot, serial: u64) -> Option<String> {
+    sys.list(CXL).into_iter().find(|n| {
+        n.starts_with("mem")
+            && sys
+                .read_opt(&format!("{CXL}/{n}/serial"))
+                .as_deref()
+                .and_then(parse_number)
+                == Some(serial)
+    })
+}
+
+/// The root decoder whose window targets `memdev`'s host bridge alone.
+/// The host bridge's id in a `target_list` is its PCI bus number, the
+/// `pciDDDD:BB` the memdev's device path starts under.
+fn root_for(sys: &SysRoot, memdev: &str, roots: &[String]) -> Option<String> {
+    let path = std::fs::canonicalize(sys.path(&format!("{CXL}/{memdev}"))).ok()?;
+    let bus = path.iter().find_map(|c| {
+        let c = c.to_string_lossy();
+        let (_, bb) = c.strip_prefix("pci")?.split_once(':')?;
+        u32::from_str_radix(bb, 16).ok()
+    })?;
+    roots
+        .iter()
+        .find(|r| {
+            sys.read_opt(&format!("{CXL}/{r}/target_list"))
+                .is_some_and(|t| t.trim() == bus.to_string())
+        })
+        .cloned()
+}
+
 fn online_one(
     sys: &SysRoot,
-    i: usize,
+    memdev: &str,
     dev: &CxlDevice,
     root: &str,
     timeout: Duration,
 ) -> Result<Onlined, String> {
     let t0 = Instant::now();
-    let memdev = format!("mem{i}");
+    let memdev = memdev.to_string();
     // The memory device's endpoint port: the one whose uport is memN.
     let endpoint = wait_for(
         &format!("{memdev}'s endpoint port (cxl_pci, cxl_mem)"),

@@ -341,14 +341,7 @@ fn boot_once(
     }
     let booted = qemu::boot(&args, &files, timeout, stop_flag());
     let _ = std::fs::remove_file(&initrd);
-    let (ended, wall) = match booted {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-            let _ = std::fs::remove_file(&files.stream);
-            return Err(crate::error::Interrupted.into());
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("starting qemu")),
-    };
+    let (ended, wall) = booted.context("starting qemu")?;
     let raw = std::fs::read(&files.stream).unwrap_or_default();
     let _ = std::fs::remove_file(&files.stream);
     let console = String::from_utf8_lossy(&std::fs::read(&files.console_log).unwrap_or_default())
@@ -370,17 +363,15 @@ fn boot_once(
     ))
 }
 
-/// Turns true on SIGINT, SIGTERM or SIGHUP: the guest's QEMU is killed at
-/// once and `vm` ends as interrupted (exit 130).
+/// Turns true on SIGINT, SIGTERM, SIGHUP or any other signal that would
+/// end the process ([`crate::interrupt::STOPPING`]): the guest's QEMU is
+/// killed at once, what it streamed is kept, and `vm` ends as interrupted
+/// (exit 130).
 fn stop_flag() -> &'static AtomicBool {
     static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     STOP.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
+        for sig in crate::interrupt::STOPPING {
             // Registration only fails for signals that cannot be caught.
             let _ = signal_hook::flag::register(sig, flag.clone());
         }
@@ -415,6 +406,9 @@ fn choose_accel(prep: &Prepared, req: &VmRequest) -> anyhow::Result<(Accel, Stri
                 Duration::from_secs(30),
             )?;
             let _ = std::fs::remove_dir_all(&dir);
+            if b.ended == Ended::Interrupted {
+                return Err(crate::error::Interrupted.into());
+            }
             if b.received.exit == Some(0) {
                 Ok((
                     Accel::Kvm,
@@ -424,9 +418,11 @@ fn choose_accel(prep: &Prepared, req: &VmRequest) -> anyhow::Result<(Accel, Stri
                     ),
                 ))
             } else {
-                let how = match b.ended {
+                let how = match &b.ended {
                     Ended::TimedOut => "no report within 30s".to_string(),
                     Ended::Exited(code) => format!("qemu exited ({code:?}) without a report"),
+                    Ended::Refused(why) => format!("qemu refused: {why}"),
+                    Ended::Interrupted => unreachable!("returned above"),
                 };
                 let last = b
                     .console_tail
@@ -472,13 +468,25 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
         let silent = b.received.files.is_empty()
             && b.received.exit.is_none()
             && b.received.errors.is_empty();
-        if !silent || failed_boots.len() as u32 >= req.boot_retries || req.crash_init {
+        // A command line QEMU refuses is refused again on every boot, and
+        // a signal means stop: neither is a boot fault to retry.
+        if let Ended::Refused(why) = &b.ended {
+            return Err(input(format!(
+                "--host {}: QEMU refused the machine this profile describes: {why}",
+                req.host
+            )));
+        }
+        let final_boot = b.ended == Ended::Interrupted
+            || failed_boots.len() as u32 >= req.boot_retries
+            || req.crash_init;
+        if !silent || final_boot {
             break (b, args);
         }
         let why = match (&b.ended, &b.panic_line) {
             (_, Some(line)) => line.clone(),
             (Ended::TimedOut, None) => format!("no sign of init within {:?}", req.timeout),
             (Ended::Exited(_), None) => "qemu exited before init ran".into(),
+            (Ended::Refused(_) | Ended::Interrupted, None) => unreachable!("handled above"),
         };
         crate::errln!(
             "tierbench vm: boot {} ended before init reported ({why}); booting again",
@@ -513,6 +521,9 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
         .map(String::from)
         .collect();
     let outcome = match (&b.ended, b.received.exit) {
+        (Ended::Interrupted, _) => {
+            "interrupted: qemu killed; the rows the guest streamed until then are kept".into()
+        }
         (_, Some(code)) => format!("guest command exited with {code}"),
         (Ended::TimedOut, None) => format!("timed out after {:?}: qemu killed", req.timeout),
         (Ended::Exited(_), None) if b.panic_line.is_some() => {
@@ -524,6 +535,7 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
         (Ended::Exited(c), None) => {
             format!("qemu exited ({c:?}) before the guest reported an exit code")
         }
+        (Ended::Refused(_), None) => unreachable!("refused boots return above"),
     };
     let record = VmRecord {
         profile: profile.name.clone(),
@@ -581,6 +593,9 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
             record.guest_kernel_release.as_deref().unwrap_or("?"),
             req.out.join("console.log").display()
         );
+    }
+    if b.ended == Ended::Interrupted {
+        return Err(crate::error::Interrupted.into());
     }
     match b.received.exit {
         Some(code) => Ok(code.clamp(0, 255) as u8),

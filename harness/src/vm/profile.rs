@@ -99,6 +99,20 @@ pub struct CxlDevice {
     pub serial: Option<u64>,
 }
 
+impl CxlDevice {
+    /// The serial QEMU gives device `index` (the profile's, or index + 1):
+    /// how the guest finds which memdev is which device.
+    pub fn serial_of(&self, index: usize) -> u64 {
+        self.serial.unwrap_or(index as u64 + 1)
+    }
+
+    /// The PCI bus number of the device's host bridge (`pxb-cxl bus_nr`),
+    /// which is also the host bridge's id in its window's target list.
+    pub fn host_bridge_bus(index: usize) -> u32 {
+        12 + 16 * index as u32
+    }
+}
+
 fn default_zone() -> OnlineZone {
     OnlineZone::Movable
 }
@@ -170,6 +184,15 @@ where
 /// The most vCPUs an emulated q35 machine takes here (no IOMMU, so no
 /// x2APIC beyond 255).
 pub const MAX_VCPUS: u32 = 255;
+
+/// The memory hot-plug slots a CXL guest gets (`-m ...,slots=8`); each
+/// may take up to 1 GiB of alignment in the address map.
+pub const HOTPLUG_SLOTS: u64 = 8;
+
+/// Physical address bits of QEMU's `max` CPU under TCG (and the guest
+/// map's bound): 40, so 1 TiB.
+pub const GUEST_PHYS_BITS: u32 = 40;
+const GUEST_PHYS_MIB: u64 = 1 << (GUEST_PHYS_BITS - 20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
@@ -249,9 +272,30 @@ impl Profile {
                  an IOMMU)"
             ));
         }
+        if let Some(sockets) = self.sockets {
+            if sockets == 0 || cpus % sockets != 0 {
+                return Err(format!(
+                    "sockets = {sockets} does not divide cpus = {cpus}: QEMU gives every socket \
+                     the same number of cores"
+                ));
+            }
+        }
         let memory = self
             .memory_mib
             .ok_or("an emulated profile needs `memory_mib`")?;
+        // RAM below and above the 4 GiB hole, the hot-plug room, and every
+        // CXL window must fit the guest's physical address bits.
+        let map_mib = 4096 + memory + self.max_memory_mib() + HOTPLUG_SLOTS * 1024;
+        let map_mib = map_mib + self.cxl.iter().map(|c| c.window_mib).sum::<u64>();
+        if map_mib > GUEST_PHYS_MIB {
+            return Err(format!(
+                "the guest's physical address map needs about {} GiB (RAM, hot-plug room and \
+                 the CXL windows) but QEMU's CPU has {GUEST_PHYS_BITS} address bits ({} GiB): \
+                 make the [[cxl]] memory_mib and window_mib smaller",
+                map_mib >> 10,
+                GUEST_PHYS_MIB >> 10
+            ));
+        }
         let node_sum: u64 = self.nodes.iter().map(|n| n.memory_mib).sum();
         if node_sum != memory {
             return Err(format!(
@@ -311,6 +355,14 @@ impl Profile {
                 return Err(format!(
                     "[[hmat]] {} -> {}: unknown node",
                     h.initiator, h.target
+                ));
+            }
+            // ACPI HMAT: an initiator is a node with processors.
+            if self.node(h.initiator).is_some_and(|n| n.cpus.is_empty()) {
+                return Err(format!(
+                    "[[hmat]] {} -> {}: initiator {} has no CPUs (HMAT initiators are nodes \
+                     with CPUs)",
+                    h.initiator, h.target, h.initiator
                 ));
             }
         }
@@ -569,6 +621,19 @@ mod tests {
         assert!(e.contains("without gaps"), "{e}");
         let e = broken("distance", "value = 20", "value = 5");
         assert!(e.contains("must be 11 to 254"), "{e}");
+        // What QEMU used to reject only after a boot was tried (and retried).
+        let e = broken(
+            "cpu-less initiator",
+            "initiator = 0\ntarget = 1",
+            "initiator = 1\ntarget = 1",
+        );
+        assert!(e.contains("initiator 1 has no CPUs"), "{e}");
+        let e = broken(
+            "sockets",
+            "kind = \"emulated\"",
+            "kind = \"emulated\"\nsockets = 3",
+        );
+        assert!(e.contains("sockets = 3 does not divide cpus = 2"), "{e}");
     }
 
     #[test]
@@ -622,6 +687,11 @@ mod tests {
             ),
             ("memory_mib = 256", "memory_mib = 300", "multiple of 256"),
             ("slow = \"1\"", "slow = \"2\"", "names node 2"),
+            (
+                "memory_mib = 256\nwindow_mib = 4096",
+                "memory_mib = 1048576\nwindow_mib = 1048576",
+                "physical address map",
+            ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("p.toml");

@@ -92,7 +92,11 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
     if !profile.cxl.is_empty() {
         machine.push_str(",cxl=on");
         // Room in the guest's physical address map for hot-added memory.
-        memory.push_str(&format!(",maxmem={}M,slots=8", profile.max_memory_mib()));
+        memory.push_str(&format!(
+            ",maxmem={}M,slots={}",
+            profile.max_memory_mib(),
+            super::profile::HOTPLUG_SLOTS
+        ));
     }
     for s in [
         "-machine".to_string(),
@@ -164,11 +168,15 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
 
 /// Each CXL device behind its own host bridge (`pxb-cxl`) and root port
 /// (`cxl-rp`), mapped through its own fixed memory window: the shape of
-/// QEMU's docs/system/devices/cxl.rst for volatile memory.
+/// QEMU's docs/system/devices/cxl.rst for volatile memory. Every window
+/// goes into one `-M` argument: QEMU refuses `cxl-fmw.*` spread over
+/// several ("Parameters 'cxl-fmw.*' used inconsistently").
 fn cxl_args(profile: &Profile) -> Vec<String> {
     let mut a = Vec::new();
+    let mut windows = Vec::new();
     for (i, c) in profile.cxl.iter().enumerate() {
-        let serial = c.serial.unwrap_or(i as u64 + 1);
+        let serial = c.serial_of(i);
+        let bus = super::profile::CxlDevice::host_bridge_bus(i);
         for arg in [
             "-object".to_string(),
             format!(
@@ -176,7 +184,7 @@ fn cxl_args(profile: &Profile) -> Vec<String> {
                 c.memory_mib
             ),
             "-device".into(),
-            format!("pxb-cxl,bus_nr={},bus=pcie.0,id=cxl.{i}", 12 + 16 * i),
+            format!("pxb-cxl,bus_nr={bus},bus=pcie.0,id=cxl.{i}"),
             "-device".into(),
             format!(
                 "cxl-rp,port=0,bus=cxl.{i},id=cxl-rp{i},chassis=0,slot={}",
@@ -186,14 +194,17 @@ fn cxl_args(profile: &Profile) -> Vec<String> {
             format!(
                 "cxl-type3,bus=cxl-rp{i},volatile-memdev=cxl-mem{i},id=cxl-vmem{i},sn={serial}"
             ),
-            "-M".into(),
-            format!(
-                "cxl-fmw.{i}.targets.0=cxl.{i},cxl-fmw.{i}.size={}M",
-                c.window_mib
-            ),
         ] {
             a.push(arg);
         }
+        windows.push(format!(
+            "cxl-fmw.{i}.targets.0=cxl.{i},cxl-fmw.{i}.size={}M",
+            c.window_mib
+        ));
+    }
+    if !windows.is_empty() {
+        a.push("-M".into());
+        a.push(windows.join(","));
     }
     a
 }
@@ -217,13 +228,19 @@ pub fn version() -> Option<(u32, u32)> {
 pub enum Ended {
     /// QEMU exited by itself (guest powered off, or a panic with -no-reboot).
     Exited(Option<i32>),
+    /// QEMU refused its command line before any guest code ran (exit 1,
+    /// its message on stderr, nothing on the console): not a boot fault,
+    /// and booting again would only fail again.
+    Refused(String),
     /// The deadline passed; QEMU was killed.
     TimedOut,
+    /// A signal stopped the run; QEMU was killed. What the guest streamed
+    /// until then is still there.
+    Interrupted,
 }
 
 /// Starts QEMU and waits for it at most `timeout`, or until `stop` turns
-/// true; kills it then, so nothing is left running (a stop is an
-/// `ErrorKind::Interrupted` error: there is no boot to report). QEMU also dies with
+/// true; kills it then, so nothing is left running. QEMU also dies with
 /// tierbench however tierbench dies (SIGKILL included): the kernel sends it
 /// SIGKILL when its parent exits.
 pub fn boot(
@@ -267,6 +284,10 @@ pub fn boot(
                 use std::io::Read;
                 let _ = e.read_to_string(&mut err);
             }
+            let console_empty = std::fs::metadata(&files.console_log).is_ok_and(|m| m.len() == 0);
+            if status.code() == Some(1) && console_empty && !err.trim().is_empty() {
+                return Ok((Ended::Refused(qemu_message(&err)), t0.elapsed()));
+            }
             if !err.trim().is_empty() {
                 // QEMU's own complaints go to the console log's end.
                 let mut log = std::fs::OpenOptions::new()
@@ -281,16 +302,28 @@ pub fn boot(
         if stopped || t0.elapsed() > timeout {
             let _ = child.kill();
             let _ = child.wait();
-            if stopped {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::Interrupted,
-                    "a signal stopped the guest",
-                ));
-            }
-            return Ok((Ended::TimedOut, t0.elapsed()));
+            let ended = if stopped {
+                Ended::Interrupted
+            } else {
+                Ended::TimedOut
+            };
+            return Ok((ended, t0.elapsed()));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// QEMU's complaint without its program-name prefix, on one line:
+/// "qemu-system-x86_64: -object memory-backend-ram,...: Parameter ..."
+/// becomes "-object memory-backend-ram,...: Parameter ...".
+fn qemu_message(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(|l| l.trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix(&format!("{QEMU}: ")).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Why `path` cannot be booted, if it cannot: absent, not a regular file,
