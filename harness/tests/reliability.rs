@@ -1366,7 +1366,7 @@ fn pass3_d11_stalls_and_knobs_changed_under_the_run_are_noted() {
     let before = knobs_now();
     let out = d.path().join("k");
     let state = d.path().join("state");
-    let mut owner = spawn_owner(&state, &out, &["--interval", "200ms"]);
+    let owner = spawn_owner(&state, &out, &["--interval", "200ms"]);
     let series = out.join("timeseries.csv");
     wait_for("an interval row", Duration::from_secs(30), || {
         std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 2)
