@@ -1104,3 +1104,100 @@ fn cxl_memory_lands_in_the_zone_the_profile_names_on_6_12() {
     );
     assert_eq!(topo["hotplug"]["auto_online_blocks"], "online");
 }
+
+/// Issue #24, defect 4: a `vm -- run` interrupted once rows were measured
+/// keeps every row the guest streamed back (the CSVs, and a vm.json that
+/// says it was interrupted), and exits 130.
+#[test]
+fn pass3_d04_interrupting_vm_keeps_the_rows_streamed_back() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("o");
+    let mut child = vm_cmd("qemu-dram-cxl", "tcg", "300s", &k, &out)
+        .args(["--", "run", "--size", "16M", "--duration", "120s"])
+        .args(["--interval", "500ms", "--policy", "default"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The stream file grows while the guest runs: wait for interval rows.
+    let stream = out.join("stream.bin");
+    let t0 = std::time::Instant::now();
+    let records = |name: &str| {
+        std::fs::read(&stream)
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .matches(&format!("TB:FILE {name} "))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while records("timeseries.csv") < 4 {
+        assert!(t0.elapsed().as_secs() < 240, "no interval rows streamed");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // SAFETY: kill with a pid this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let series = common::Table::read(&out.join("timeseries.csv"));
+    assert!(
+        series.rows.len() >= 2,
+        "rows streamed back were thrown away"
+    );
+    assert!(out.join("system.json").is_file());
+    let vm = common::json(&out.join("vm.json"));
+    assert!(
+        vm["outcome"].as_str().unwrap().starts_with("interrupted"),
+        "{vm}"
+    );
+}
+
+/// Issue #24, defect 7: two `[[cxl]]` devices, each behind its own host
+/// bridge and window, boot, and the guest onlines each as its own
+/// CPU-less node, below DRAM.
+fn check_two_cxl_devices(kernel_var: &str) {
+    let Some(k) = kernel(kernel_var) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let out = vm_cmd("qemu-cxl-type3-x2", "tcg", "300s", &k, d.path())
+        .args(["--", "topo", "--format", "json"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let onlined = common::json(&d.path().join("cxl.json"));
+    let devs = onlined.as_array().unwrap();
+    assert_eq!(devs.len(), 2, "{onlined}");
+    let mut nodes: Vec<u64> = devs.iter().map(|d| d["node"].as_u64().unwrap()).collect();
+    nodes.sort();
+    assert_eq!(nodes, [1, 2], "{onlined}");
+    let serials: Vec<&str> = devs.iter().map(|d| d["serial"].as_str().unwrap()).collect();
+    assert_eq!(
+        serials,
+        ["0x1234", "0x1235"],
+        "device order is the profile's"
+    );
+    assert_ne!(devs[0]["root_decoder"], devs[1]["root_decoder"]);
+    let topo = common::json(&d.path().join("guest-topology.json"));
+    let tiers: Vec<u64> = topo["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["tier"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tiers.len(), 3, "{topo}");
+    assert!(tiers[1] > tiers[0] && tiers[2] > tiers[0], "{tiers:?}");
+    let vm = common::json(&d.path().join("vm.json"));
+    assert!(
+        vm["expectation_mismatches"].as_array().unwrap().is_empty(),
+        "{vm}"
+    );
+}
+
+#[test]
+fn pass3_d07_two_cxl_devices_become_two_nodes_on_6_12() {
+    check_two_cxl_devices("TIERBENCH_KERNEL_6_12");
+}

@@ -1391,3 +1391,50 @@ fn pass3_d11_stalls_and_knobs_changed_under_the_run_are_noted() {
         .contains("numa_balancing was changed under the run: set to 1"));
     assert_eq!(knobs_now(), before);
 }
+
+/// Defect 7: a command line QEMU refuses is exit 2 with QEMU's words, at
+/// once: not a boot fault, never booted again. (A stand-in QEMU says what
+/// QEMU 10 said of two `[[cxl]]` devices before their windows shared one
+/// `-M`; the two-device boot itself is in emulated.rs.)
+#[test]
+fn pass3_d07_a_command_line_qemu_refuses_is_not_retried() {
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = bin.join("qemu-system-x86_64");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         case \"$1\" in --version) echo 'QEMU emulator version 10.0.2'; exit 0;; esac\n\
+         echo x >> \"$(dirname \"$0\")/boots\"\n\
+         echo \"qemu-system-x86_64: -M cxl-fmw.1.size=4096M: Parameters 'cxl-fmw.*' used inconsistently\" >&2\n\
+         exit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let k = fake_kernel(d.path());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let o = tb()
+        .args([
+            "vm",
+            "-q",
+            "--host",
+            "qemu-dram-cxl",
+            "--accel",
+            "tcg",
+            "--kernel",
+            &k,
+        ])
+        .arg("-o")
+        .arg(d.path().join("out"))
+        .args(["--", "topo"])
+        .env("PATH", path)
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    refused(&o, "QEMU refused the machine this profile describes");
+    assert!(stderr_of(&o).contains("used inconsistently"));
+    let boots = std::fs::read_to_string(bin.join("boots")).unwrap();
+    assert_eq!(boots.lines().count(), 1, "booted again after a refusal");
+}
