@@ -884,6 +884,10 @@ fn item13_a_full_disk_leaves_whole_rows_and_named_errors() {
     );
     assert!(err.contains("No space left"), "{err}");
     assert!(text.ends_with('\n'), "a half row was left: {text:?}");
+    assert!(
+        !out.join(".system.json.tmp").exists(),
+        "a temp file was left among the results"
+    );
     let width = text.lines().next().unwrap().split(',').count();
     assert!(text.lines().count() > 2, "{text}");
     for line in text.lines() {
@@ -1392,6 +1396,70 @@ fn pass3_d11_stalls_and_knobs_changed_under_the_run_are_noted() {
     assert_eq!(knobs_now(), before);
 }
 
+/// A directory holding a stand-in `qemu-system-x86_64` that answers
+/// `--version` as QEMU 10 and otherwise runs `body` (after counting the
+/// boot in `boots` beside it); the PATH that finds it first.
+fn fake_qemu(dir: &Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("qemu-system-x86_64");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in --version) echo 'QEMU emulator version 10.0.2'; exit 0;; esac\n\
+             echo x >> \"$(dirname \"$0\")/boots\"\n{body}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+}
+
+/// Defect 5 for `vm`: two `vm` with the same -o, the second refused while
+/// the first boots (a stand-in QEMU that takes its time).
+#[test]
+fn pass3_d05_two_vms_never_share_a_results_directory() {
+    let d = tempfile::tempdir().unwrap();
+    let path = fake_qemu(d.path(), "sleep 4; exit 0");
+    let k = fake_kernel(d.path());
+    let out = d.path().join("out");
+    let vm = |o: &Path, extra: &[&str]| {
+        let mut c = Command::cargo_bin("tierbench").unwrap();
+        c.args(["vm", "-q", "--host", "qemu-dram-cxl", "--accel", "tcg"])
+            .args(["--boot-retries", "0", "--kernel", &k])
+            .args(extra)
+            .arg("-o")
+            .arg(o)
+            .args(["--", "topo"])
+            .env("PATH", &path);
+        c
+    };
+    let mut first = vm(&out, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the first boot", Duration::from_secs(60), || {
+        d.path().join("bin/boots").exists()
+    });
+    let o = vm(&out, &[]).output().unwrap();
+    refused(&o, "already holds");
+    // Not even --replace takes a directory a live run writes to.
+    let o = vm(&out, &["--replace"]).output().unwrap();
+    refused(&o, "another tierbench is writing its results there");
+    let _ = first.wait();
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("bin/boots"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "the second vm booted"
+    );
+}
+
 /// Defect 7: a command line QEMU refuses is exit 2 with QEMU's words, at
 /// once: not a boot fault, never booted again. (A stand-in QEMU says what
 /// QEMU 10 said of two `[[cxl]]` devices before their windows shared one
@@ -1399,22 +1467,13 @@ fn pass3_d11_stalls_and_knobs_changed_under_the_run_are_noted() {
 #[test]
 fn pass3_d07_a_command_line_qemu_refuses_is_not_retried() {
     let d = tempfile::tempdir().unwrap();
+    let path = fake_qemu(
+        d.path(),
+        "echo \"qemu-system-x86_64: -M cxl-fmw.1.size=4096M: Parameters 'cxl-fmw.*' used \
+         inconsistently\" >&2\nexit 1",
+    );
     let bin = d.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    let fake = bin.join("qemu-system-x86_64");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\n\
-         case \"$1\" in --version) echo 'QEMU emulator version 10.0.2'; exit 0;; esac\n\
-         echo x >> \"$(dirname \"$0\")/boots\"\n\
-         echo \"qemu-system-x86_64: -M cxl-fmw.1.size=4096M: Parameters 'cxl-fmw.*' used inconsistently\" >&2\n\
-         exit 1\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let k = fake_kernel(d.path());
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let o = tb()
         .args([
             "vm",
