@@ -70,15 +70,19 @@ pub fn check(dir: &Path, existing: Existing) -> anyhow::Result<()> {
     if existing == Existing::Refuse {
         let held = entries(dir)?;
         if !held.is_empty() {
-            return Err(input(format!(
-                "-o {}: already holds {}: give a new or empty directory, or --replace to \
-                 empty it first",
-                dir.display(),
-                preview(&held)
-            )));
+            return Err(holds(dir, &held));
         }
     }
     Ok(())
+}
+
+fn holds(dir: &Path, held: &[String]) -> anyhow::Error {
+    input(format!(
+        "-o {}: already holds {}: give a new or empty directory, or --replace to empty it \
+         first",
+        dir.display(),
+        preview(held)
+    ))
 }
 
 impl OutDir {
@@ -95,19 +99,21 @@ impl OutDir {
         use std::os::fd::AsRawFd;
         // SAFETY: flock on a descriptor owned by `lock`; no memory passed.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                anyhow::bail!("locking results directory {}: flock: {e}", dir.display());
+            }
             return Err(input(format!(
                 "-o {}: another tierbench is writing its results there: give another directory",
                 dir.display()
             )));
         }
+        // Read again under the lock: a run that ended between the check
+        // and the lock may have left files.
         let held = entries(dir)?;
         if !held.is_empty() && existing != Existing::Shared {
             if existing == Existing::Refuse {
-                return Err(input(format!(
-                    "-o {}: already holds {}: give a new or empty directory, or --replace",
-                    dir.display(),
-                    preview(&held)
-                )));
+                return Err(holds(dir, &held));
             }
             for name in held {
                 let p = dir.join(&name);
