@@ -283,11 +283,16 @@ impl Profile {
         let memory = self
             .memory_mib
             .ok_or("an emulated profile needs `memory_mib`")?;
-        // RAM below and above the 4 GiB hole, the hot-plug room, and every
-        // CXL window must fit the guest's physical address bits.
-        let map_mib = 4096 + memory + self.max_memory_mib() + HOTPLUG_SLOTS * 1024;
-        let map_mib = map_mib + self.cxl.iter().map(|c| c.window_mib).sum::<u64>();
-        if map_mib > GUEST_PHYS_MIB {
+        // With CXL devices, the 4 GiB hole, RAM and the hot-plug room
+        // (maxmem, which holds every window's memory), its slots' alignment,
+        // and the fixed memory windows themselves must fit the guest's
+        // physical address bits. (A profile without CXL is bounded by the
+        // host's memory, checked at boot.)
+        let map_mib = 4096
+            + self.max_memory_mib()
+            + HOTPLUG_SLOTS * 1024
+            + self.cxl.iter().map(|c| c.window_mib).sum::<u64>();
+        if !self.cxl.is_empty() && map_mib > GUEST_PHYS_MIB {
             return Err(format!(
                 "the guest's physical address map needs about {} GiB (RAM, hot-plug room and \
                  the CXL windows) but QEMU's CPU has {GUEST_PHYS_BITS} address bits ({} GiB): \
