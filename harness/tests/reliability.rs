@@ -1079,13 +1079,30 @@ fn pass3_d03_a_state_directory_another_user_controls_is_refused() {
 fn pass3_d05_results_are_never_overwritten_or_mixed() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("o");
+    // An earlier characterisation's directory: its record and its chart.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("curve.svg"), "an older run's").unwrap();
+    std::fs::write(out.join("system.json"), "{}").unwrap();
     for cmd in [&["run"][..], &["latency", "--curve"], &["matrix"]] {
         let o = tb().args(cmd).arg("-o").arg(&out).output().unwrap();
         refused(&o, "already holds curve.svg");
     }
     assert!(out.join("curve.svg").exists());
+    // --replace never empties what tierbench did not write (`-o .` in a
+    // checkout).
+    let mine = d.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "keep").unwrap();
+    let o = tb()
+        .args(["run", "--replace", "-o"])
+        .arg(&mine)
+        .output()
+        .unwrap();
+    refused(&o, "no tierbench results record");
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes.txt")).unwrap(),
+        "keep"
+    );
     tb().args(SHORT_RUN)
         .args(["-q", "--replace", "-o"])
         .arg(&out)

@@ -67,13 +67,32 @@ pub fn check(dir: &Path, existing: Existing) -> anyhow::Result<()> {
         }
         Ok(_) => {}
     }
-    if existing == Existing::Refuse {
-        let held = entries(dir)?;
-        if !held.is_empty() {
-            return Err(holds(dir, &held));
-        }
+    admissible(dir, existing).map(|_| ())
+}
+
+/// What `dir` holds that a run may remove first: nothing for a new or
+/// empty or shared directory, everything for a results directory and
+/// `--replace`; an error otherwise.
+fn admissible(dir: &Path, existing: Existing) -> anyhow::Result<Vec<String>> {
+    let held = entries(dir)?;
+    if held.is_empty() || existing == Existing::Shared {
+        return Ok(Vec::new());
     }
-    Ok(())
+    if existing == Existing::Refuse {
+        return Err(holds(dir, &held));
+    }
+    // `-o . --replace` in a checkout must not empty the checkout.
+    if !is_results_dir(dir) {
+        return Err(input(format!(
+            "-o {} --replace: it holds {} and no tierbench results record ({}): --replace \
+             only empties a directory tierbench wrote; remove it yourself or give a new \
+             directory",
+            dir.display(),
+            preview(&held),
+            MARKERS.join(", ")
+        )));
+    }
+    Ok(held)
 }
 
 fn holds(dir: &Path, held: &[String]) -> anyhow::Error {
@@ -108,21 +127,15 @@ impl OutDir {
                 dir.display()
             )));
         }
-        // Read again under the lock: a run that ended between the check
-        // and the lock may have left files.
-        let held = entries(dir)?;
-        if !held.is_empty() && existing != Existing::Shared {
-            if existing == Existing::Refuse {
-                return Err(holds(dir, &held));
-            }
-            for name in held {
-                let p = dir.join(&name);
-                let gone = match fs::symlink_metadata(&p) {
-                    Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
-                    _ => fs::remove_file(&p),
-                };
-                gone.map_err(|e| anyhow::anyhow!("--replace: removing {}: {e}", p.display()))?;
-            }
+        // Again under the lock: a run that ended between the check and the
+        // lock may have left files.
+        for name in admissible(dir, existing)? {
+            let p = dir.join(&name);
+            let gone = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&p),
+                _ => fs::remove_file(&p),
+            };
+            gone.map_err(|e| anyhow::anyhow!("--replace: removing {}: {e}", p.display()))?;
         }
         Ok(OutDir {
             path: dir.to_path_buf(),
@@ -143,6 +156,31 @@ impl Drop for OutDir {
             let _ = fs::remove_dir(&self.path);
         }
     }
+}
+
+/// Files only tierbench writes at the top of a results directory: the
+/// record of a run, latency curve or matrix (system.json), of a vm
+/// (vm.json, and console.log from its first second), of conform, and of
+/// a kernel A/B (compare.txt).
+const MARKERS: [&str; 5] = [
+    "system.json",
+    "vm.json",
+    "console.log",
+    "conform.csv",
+    "compare.txt",
+];
+
+/// Whether `dir`, or a directory in it (a kernel of an A/B), holds a
+/// results record: what `--replace` may empty.
+fn is_results_dir(dir: &Path) -> bool {
+    let marked = |d: &Path| MARKERS.iter().any(|m| d.join(m).is_file());
+    if marked(dir) {
+        return true;
+    }
+    fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok())
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && marked(&e.path()))
+    })
 }
 
 fn entries(dir: &Path) -> anyhow::Result<Vec<String>> {
@@ -180,6 +218,11 @@ mod tests {
         fs::write(first.path().join("curve.svg"), "old").unwrap();
         fs::create_dir(first.path().join("6.12")).unwrap();
         drop(first);
+        // Not a results directory (no record): --replace does not empty it.
+        let e = OutDir::claim(&out, Existing::Replace).unwrap_err();
+        assert!(e.to_string().contains("no tierbench results record"), "{e}");
+        assert!(out.join("curve.svg").exists());
+        fs::write(out.join("6.12/console.log"), "").unwrap();
         let e = OutDir::claim(&out, Existing::Refuse).unwrap_err();
         assert!(
             e.to_string().contains("already holds 6.12, curve.svg"),
