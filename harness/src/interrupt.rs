@@ -1,8 +1,9 @@
 //! SIGINT, SIGTERM, SIGHUP and every other signal whose default action
-//! ends the process without a core (SIGUSR1, SIGALRM, ...: see
-//! [`STOPPING`]): the first asks the run to stop at its next check (so guards drop and knobs are restored in order, and finished CSV
-//! rows stay); a second one restores the knobs this process changed (never
-//! another run's) and exits at once with 130.
+//! would end the process (SIGUSR1, SIGALRM, ...: see [`STOPPING`]): the
+//! first asks the run to stop at its next check (so guards drop and knobs
+//! are restored in order, and finished CSV rows stay); a second one
+//! restores the knobs this process changed (never another run's) and exits
+//! at once with 130.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -315,9 +315,14 @@ impl fmt::Display for OwnerText {
 /// runs with different `--state-file` used to both take "the" lock). Under
 /// `/run`, so it is gone with the boot its owner ran in.
 pub const LOCK_DIR: &str = "/run/tierbench";
-pub const LOCK_FILE: &str = "/run/tierbench/knobs.lock";
 
-/// The exclusive right to change knobs: an `flock` on [`LOCK_FILE`], held
+/// The lock's file in [`LOCK_DIR`] of `sys`.
+fn lock_file(sys: &SysRoot) -> PathBuf {
+    sys.path(LOCK_DIR).join("knobs.lock")
+}
+
+/// The exclusive right to change knobs: an `flock` on `knobs.lock` in
+/// [`LOCK_DIR`], held
 /// from before the first value is read as "original" until after the last
 /// one is put back. The kernel drops it when the process dies, however it
 /// dies, so a dead owner never blocks anyone.
@@ -346,7 +351,7 @@ impl KnobLock {
     /// Takes the machine's lock without waiting, or says who holds it.
     pub fn acquire(sys: &SysRoot) -> Result<KnobLock, KnobError> {
         use std::io::{Seek, Write};
-        let path = sys.path(LOCK_FILE);
+        let path = lock_file(sys);
         let err = |reason: String| KnobError::State {
             path: path.clone(),
             reason,
@@ -370,7 +375,7 @@ impl KnobLock {
     /// Who holds the machine's lock now, if anyone (nobody when there is
     /// no lock file, or this process cannot open it).
     pub fn holder(sys: &SysRoot) -> Option<OwnerText> {
-        let path = sys.path(LOCK_FILE);
+        let path = lock_file(sys);
         let file = open_nofollow(&path, false).ok()?;
         match try_flock(&file, libc::LOCK_EX) {
             Ok(true) => None,
@@ -397,7 +402,7 @@ fn open_nofollow(path: &Path, create: bool) -> std::io::Result<fs::File> {
 /// plant files in it: it must belong to this user and be writable by no
 /// group or other. Root writes its knob state and lock there, so a
 /// directory another user controls could point those writes anywhere.
-pub fn private_dir(dir: &Path) -> Result<(), String> {
+fn private_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     fs::DirBuilder::new()
         .recursive(true)
