@@ -16,7 +16,6 @@ pub mod vm;
 
 use anyhow::Context;
 
-use crate::error::input;
 use crate::topology::Topology;
 
 pub(crate) fn discover() -> anyhow::Result<Topology> {
@@ -27,14 +26,8 @@ pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// `-o` must name a directory, new or existing: checked before anything is
-/// created, changed or booted.
+/// `-o` of `generate` must name a directory, new or existing (completions
+/// and man pages go beside others): checked before anything is written.
 pub(crate) fn check_out(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(input(format!(
-            "-o {}: exists and is not a directory: give a new or existing directory",
-            dir.display()
-        )));
-    }
-    Ok(())
+    crate::report::outdir::is_directory_or_absent(dir, "a new or existing directory").map(|_| ())
 }

@@ -56,18 +56,27 @@ impl Existing {
 /// Checks `-o` before anything is created, changed or booted: a
 /// directory, new or empty unless `--replace`.
 pub fn check(dir: &Path, existing: Existing) -> anyhow::Result<()> {
-    let existing = existing.for_dir(dir);
-    match fs::metadata(dir) {
-        Err(_) => return Ok(()),
-        Ok(m) if !m.is_dir() => {
-            return Err(input(format!(
-                "-o {}: exists and is not a directory: give a new or empty directory",
-                dir.display()
-            )));
-        }
-        Ok(_) => {}
+    check_resolved(dir, existing.for_dir(dir))
+}
+
+fn check_resolved(dir: &Path, existing: Existing) -> anyhow::Result<()> {
+    if !is_directory_or_absent(dir, "a new or empty directory")? {
+        return Ok(());
     }
     admissible(dir, existing).map(|_| ())
+}
+
+/// Whether `dir` exists; an input error when something else than a
+/// directory is there (`-o` naming a file), saying what to give instead.
+pub fn is_directory_or_absent(dir: &Path, give: &str) -> anyhow::Result<bool> {
+    match fs::metadata(dir) {
+        Err(_) => Ok(false),
+        Ok(m) if !m.is_dir() => Err(input(format!(
+            "-o {}: exists and is not a directory: give {give}",
+            dir.display()
+        ))),
+        Ok(_) => Ok(true),
+    }
 }
 
 /// What `dir` holds that a run may remove first: nothing for a new or
@@ -109,7 +118,7 @@ impl OutDir {
     /// is writing) empties it when asked or refuses it when it holds files.
     pub fn claim(dir: &Path, existing: Existing) -> anyhow::Result<OutDir> {
         let existing = existing.for_dir(dir);
-        check(dir, existing)?;
+        check_resolved(dir, existing)?;
         let created = !dir.exists();
         fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("creating results directory {}: {e}", dir.display()))?;
