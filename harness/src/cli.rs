@@ -311,7 +311,13 @@ pub fn one_line_usage_error(rendered: &str) -> String {
     after_help = "Example (the promotion setup: first-touch on the slow tier, switch the \
 policy in place, read the hot half from a fast-node CPU):\n  \
 tierbench run --size 256M --stride 4096 --hot-fraction 0.5 --numa-balancing tiering \\\n    \
---first-touch slow --policy preferred-many:fast --policy preferred-many:fast+balancing"
+--first-touch slow --policy preferred-many:fast --policy preferred-many:fast+balancing\n\n\
+Example (your own program as the workload: redis-server under each policy, redis-benchmark \
+as its client, its requests/s as the score, its pages pushed to the slow tier at 2 s):\n  \
+tierbench run --numa-balancing tiering --policy preferred-many:fast \\\n    \
+--policy preferred-many:fast+balancing --push-to-slow-at 2s \\\n    \
+--server \"redis-server --port 6400 --save '' --appendonly no\" --ready-port 6400 \\\n    \
+--parser redis-benchmark:GET -- redis-benchmark -p 6400 -t set,get -n 2000000 -q --csv"
 )]
 pub struct RunArgs {
     /// Run a scenario file: a name (`tierbench scenarios` lists them) or a path
@@ -591,7 +597,139 @@ pub struct RunArgs {
     /// No progress on stderr
     #[arg(long, short = 'q', help_heading = "Run")]
     pub quiet: bool,
+
+    // --- Program
+    /// Your program as the workload, after --: run under each policy variant
+    #[arg(
+        last = true,
+        value_name = "COMMAND",
+        help_heading = "Program",
+        conflicts_with_all = BUILT_IN_WORKLOAD,
+        long_help = "Run this command as the workload, after -- (e.g. -- stress-ng --vm 1 \
+                     --vm-bytes 1G -t 10 --metrics-brief). For each variant and iteration it \
+                     starts in a process group of its own, with the variant's memory policy set \
+                     before exec (inherited by what it starts, as numactl does) and bound to the \
+                     CPUs of --worker-node; the run's knobs are in force. Every interval row \
+                     has its resident memory per node (rss_kib_nodeN, from /proc/PID/numa_maps \
+                     of every process of its group) and the share on the fast tier; the summary \
+                     its wall time, exit code, CPU times, peak RSS and score. Its output goes \
+                     to output/ in the results directory. A command that fails gives a row \
+                     `failed` with its exit and the tail of its output, and the run goes on. \
+                     The buffer, pattern and worker options do not apply and are refused."
+    )]
+    pub command: Vec<String>,
+
+    /// Start this server first (under the policy), and run COMMAND as its client
+    #[arg(
+        long,
+        value_name = "CMD",
+        requires = "command",
+        help_heading = "Program",
+        long_help = "A long-lived program (split into words as a shell would, nothing \
+                     expanded) started first, under the variant's policy and CPUs: its memory \
+                     is the one counted and pushed. When it is ready (--ready or --ready-port) \
+                     COMMAND runs as its client, with the default policy, on the other CPUs \
+                     where there are any; then the server gets SIGTERM (SIGKILL 5 s later)."
+    )]
+    pub server: Option<String>,
+
+    /// The server is ready when a line of its output matches this regex
+    #[arg(long, value_name = "REGEX", requires = "server", conflicts_with = "ready_port", help_heading = "Program")]
+    pub ready: Option<String>,
+
+    /// The server is ready when 127.0.0.1:PORT accepts a connection
+    #[arg(long, value_name = "PORT", requires = "server", help_heading = "Program")]
+    pub ready_port: Option<u16>,
+
+    /// Longest the server may take to become ready
+    #[arg(long, value_name = "T", default_value = "60s", value_parser = duration_arg, help_heading = "Program")]
+    pub ready_timeout: Duration,
+
+    /// Kill the command (and its group) after this long; the row is `failed`
+    #[arg(long, value_name = "T", value_parser = duration_arg, requires = "command", help_heading = "Program")]
+    pub timeout: Option<Duration>,
+
+    /// The score: a regex with one capture group around the number (last match counts)
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "command",
+        conflicts_with = "parser",
+        help_heading = "Program",
+        long_help = "Parse the command's score from its output (stdout and stderr) with this \
+                     regular expression, whose one capture group holds the number (commas \
+                     allowed); the last match counts. The unit is --metric-unit, or the word \
+                     after the number. Smaller is better when --lower-is-better is given or the \
+                     expression speaks of time or latency. No match: the row is `no-score`."
+    )]
+    pub metric: Option<String>,
+
+    /// Unit of the --metric score (default: the word after the number)
+    #[arg(long, value_name = "UNIT", requires = "metric", help_heading = "Program")]
+    pub metric_unit: Option<String>,
+
+    /// A smaller --metric score is better (a time, a latency)
+    #[arg(long, requires = "metric", help_heading = "Program")]
+    pub lower_is_better: bool,
+
+    /// Built-in score parser, NAME[:WHICH] (redis-benchmark, stress-ng, sysbench, gapbs, xsbench, ycsb)
+    #[arg(
+        long,
+        value_name = "NAME[:WHICH]",
+        requires = "command",
+        help_heading = "Program",
+        long_help = "Parse the score with a built-in parser: redis-benchmark (--csv or -q; \
+                     requests/s of the first test, or redis-benchmark:GET), stress-ng \
+                     (--metrics-brief; bogo ops/s of the first stressor, or stress-ng:vm), \
+                     sysbench (transactions/s, MiB/s or events/s), gapbs (Average Time, s, \
+                     lower is better), xsbench (Lookups/s), ycsb ([OVERALL] Throughput, or \
+                     ycsb:read-p99 for an operation's p99 latency in us)."
+    )]
+    pub parser: Option<String>,
+
+    /// Move the program's pages to the slow tier at T, then watch them come back
+    #[arg(
+        long,
+        value_name = "T",
+        value_parser = duration_arg,
+        requires = "command",
+        help_heading = "Program",
+        long_help = "T after the program (the server, when there is one) started, move every \
+                     page of its process group from the fast to the slow tier \
+                     (migrate_pages(2)). The rows then show how much comes back and how fast: \
+                     time_to_50pct_s and time_to_90pct_s are the seconds after the push at \
+                     which its fast-tier share got back to 50% and 90% of the share before it; \
+                     pushed_kib and returned_share say how much left and came back. Needs a \
+                     fast and a slow tier."
+    )]
+    pub push_to_slow_at: Option<Duration>,
 }
+
+/// The options of the built-in workers, which an external program makes
+/// meaningless: refused beside a COMMAND.
+const BUILT_IN_WORKLOAD: [&str; 21] = [
+    "size",
+    "page_size",
+    "first_touch",
+    "move",
+    "fill_fast_leave",
+    "threads",
+    "oversubscribe",
+    "pin",
+    "pattern",
+    "hot_fraction",
+    "hot_share",
+    "zipf_theta",
+    "stride",
+    "mix",
+    "write",
+    "move_hot_at",
+    "latency_every",
+    "warmup",
+    "duration",
+    "no_census",
+    "census_sample",
+];
 
 #[derive(Debug, Args)]
 #[command(

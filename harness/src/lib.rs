@@ -52,6 +52,7 @@ pub mod mempolicy;
 pub mod named;
 pub mod pin;
 pub mod probe;
+pub mod program;
 pub mod report;
 pub mod run;
 pub mod scenario;

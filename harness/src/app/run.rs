@@ -11,6 +11,7 @@ use crate::cli::RunArgs;
 use crate::error::{input, Interrupted};
 use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::probe::Capabilities;
+use crate::program::{resolve_program, split_words, ProgramSpec, Ready, ScoreSpec};
 use crate::report::csv::CsvSink;
 use crate::report::outdir::{self, Existing, OutDir};
 use crate::report::progress::RunProgress;
@@ -173,9 +174,61 @@ fn default_out_dir() -> PathBuf {
     PathBuf::from("tierbench-results").join(format!("run-{}", utc_stamp()))
 }
 
+/// The external program the arguments describe, each part checked: the
+/// programs exist and are executable, the score and readiness expressions
+/// compile. Nothing has changed on the system yet.
+fn program_spec(a: &RunArgs) -> anyhow::Result<Option<ProgramSpec>> {
+    if a.command.is_empty() {
+        return Ok(None);
+    }
+    let server = match &a.server {
+        Some(s) => Some(split_words(s).map_err(|e| input(format!("--server: {e}")))?),
+        None => None,
+    };
+    for (flag, argv) in [("COMMAND", Some(&a.command)), ("--server", server.as_ref())] {
+        if let Some(argv) = argv {
+            resolve_program(&argv[0]).map_err(|e| input(format!("{flag}: {e}")))?;
+        }
+    }
+    let ready = match (&a.ready, a.ready_port) {
+        (Some(r), _) => {
+            regex::Regex::new(r).map_err(|e| {
+                let last = e.to_string().lines().last().unwrap_or_default().to_string();
+                input(format!("--ready {r:?} is not a regular expression: {last}"))
+            })?;
+            Some(Ready::Output(r.clone()))
+        }
+        (None, Some(p)) => Some(Ready::Port(p)),
+        (None, None) => None,
+    };
+    let score = match (&a.metric, &a.parser) {
+        (Some(m), _) => Some(
+            ScoreSpec::regex(m, a.metric_unit.clone(), a.lower_is_better)
+                .map_err(|e| input(format!("--metric {e}")))?,
+        ),
+        (None, Some(p)) => {
+            Some(ScoreSpec::builtin(p).map_err(|e| input(format!("--parser {e}")))?)
+        }
+        (None, None) => None,
+    };
+    if a.timeout.is_some_and(|t| t.is_zero()) {
+        return Err(input("--timeout must be more than 0, e.g. 10m"));
+    }
+    Ok(Some(ProgramSpec {
+        command: a.command.clone(),
+        server,
+        ready,
+        ready_timeout: a.ready_timeout,
+        timeout: a.timeout,
+        score,
+        push_to_slow_at: a.push_to_slow_at,
+    }))
+}
+
 /// The run the arguments describe.
-fn run_spec(a: &RunArgs) -> RunSpec {
+fn run_spec(a: &RunArgs, program: Option<ProgramSpec>) -> RunSpec {
     RunSpec {
+        program,
         size: a.size,
         page: a.page_size,
         first_touch: a.first_touch.clone(),
@@ -288,7 +341,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     if a.iterations == Some(0) {
         return Err(input(format!("{} must be at least 1", names("iterations"))));
     }
-    let spec = run_spec(&a);
+    let spec = run_spec(&a, program_spec(&a)?);
     // Everything that can be refused is refused here, before any change.
     let facts = MachineFacts::live(&topo);
     let mut plan = Plan::resolve_named(&spec, &facts, &*names)?;
@@ -332,6 +385,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         Existing::from_flag(a.replace),
     )?;
     let out_dir = claimed.path().to_path_buf();
+    plan.output_dir = Some(out_dir.clone());
     let first = Snapshot::read(&sys, &topo.memory_nodes())?;
     let cols = plan.columns(&topo, &first);
     let summary_path = out_dir.join("summary.csv");
@@ -349,7 +403,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         panic!("TIERBENCH_TEST_PANIC_AFTER_KNOBS is set");
     }
     let mut record = SystemRecord {
-        plan: serde_json::to_value(&plan)?,
+        plan: plan_record(&plan)?,
         knobs_requested: serde_json::to_value(&knob_plan)?,
         knobs_before: guard
             .saved()
@@ -368,11 +422,14 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     let write_record = |r: &SystemRecord| -> anyhow::Result<()> { Ok(r.write(&out_dir)?) };
     write_record(&record)?;
     if !a.quiet {
+        let each = match &plan.program {
+            Some(p) => format!("running {}", crate::text::printable(&p.command.join(" "))),
+            None => format!("{} each", humantime(plan.duration.as_secs_f64())),
+        };
         crate::errln!(
-            "tierbench run: {} variant(s) x {} iteration(s), {} each, results in {}",
+            "tierbench run: {} variant(s) x {} iteration(s), {each}, results in {}",
             plan.variants.len(),
             plan.iterations,
-            humantime(plan.duration.as_secs_f64()),
             out_dir.display()
         );
         for n in &plan.notes {
@@ -380,11 +437,15 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let progress = RunProgress::for_stderr(
-        plan.runs(),
-        (plan.warmup + plan.duration).as_secs_f64(),
-        plan.iterations,
-    );
+    // A program's length is its own: no bar can say what is left.
+    let progress = match plan.program {
+        Some(_) => RunProgress::Lines,
+        None => RunProgress::for_stderr(
+            plan.runs(),
+            (plan.warmup + plan.duration).as_secs_f64(),
+            plan.iterations,
+        ),
+    };
     let mut timeline = TimelineSink::default();
     let outcomes = {
         let mut shown = &progress;
@@ -413,7 +474,11 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     write_record(&record)?;
     restored.context("restoring knobs")?;
 
-    print_summary(&outcomes, &cols)?;
+    if plan.program.is_some() {
+        print_program_summary(&outcomes, &cols)?;
+    } else {
+        print_summary(&outcomes, &cols)?;
+    }
     if let Some(t) = timeline.render() {
         crate::out!("\nhot set on fast nodes ({}) over time:\n{t}", plan.fast)?;
     }
@@ -429,6 +494,37 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The plan as system.json keeps it. A program run leaves out the keys of
+/// the built-in workers' buffer and pattern: they did not apply.
+fn plan_record(plan: &Plan) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(plan)?;
+    if plan.program.is_some() {
+        if let Some(m) = v.as_object_mut() {
+            for k in BUILT_IN_PLAN_KEYS {
+                m.remove(k);
+            }
+        }
+    }
+    Ok(v)
+}
+
+const BUILT_IN_PLAN_KEYS: [&str; 14] = [
+    "size_bytes",
+    "page",
+    "first_touch",
+    "move_on_switch",
+    "fill_fast_leave",
+    "pattern",
+    "hot_bytes",
+    "expected_hot_share",
+    "move_hot_at_s",
+    "latency_every",
+    "warmup_s",
+    "duration_s",
+    "census",
+    "census_sample",
+];
+
 fn humantime(s: f64) -> String {
     if s >= 1.0 {
         format!("{s}s")
@@ -437,11 +533,9 @@ fn humantime(s: f64) -> String {
     }
 }
 
-fn print_summary(
-    outcomes: &[VariantOutcome],
-    cols: &crate::report::Columns,
-) -> std::io::Result<()> {
-    let promote: Vec<usize> = cols
+/// The global promotion counters the terminal tables show.
+fn promotion_counters(cols: &crate::report::Columns) -> Vec<usize> {
+    cols
         .counters
         .iter()
         .enumerate()
@@ -452,7 +546,54 @@ fn print_summary(
             ) && c.scope == crate::telemetry::vmstat::Scope::Global
         })
         .map(|(i, _)| i)
-        .collect();
+        .collect()
+}
+
+/// A program run's table: how each variant ended, its score, where its
+/// memory was, what the kernel promoted.
+fn print_program_summary(
+    outcomes: &[VariantOutcome],
+    cols: &crate::report::Columns,
+) -> std::io::Result<()> {
+    let promote = promotion_counters(cols);
+    let mut header: Vec<String> = [
+        "variant", "iter", "status", "wall s", "exit", "score", "unit", "MiB", "on fast",
+        "50% back", "90% back",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(promote.iter().map(|&i| cols.counters[i].name.clone()));
+    let mut t = Table::new(header);
+    for o in outcomes {
+        let s = &o.summary;
+        let p = s.program.clone().unwrap_or_default();
+        let mut row = vec![
+            s.variant.clone(),
+            s.iteration.to_string(),
+            s.status.to_string(),
+            opt(p.wall_s.map(|w| format!("{w:.2}"))),
+            opt(p.exit_code),
+            opt(p.score),
+            p.score_unit.clone().unwrap_or_default(),
+            opt(p.rss_kib_on.iter().copied().sum::<Option<u64>>().map(|k| k >> 10)),
+            opt(p.fast_share.map(|x| format!("{:.1}%", x * 100.0))),
+        ];
+        row.extend(
+            s.promotion
+                .map_or([String::new(), String::new()], |p| p.times_text()),
+        );
+        row.extend(promote.iter().map(|&i| opt(s.counters[i])));
+        t.push(row);
+    }
+    crate::out!("\n{}", t.render())?;
+    print_notes(outcomes)
+}
+
+fn print_summary(
+    outcomes: &[VariantOutcome],
+    cols: &crate::report::Columns,
+) -> std::io::Result<()> {
+    let promote = promotion_counters(cols);
     let mut header = vec![
         "variant".to_string(),
         "iter".into(),
@@ -487,6 +628,10 @@ fn print_summary(
         t.push(row);
     }
     crate::out!("\n{}", t.render())?;
+    print_notes(outcomes)
+}
+
+fn print_notes(outcomes: &[VariantOutcome]) -> std::io::Result<()> {
     // Notes every variant shares are printed once. Refused variants carry
     // only their reason: they do not decide what is common.
     let measured: Vec<&VariantOutcome> = outcomes

@@ -180,6 +180,11 @@ impl Policy {
         mask.copy_from_slice(&self.nodes.to_mask(sys::MASK_WORDS));
         mask
     }
+    /// The mode word and node mask `set_mempolicy` takes, for a caller
+    /// that must make the call itself (between fork and exec).
+    pub fn kernel_args(&self) -> (i32, [u64; sys::MASK_WORDS]) {
+        (self.mode_word(), self.mask())
+    }
     /// Decodes what `get_mempolicy` returns.
     fn from_kernel(word: i32, mask: &[u64]) -> Self {
         let flags = Flags(word as u32 & Flags::MASK);

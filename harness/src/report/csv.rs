@@ -164,6 +164,7 @@ mod tests {
                 name: "pgpromote_success".into(),
             }],
             perf: vec![crate::telemetry::perf::PerfEvent::Cycles],
+            program: false,
         };
         let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);

@@ -37,6 +37,11 @@ pub enum Status {
     Unsupported,
     /// Stopped by a signal: the rows up to here are complete.
     Interrupted,
+    /// An external program exited non-zero, was killed or timed out: the
+    /// notes hold its exit and the tail of its output.
+    Failed,
+    /// An external program succeeded but its output held no score.
+    NoScore,
 }
 
 impl std::fmt::Display for Status {
@@ -45,6 +50,8 @@ impl std::fmt::Display for Status {
             Status::Ok => "ok",
             Status::Unsupported => "unsupported",
             Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+            Status::NoScore => "no-score",
         })
     }
 }
@@ -92,7 +99,35 @@ pub struct SampleRow {
     pub counters: Vec<Option<u64>>,
     /// perf event counts (summary rows), in [`Columns::perf`] order.
     pub perf: Vec<Option<u64>>,
+    /// An external program's cells (runs of `tierbench run -- COMMAND`).
+    pub program: Option<ProgramCells>,
     pub notes: Vec<Note>,
+}
+
+/// What a row says of an external program: where its memory was (every
+/// row), and how it ended and scored (summary rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProgramCells {
+    /// Resident KiB of the program's process group on each node, in
+    /// [`Columns::nodes`] order, from `/proc/PID/numa_maps`.
+    pub rss_kib_on: Vec<Option<u64>>,
+    /// Share of that memory on the fast tier.
+    pub fast_share: Option<f64>,
+    /// Processes of the group the census read.
+    pub procs: Option<u32>,
+    /// Summary rows: the measured command's wall time, exit code (128 +
+    /// signal when killed), CPU times and peak resident set.
+    pub wall_s: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub user_s: Option<f64>,
+    pub sys_s: Option<f64>,
+    pub max_rss_kib: Option<u64>,
+    pub score: Option<f64>,
+    pub score_unit: Option<String>,
+    /// `--push-to-slow-at`: KiB that left the fast tier at the push, and
+    /// the share of them back on it at the end.
+    pub pushed_kib: Option<u64>,
+    pub returned_share: Option<f64>,
 }
 
 impl SampleRow {
@@ -120,6 +155,10 @@ impl SampleRow {
             promotion: None,
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
+            program: cols.program.then(|| ProgramCells {
+                rss_kib_on: vec![None; cols.nodes.len()],
+                ..ProgramCells::default()
+            }),
             notes: Vec::new(),
         }
     }
@@ -166,6 +205,8 @@ pub struct Columns {
     pub nodes: Vec<NodeId>,
     pub counters: Vec<CounterId>,
     pub perf: Vec<crate::telemetry::perf::PerfEvent>,
+    /// The workload is an external program: its columns are added.
+    pub program: bool,
 }
 
 pub use crate::stamp::utc_stamp;
@@ -229,6 +270,26 @@ impl Columns {
                 .map(String::from),
             );
         }
+        if self.program {
+            h.extend(self.nodes.iter().map(|n| col::rss_kib_node(*n)));
+            h.extend([col::RSS_FAST_SHARE, col::PROGRAM_PROCS].map(String::from));
+            if kind == RowKind::Summary {
+                h.extend(
+                    [
+                        col::WALL_S,
+                        col::EXIT_CODE,
+                        col::USER_S,
+                        col::SYS_S,
+                        col::MAX_RSS_KIB,
+                        col::SCORE,
+                        col::SCORE_UNIT,
+                        col::PUSHED_KIB,
+                        col::RETURNED_SHARE,
+                    ]
+                    .map(String::from),
+                );
+            }
+        }
         h.extend(self.counters.iter().map(|c| c.column()));
         if kind == RowKind::Summary {
             h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
@@ -278,6 +339,25 @@ impl Columns {
                 opt(p.ninety_s.map(|t| format!("{t:.3}"))),
                 f3(p.peak),
             ]);
+        }
+        if self.program {
+            let p = r.program.clone().unwrap_or_default();
+            let rss = (0..self.nodes.len()).map(|i| opt(p.rss_kib_on.get(i).copied().flatten()));
+            out.extend(rss);
+            out.extend([f3(p.fast_share), opt(p.procs)]);
+            if r.kind == RowKind::Summary {
+                out.extend([
+                    opt(p.wall_s.map(|t| format!("{t:.3}"))),
+                    opt(p.exit_code),
+                    opt(p.user_s.map(|t| format!("{t:.3}"))),
+                    opt(p.sys_s.map(|t| format!("{t:.3}"))),
+                    opt(p.max_rss_kib),
+                    opt(p.score),
+                    p.score_unit.unwrap_or_default(),
+                    opt(p.pushed_kib),
+                    f3(p.returned_share),
+                ]);
+            }
         }
         out.extend(r.counters.iter().map(|v| opt(*v)));
         if r.kind == RowKind::Summary {

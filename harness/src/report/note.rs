@@ -75,6 +75,22 @@ pub enum Note {
         set: String,
         found: String,
     },
+    /// An external program did not end well: how it ended (exit code,
+    /// signal, timeout, a server that never got ready) and the last lines
+    /// it printed.
+    ProgramFailed { how: String, tail: String },
+    /// An external program's output held no score for the parser.
+    NoScore { parser: String, tail: String },
+    /// `--push-to-slow-at`: what the push moved, and what the kernel
+    /// could not move or refused.
+    Pushed {
+        at_s: f64,
+        kib: u64,
+        not_moved_pages: u64,
+        error: Option<String>,
+    },
+    /// What the per-node census of the program cost.
+    ProgramCensusCost { cpu_ms_per_row: f64, procs: u32 },
 }
 
 impl fmt::Display for Note {
@@ -167,6 +183,34 @@ impl fmt::Display for Note {
                 f,
                 "{knob} was changed under the run: set to {set}, found {found}; rows from here \
                  on were not measured under the setting"
+            ),
+            Note::ProgramFailed { how, tail } => write!(f, "program {how}; output ends: {tail}"),
+            Note::NoScore { parser, tail } => {
+                write!(f, "no score for {parser} in the output; output ends: {tail}")
+            }
+            Note::Pushed {
+                at_s,
+                kib,
+                not_moved_pages,
+                error,
+            } => {
+                write!(
+                    f,
+                    "pushed {kib} KiB off the fast tier at {at_s:.2} s (migrate_pages; \
+                     {not_moved_pages} page(s) not moved)"
+                )?;
+                match error {
+                    Some(e) => write!(f, ", {e}"),
+                    None => Ok(()),
+                }
+            }
+            Note::ProgramCensusCost {
+                cpu_ms_per_row,
+                procs,
+            } => write!(
+                f,
+                "program census (numa_maps of {procs} process(es)): {cpu_ms_per_row:.2} ms of \
+                 CPU per row"
             ),
         }
     }

@@ -102,6 +102,14 @@ fn pct(v: Option<f64>) -> String {
 }
 
 fn interval_line(r: &SampleRow) -> String {
+    if let Some(p) = &r.program {
+        let mib = p.rss_kib_on.iter().flatten().sum::<u64>() >> 10;
+        return format!(
+            "   t={:7.2}s  resident={mib} MiB  on fast={}",
+            r.t_s,
+            pct(p.fast_share)
+        );
+    }
     format!(
         "   t={:7.2}s  accesses/s={:<10}  p99={:>7}  hot on fast={}",
         r.t_s,
@@ -116,6 +124,17 @@ fn interval_line(r: &SampleRow) -> String {
 }
 
 fn summary_line(r: &SampleRow) -> String {
+    if let Some(p) = &r.program {
+        return format!(
+            "=> {} #{}: {}  wall={}  score={} {}",
+            r.variant,
+            r.iteration,
+            r.status,
+            p.wall_s.map_or("-".into(), |w| format!("{w:.2}s")),
+            p.score.map_or("-".into(), |s| s.to_string()),
+            p.score_unit.as_deref().unwrap_or("")
+        );
+    }
     format!(
         "=> {} #{}: {}  accesses/s={}  hot on fast={}",
         r.variant,

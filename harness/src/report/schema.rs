@@ -23,12 +23,17 @@ use crate::error::InputError;
 /// iteration, hot-access share, latency percentiles, hot set position, hot
 /// set on slow. 3: interval rows may hold a sampled census
 /// (`census_pages`, `hot_fast_share_ci95`; `pages_nodeN` and
-/// `hot_fast_pages` empty in them).
-pub const SCHEMA_VERSION: u32 = 3;
+/// `hot_fast_pages` empty in them). 4: statuses `failed` and `no-score`;
+/// an external program's columns (`rss_kib_nodeN`, `rss_fast_share`,
+/// `program_procs`; in summaries `wall_s` ... `returned_share`) and the
+/// plan's `program`; the plan of a program run leaves out the buffer and
+/// pattern keys, which did not apply.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The versions this build reads: 2 lacks only the two census columns,
-/// which no reader needs.
-pub const READABLE_VERSIONS: [u32; 2] = [2, 3];
+/// which no reader needs; 3 has no program columns, which are read as
+/// absent.
+pub const READABLE_VERSIONS: [u32; 3] = [2, 3, 4];
 
 /// Fixed column names of `summary.csv` and `timeseries.csv`.
 pub mod col {
@@ -57,6 +62,21 @@ pub mod col {
     pub const TIME_TO_90PCT_S: &str = "time_to_90pct_s";
     pub const HOT_FAST_SHARE_PEAK: &str = "hot_fast_share_peak";
     pub const NOTES: &str = "notes";
+    pub const RSS_FAST_SHARE: &str = "rss_fast_share";
+    pub const PROGRAM_PROCS: &str = "program_procs";
+    pub const WALL_S: &str = "wall_s";
+    pub const EXIT_CODE: &str = "exit_code";
+    pub const USER_S: &str = "user_s";
+    pub const SYS_S: &str = "sys_s";
+    pub const MAX_RSS_KIB: &str = "max_rss_kib";
+    pub const SCORE: &str = "score";
+    pub const SCORE_UNIT: &str = "score_unit";
+    pub const PUSHED_KIB: &str = "pushed_kib";
+    pub const RETURNED_SHARE: &str = "returned_share";
+    /// An external program's resident KiB on a node: `rss_kib_nodeN`.
+    pub fn rss_kib_node(node: u32) -> String {
+        format!("rss_kib_node{node}")
+    }
     /// A global vmstat counter's column: `vmstat.NAME`.
     pub fn vmstat(name: &str) -> String {
         format!("vmstat.{name}")
@@ -382,7 +402,7 @@ mod tests {
     fn another_schema_version_is_refused_naming_both() {
         let e = edited(|v| v["schema_version"] = 9.into());
         assert!(
-            e.contains("schema version 9") && e.contains("reads version 3"),
+            e.contains("schema version 9") && e.contains("reads version 4"),
             "{e}"
         );
         // An older version this build still reads.

@@ -25,6 +25,7 @@ use crate::workload::histogram::Counts;
 use crate::workload::pattern::{Pattern, Shared, Worker};
 
 mod plan;
+mod program;
 
 pub use plan::*;
 
@@ -72,7 +73,10 @@ pub fn execute(
             for s in sinks.iter_mut() {
                 s.starting(iteration, &name);
             }
-            let outcome = run_variant(plan, policy, iteration, clock, cols, sinks, stop)?;
+            let outcome = match &plan.program {
+                Some(p) => program::run_variant(plan, p, policy, iteration, cols, sinks, stop)?,
+                None => run_variant(plan, policy, iteration, clock, cols, sinks, stop)?,
+            };
             let interrupted = outcome.summary.status == Status::Interrupted;
             outcomes.push(outcome);
             if interrupted {

@@ -201,6 +201,9 @@ pub struct RunSpec {
     /// Most census units an interval row examines (0: all of them).
     pub census_sample: usize,
     pub force: bool,
+    /// An external program is the workload: the buffer, pattern and
+    /// workers above do not apply.
+    pub program: Option<crate::program::ProgramSpec>,
 }
 
 /// The run resolved against this machine.
@@ -237,6 +240,11 @@ pub struct Plan {
     pub slow: NodeSet,
     /// Facts about the setup that every summary row repeats.
     pub notes: Vec<Note>,
+    /// The external workload, when there is one.
+    pub program: Option<crate::program::ProgramSpec>,
+    /// Where an external program's output goes (the results directory).
+    #[serde(skip)]
+    pub output_dir: Option<std::path::PathBuf>,
 }
 
 /// Durations are written as seconds in system.json (`plan.duration_s`).
@@ -393,7 +401,24 @@ impl Plan {
                 )));
             }
         }
-        if !spec.force {
+        if let Some(at) = spec.program.as_ref().and_then(|p| p.push_to_slow_at) {
+            if topo.roles.fast.is_empty() || !topo.has_slow_tier() {
+                return Err(bad(format!(
+                    "{} needs a fast and a slow tier, and this machine has {} ({}): run it on \
+                     a tiered machine (tierbench vm)",
+                    flag("push-to-slow-at"),
+                    if topo.has_slow_tier() { "no fast tier" } else { "one tier" },
+                    topo.roles.source
+                )));
+            }
+            if at.is_zero() {
+                return Err(bad(format!(
+                    "{} must be after the program started, e.g. 2s",
+                    flag("push-to-slow-at")
+                )));
+            }
+        }
+        if !spec.force && spec.program.is_none() {
             check_fits(
                 size_bytes,
                 spec.page,
@@ -438,10 +463,12 @@ impl Plan {
             iterations: spec.iterations,
             census: spec.census,
             census_sample: spec.census_sample,
-            steady_warmup: facts.emulated,
+            steady_warmup: facts.emulated && spec.program.is_none(),
             fast: topo.roles.fast.clone(),
             slow: topo.roles.slow.clone(),
             notes,
+            program: spec.program.clone(),
+            output_dir: None,
         })
     }
 
@@ -451,6 +478,7 @@ impl Plan {
             nodes: topo.memory_nodes().iter().collect(),
             counters: vmstat::tiering_counters(first),
             perf: EVENTS.to_vec(),
+            program: self.program.is_some(),
         }
     }
 
@@ -580,6 +608,7 @@ mod tests {
             census: true,
             census_sample: 4096,
             force: false,
+            program: None,
         }
     }
 
