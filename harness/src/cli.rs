@@ -634,11 +634,22 @@ pub struct RunArgs {
     pub server: Option<String>,
 
     /// The server is ready when a line of its output matches this regex
-    #[arg(long, value_name = "REGEX", requires = "server", conflicts_with = "ready_port", help_heading = "Program")]
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "server",
+        conflicts_with = "ready_port",
+        help_heading = "Program"
+    )]
     pub ready: Option<String>,
 
     /// The server is ready when 127.0.0.1:PORT accepts a connection
-    #[arg(long, value_name = "PORT", requires = "server", help_heading = "Program")]
+    #[arg(
+        long,
+        value_name = "PORT",
+        requires = "server",
+        help_heading = "Program"
+    )]
     pub ready_port: Option<u16>,
 
     /// Longest the server may take to become ready
@@ -665,7 +676,12 @@ pub struct RunArgs {
     pub metric: Option<String>,
 
     /// Unit of the --metric score (default: the word after the number)
-    #[arg(long, value_name = "UNIT", requires = "metric", help_heading = "Program")]
+    #[arg(
+        long,
+        value_name = "UNIT",
+        requires = "metric",
+        help_heading = "Program"
+    )]
     pub metric_unit: Option<String>,
 
     /// A smaller --metric score is better (a time, a latency)

@@ -206,9 +206,7 @@ fn program_spec(a: &RunArgs) -> anyhow::Result<Option<ProgramSpec>> {
             ScoreSpec::regex(m, a.metric_unit.clone(), a.lower_is_better)
                 .map_err(|e| input(format!("--metric {e}")))?,
         ),
-        (None, Some(p)) => {
-            Some(ScoreSpec::builtin(p).map_err(|e| input(format!("--parser {e}")))?)
-        }
+        (None, Some(p)) => Some(ScoreSpec::builtin(p).map_err(|e| input(format!("--parser {e}")))?),
         (None, None) => None,
     };
     if a.timeout.is_some_and(|t| t.is_zero()) {
@@ -535,8 +533,7 @@ fn humantime(s: f64) -> String {
 
 /// The global promotion counters the terminal tables show.
 fn promotion_counters(cols: &crate::report::Columns) -> Vec<usize> {
-    cols
-        .counters
+    cols.counters
         .iter()
         .enumerate()
         .filter(|(_, c)| {
@@ -575,7 +572,12 @@ fn print_program_summary(
             opt(p.exit_code),
             opt(p.score),
             p.score_unit.clone().unwrap_or_default(),
-            opt(p.rss_kib_on.iter().copied().sum::<Option<u64>>().map(|k| k >> 10)),
+            opt(p
+                .rss_kib_on
+                .iter()
+                .copied()
+                .sum::<Option<u64>>()
+                .map(|k| k >> 10)),
             opt(p.fast_share.map(|x| format!("{:.1}%", x * 100.0))),
         ];
         row.extend(

@@ -93,8 +93,7 @@ impl Group {
                     return Err(std::io::Error::last_os_error());
                 }
                 if pin
-                    && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-                        != 0
+                    && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -130,7 +129,8 @@ impl Group {
                     )
                 } != 0
                     && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-                {}
+                {
+                }
                 let _ = mark.set(Instant::now());
             })
             .map_err(failed)?;
@@ -261,6 +261,7 @@ impl Watcher {
         // (close, signal, read, kill, _exit) before it exits.
         match unsafe { libc::fork() } {
             -1 => Err(std::io::Error::last_os_error()),
+            // SAFETY: this is the forked child, and these are the pipe's ends.
             0 => unsafe { watch(rx.as_raw_fd(), tx.as_raw_fd(), pgid) },
             pid => {
                 drop(rx);
@@ -359,8 +360,9 @@ mod tests {
             .unwrap();
         let gone = (0..200).any(|_| {
             std::thread::sleep(Duration::from_millis(10));
-            !alive(pid) || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.contains(") Z"))
+            !alive(pid)
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z"))
         });
         assert!(gone, "the background sleep {pid} survived its group");
     }

@@ -231,7 +231,10 @@ fn redis_benchmark(test: Option<&str>, out: &str) -> Option<Score> {
     let want = |name: &str| test.is_none_or(|t| t.eq_ignore_ascii_case(name));
     for line in out.lines() {
         // --csv: "SET","82304.52",...
-        let f: Vec<&str> = line.split(',').map(|f| f.trim().trim_matches('"')).collect();
+        let f: Vec<&str> = line
+            .split(',')
+            .map(|f| f.trim().trim_matches('"'))
+            .collect();
         if f.len() >= 2 && f[0] != "test" {
             if let Some(v) = number(f[1]).filter(|_| want(f[0])) {
                 return Some(score(v, "requests/s"));

@@ -186,7 +186,10 @@ impl fmt::Display for Note {
             ),
             Note::ProgramFailed { how, tail } => write!(f, "program {how}; output ends: {tail}"),
             Note::NoScore { parser, tail } => {
-                write!(f, "no score for {parser} in the output; output ends: {tail}")
+                write!(
+                    f,
+                    "no score for {parser} in the output; output ends: {tail}"
+                )
             }
             Note::Pushed {
                 at_s,

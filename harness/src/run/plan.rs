@@ -407,7 +407,11 @@ impl Plan {
                     "{} needs a fast and a slow tier, and this machine has {} ({}): run it on \
                      a tiered machine (tierbench vm)",
                     flag("push-to-slow-at"),
-                    if topo.has_slow_tier() { "no fast tier" } else { "one tier" },
+                    if topo.has_slow_tier() {
+                        "no fast tier"
+                    } else {
+                        "one tier"
+                    },
                     topo.roles.source
                 )));
             }

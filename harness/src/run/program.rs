@@ -12,7 +12,9 @@ use crate::mempolicy::Policy;
 use crate::program::census::{self, GroupCensus};
 use crate::program::group::{Ended, Group};
 use crate::program::{tail, ProgramSpec, Ready};
-use crate::report::{Columns, Note, ProgramCells, Reached, RowKind, RunObserver, SampleRow, Status};
+use crate::report::{
+    Columns, Note, ProgramCells, Reached, RowKind, RunObserver, SampleRow, Status,
+};
 use crate::sysfs::SysRoot;
 use crate::telemetry::vmstat::Snapshot;
 use crate::topology::CpuSet;
@@ -44,7 +46,13 @@ fn log_paths(plan: &Plan, name: &str, iteration: u32) -> std::io::Result<(PathBu
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
     let stem: String = format!("{iteration}-{name}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-+_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-+_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     Ok((
         dir.join(format!("{stem}.log")),
@@ -196,7 +204,11 @@ pub(super) fn run_variant(
         }
         row.t_s = t.as_secs_f64();
         row.span_s = span;
-        row.counters = cols.counters.iter().map(|id| id.delta(&prev, &snap)).collect();
+        row.counters = cols
+            .counters
+            .iter()
+            .map(|id| id.delta(&prev, &snap))
+            .collect();
         // Once the measured program has ended (without a server), its
         // memory is gone: the last census stands for it.
         let counted = server.as_ref().unwrap_or(&measured);
@@ -261,7 +273,9 @@ pub(super) fn run_variant(
     if let Some(p) = &push {
         cells.pushed_kib = Some(p.kib);
         cells.returned_share = (p.kib > 0).then(|| {
-            let back = last_census.kib_in(&plan.fast).saturating_sub(p.after_fast_kib);
+            let back = last_census
+                .kib_in(&plan.fast)
+                .saturating_sub(p.after_fast_kib);
             back as f64 / p.kib as f64
         });
     }
@@ -305,7 +319,11 @@ pub(super) fn run_variant(
     notes.extend(knobs_changed);
     summary.t_s = ended.wall.as_secs_f64();
     summary.span_s = ended.wall.as_secs_f64();
-    summary.counters = cols.counters.iter().map(|id| id.delta(&first, &last)).collect();
+    summary.counters = cols
+        .counters
+        .iter()
+        .map(|id| id.delta(&first, &last))
+        .collect();
     summary.promotion = push.is_some().then_some(reached);
     summary.program = Some(cells);
     summary.notes = notes;
@@ -395,7 +413,10 @@ fn wait_ready(
             return Err(None);
         }
         if let Some(e) = s.poll() {
-            return Err(Some(format!("server {} before it was ready", ended_how(&e))));
+            return Err(Some(format!(
+                "server {} before it was ready",
+                ended_how(&e)
+            )));
         }
         let ready = match (&prog.ready, &re) {
             (Some(Ready::Port(p)), _) => std::net::TcpStream::connect_timeout(

@@ -149,7 +149,8 @@ impl RunResults {
 /// The plan's keys that decide what was measured. Iterations, the
 /// sampling interval and the worker CPUs may differ between comparable
 /// runs; these may not.
-const PLAN_KEYS: [&str; 10] = [
+const PLAN_KEYS: [&str; 11] = [
+    "program",
     "size_bytes",
     "page",
     "first_touch",
@@ -183,8 +184,10 @@ fn check_rows(path: &Path, rows: &[BTreeMap<String, String>]) -> Result<(), Inpu
             let Some(cell) = row.get(&c).filter(|v| !v.is_empty()) else {
                 continue;
             };
+            // A score is what the program printed: it may be below 0.
+            let signed = c == col::SCORE;
             match cell.parse::<f64>() {
-                Ok(x) if x.is_finite() && x >= 0.0 => {}
+                Ok(x) if x.is_finite() && (x >= 0.0 || signed) => {}
                 _ => {
                     return Err(at(format!(
                         "{c} = {cell:?}: no measurement gives that (a finite number of at \
@@ -322,8 +325,37 @@ impl Metric {
     }
 }
 
-/// The metrics of the table, then the vmstat rows.
-const METRICS: [Metric; 6] = [
+/// The metrics of the table, then the vmstat rows. A metric no row has a
+/// value for is left out (a program run has no accesses/s, a run of the
+/// built-in workers no score).
+const METRICS: [Metric; 9] = [
+    // An external program's: its score (unit in summary.csv's score_unit,
+    // better as system.json's plan.program.score says), its wall time,
+    // where its memory was at the end.
+    Metric {
+        source: Source::Column(col::SCORE),
+        label: "score",
+        units: "score",
+        scale: 1.0,
+        by_emulator: true,
+        empty_is_never: false,
+    },
+    Metric {
+        source: Source::Column(col::WALL_S),
+        label: "wall s",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: true,
+        empty_is_never: false,
+    },
+    Metric {
+        source: Source::Column(col::RSS_FAST_SHARE),
+        label: "program on fast %",
+        units: "percent",
+        scale: 100.0,
+        by_emulator: false,
+        empty_is_never: false,
+    },
     Metric {
         source: Source::Column(col::ACCESSES_PER_S),
         label: "accesses/s",
@@ -660,11 +692,22 @@ fn compute(block: Block) -> TableBlock {
         let key = metric.column();
         let comparable = !(metric.by_emulator && across_emulated);
         not_compared |= !comparable;
-        if !block
-            .columns
-            .iter()
-            .any(|c| c.run.rows.iter().any(|r| r.contains_key(&key)))
-        {
+        // An empty time-to cell is a measurement ("never") where the
+        // census watched (a peak is there); any other empty cell is not.
+        let key_of_values = match metric.empty_is_never {
+            true => col::HOT_FAST_SHARE_PEAK.to_string(),
+            false => key.clone(),
+        };
+        let measured = |r: &BTreeMap<String, String>| {
+            r.get(&key_of_values).is_some_and(|v| !v.is_empty())
+                || (metric.empty_is_never && !r.contains_key(col::HOT_FAST_SHARE_PEAK))
+        };
+        if !block.columns.iter().any(|c| {
+            c.run
+                .rows
+                .iter()
+                .any(|r| r.contains_key(&key) && measured(r))
+        }) {
             continue;
         }
         let b = values(base, &key, metric.scale);
