@@ -731,6 +731,21 @@ fn results_readme_documents_every_column() {
     .arg(dir.path())
     .assert()
     .success();
+    // A program run writes the program's columns as well.
+    let program = tempfile::tempdir().unwrap();
+    tb().args([
+        "run",
+        "--interval",
+        "100ms",
+        "-q",
+        "--metric",
+        "([0-9]+)",
+        "-o",
+    ])
+    .arg(program.path())
+    .args(["--", "sh", "-c", "sleep 0.3; echo 42"])
+    .assert()
+    .success();
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../results/README.md"))
             .unwrap();
@@ -760,7 +775,9 @@ fn results_readme_documents_every_column() {
     };
     for (file, which) in [("summary.csv", "summary"), ("timeseries.csv", "timeseries")] {
         let t = common::Table::read(&dir.path().join(file));
-        for col in t.header.iter() {
+        let p = common::Table::read(&program.path().join(file));
+        let header: Vec<&str> = t.header.iter().chain(p.header.iter()).collect();
+        for col in header.iter().copied() {
             assert!(
                 documented
                     .iter()
@@ -777,7 +794,7 @@ fn results_readme_documents_every_column() {
                 continue;
             }
             assert!(
-                t.header.iter().any(|c| matches(d, c)),
+                header.iter().any(|c| matches(d, c)),
                 "{file}: documented column {d} is not written"
             );
         }
