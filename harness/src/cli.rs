@@ -623,7 +623,6 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "CMD",
-        requires = "command",
         help_heading = "Program",
         long_help = "A long-lived program (split into words as a shell would, nothing \
                      expanded) started first, under the variant's policy and CPUs: its memory \
@@ -637,19 +636,13 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "REGEX",
-        requires = "server",
         conflicts_with = "ready_port",
         help_heading = "Program"
     )]
     pub ready: Option<String>,
 
     /// The server is ready when 127.0.0.1:PORT accepts a connection
-    #[arg(
-        long,
-        value_name = "PORT",
-        requires = "server",
-        help_heading = "Program"
-    )]
+    #[arg(long, value_name = "PORT", help_heading = "Program")]
     pub ready_port: Option<u16>,
 
     /// Longest the server may take to become ready
@@ -657,14 +650,13 @@ pub struct RunArgs {
     pub ready_timeout: Duration,
 
     /// Kill the command (and its group) after this long; the row is `failed`
-    #[arg(long, value_name = "T", value_parser = duration_arg, requires = "command", help_heading = "Program")]
+    #[arg(long, value_name = "T", value_parser = duration_arg, help_heading = "Program")]
     pub timeout: Option<Duration>,
 
     /// The score: a regex with one capture group around the number (last match counts)
     #[arg(
         long,
         value_name = "REGEX",
-        requires = "command",
         conflicts_with = "parser",
         help_heading = "Program",
         long_help = "Parse the command's score from its output (stdout and stderr) with this \
@@ -676,23 +668,17 @@ pub struct RunArgs {
     pub metric: Option<String>,
 
     /// Unit of the --metric score (default: the word after the number)
-    #[arg(
-        long,
-        value_name = "UNIT",
-        requires = "metric",
-        help_heading = "Program"
-    )]
+    #[arg(long, value_name = "UNIT", help_heading = "Program")]
     pub metric_unit: Option<String>,
 
     /// A smaller --metric score is better (a time, a latency)
-    #[arg(long, requires = "metric", help_heading = "Program")]
+    #[arg(long, help_heading = "Program")]
     pub lower_is_better: bool,
 
     /// Built-in score parser, NAME[:WHICH] (redis-benchmark, stress-ng, sysbench, gapbs, xsbench, ycsb)
     #[arg(
         long,
         value_name = "NAME[:WHICH]",
-        requires = "command",
         help_heading = "Program",
         long_help = "Parse the score with a built-in parser: redis-benchmark (--csv or -q; \
                      requests/s of the first test, or redis-benchmark:GET), stress-ng \
@@ -708,7 +694,6 @@ pub struct RunArgs {
         long,
         value_name = "T",
         value_parser = duration_arg,
-        requires = "command",
         help_heading = "Program",
         long_help = "T after the program (the server, when there is one) started, move every \
                      page of its process group from the fast to the slow tier \
@@ -785,6 +770,19 @@ pub struct VmArgs {
     /// Longest the guest may run before it is killed (e.g. 300s, 10m)
     #[arg(long, default_value = "600s", value_parser = duration_arg)]
     pub timeout: Duration,
+
+    /// Put a host program into the guest, with the shared libraries it loads (repeatable)
+    #[arg(
+        long,
+        value_name = "PROGRAM",
+        long_help = "Put a program of this machine into the guest at the same path (a name is \
+                     looked up in PATH), with every shared library it loads and the dynamic \
+                     loader, as the host's loader resolves them (ldd): the programs `run -- \
+                     COMMAND` and its --server start inside. Repeat for each, e.g. --carry \
+                     redis-server --carry redis-benchmark --carry sh. The guest brings up \
+                     loopback, so a server and its client talk over 127.0.0.1."
+    )]
+    pub carry: Vec<String>,
 
     /// Results directory (the guest's files, console.log, vm.json)
     #[arg(

@@ -113,6 +113,10 @@ const BUILT_IN_SCENARIOS: &[(&str, &str)] = &[
         "first-look",
         include_str!("../../bench/scenarios/first-look.toml"),
     ),
+    (
+        "redis-push",
+        include_str!("../../bench/scenarios/redis-push.toml"),
+    ),
 ];
 
 /// Where a named file was found.

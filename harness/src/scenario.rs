@@ -52,6 +52,7 @@ impl Kind {
                     ("timing", "Timing"),
                     ("telemetry", "Telemetry"),
                     ("knobs", "Knobs"),
+                    ("program", "Program"),
                 ],
             ),
             Kind::Matrix => ("matrix", &[("matrix", "Matrix")]),
@@ -107,6 +108,8 @@ pub struct Lowered {
     /// Long option name -> the file's key that set it (`hot-fraction` ->
     /// `workload.hot_fraction`).
     pub keys: BTreeMap<String, String>,
+    /// `[program] command`: the program and its arguments, after `--`.
+    pub command: Vec<String>,
 }
 
 /// What the system record keeps of a scenario.
@@ -259,6 +262,10 @@ impl Scenario {
                 self.lower_one(cmd, &name, VARIANTS, key, value, &mut out)?;
             }
         }
+        if !out.command.is_empty() {
+            out.argv.push("--".into());
+            out.argv.extend(out.command.iter().cloned());
+        }
         Ok(out)
     }
 
@@ -273,6 +280,26 @@ impl Scenario {
     ) -> Result<(), InputError> {
         let p = &self.path;
         let at = format!("{section}.{key}");
+        // The program itself has no flag: it goes after `--`, last.
+        if heading == "Program" && key == "command" {
+            let words = value
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or(None)
+                .filter(|w: &Vec<String>| !w.is_empty())
+                .ok_or_else(|| {
+                    err(
+                        p,
+                        format!(
+                            "{at} = {value}: give the program and its arguments as an \
+                                 array of strings, e.g. [\"stress-ng\", \"--vm\", \"1\"]"
+                        ),
+                    )
+                })?;
+            out.command = words;
+            out.keys.insert("command".into(), key_name(section, key));
+            return Ok(());
+        }
         let key_of = |a: &clap::Arg| a.get_long().map(|l| l.replace('-', "_"));
         let arg = cmd
             .get_arguments()
@@ -415,6 +442,28 @@ mod tests {
     }
 
     const OK: &str = "description = \"d\"\nkind = \"run\"\n[[variant]]\npolicy = \"default\"\n";
+
+    /// `[program]` holds the Program options; its `command` goes last,
+    /// after `--`, however the file orders its keys.
+    #[test]
+    fn a_program_lowers_after_the_options() {
+        let text = format!(
+            "{OK}[program]\ncommand = [\"sh\", \"-c\", \"echo 1\"]\nparser = \"gapbs\"\n\
+             server = \"redis-server --port 6400\"\n"
+        );
+        let l = lower(&text).unwrap();
+        let at = l.argv.iter().position(|a| a == "--").unwrap();
+        assert_eq!(l.argv[at + 1..], ["sh", "-c", "echo 1"]);
+        assert!(l.argv[..at].contains(&"--parser".to_string()));
+        assert_eq!(l.keys["command"], "program.command");
+        let e = lower(&format!("{OK}[program]\ncommand = \"sh -c x\"\n")).unwrap_err();
+        assert!(
+            e.contains("program.command") && e.contains("array of strings"),
+            "{e}"
+        );
+        let e = lower(&format!("{OK}[program]\nready_port = \"x\"\n")).unwrap_err();
+        assert!(e.contains("program.ready_port"), "{e}");
+    }
 
     #[test]
     fn shipped_scenarios_load_and_lower() {

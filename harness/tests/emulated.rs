@@ -1201,3 +1201,87 @@ fn check_two_cxl_devices(kernel_var: &str) {
 fn pass3_d07_two_cxl_devices_become_two_nodes_on_6_12() {
     check_two_cxl_devices("TIERBENCH_KERNEL_6_12");
 }
+
+/// The shipped server scenario (issue: your program as the workload):
+/// Debian's redis-server carried into the guest with its client, filled,
+/// then pushed to the slow node. With PREFERRED_MANY(fast)|NUMA_BALANCING
+/// its fast-tier share comes back and pgpromote_success grows; with
+/// PREFERRED_MANY(fast) alone neither happens; the client's score is
+/// parsed for every row, and the programs' output streams back.
+#[test]
+fn redis_pushed_to_the_slow_node_comes_back_only_with_the_flag_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    for p in ["redis-server", "redis-benchmark"] {
+        if !std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .any(|d| Path::new(d).join(p).is_file())
+        {
+            common::skip(
+                "redis_pushed_to_the_slow_node",
+                &format!("{p} is not installed (scripts/setup installs it)"),
+            );
+            return;
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "400s", &k, out.path())
+        .args(["--carry", "redis-server", "--carry", "redis-benchmark"])
+        .args(["--carry", "sh", "--carry", "sleep"])
+        .args(["--", "run", "--scenario", "redis-push", "-q"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "tierbench vm failed: {stderr}");
+    let s = common::Table::read(&out.path().join("summary.csv"));
+    assert_eq!(s.rows.len(), 2, "{stderr}");
+    let row = |v: &str| {
+        s.rows
+            .iter()
+            .find(|r| s.cell(r, "variant") == v)
+            .unwrap_or_else(|| panic!("no row for {v}"))
+    };
+    for v in ["preferred-many:0", "preferred-many:0+balancing"] {
+        let r = row(v);
+        assert_eq!(s.cell(r, "status"), "ok", "{v}: {}", s.cell(r, "notes"));
+        assert!(s.num(r, "score") > 0.0, "{v}");
+        assert_eq!(s.cell(r, "score_unit"), "requests/s");
+        // Most of redis's memory left the fast node at the push.
+        assert!(s.num(r, "pushed_kib") > 40.0 * 1024.0, "{v}");
+        let log = out
+            .path()
+            .join(format!("output/1-{}.log", v.replace(':', "_")));
+        let text =
+            std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        assert!(text.contains("\"GET\""), "{text}");
+    }
+    let without = row("preferred-many:0");
+    let with = row("preferred-many:0+balancing");
+    assert_eq!(s.num(without, "vmstat.pgpromote_success"), 0.0);
+    assert!(s.num(without, "returned_share") < 0.1);
+    assert!(s.num(with, "vmstat.pgpromote_success") > 0.0);
+    assert!(
+        s.num(with, "returned_share") > 0.3,
+        "{}",
+        s.cell(with, "returned_share")
+    );
+    // The rows show it coming back: the census after the push rises.
+    let series = common::Table::read(&out.path().join("timeseries.csv"));
+    let shares: Vec<f64> = series
+        .filter("variant", "preferred-many:0+balancing")
+        .into_iter()
+        .filter(|r| !series.cell(r, "rss_fast_share").is_empty())
+        .map(|r| series.num(r, "rss_fast_share"))
+        .collect();
+    let low = shares.iter().cloned().fold(f64::MAX, f64::min);
+    let last = *shares.last().unwrap();
+    assert!(last > low + 0.2, "{shares:?}");
+    eprintln!(
+        "redis-push on 6.12: share of the pushed memory back on the fast node: {:.3} without \
+         the flag, {:.3} with it",
+        s.num(without, "returned_share"),
+        s.num(with, "returned_share")
+    );
+}

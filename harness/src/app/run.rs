@@ -177,24 +177,60 @@ fn default_out_dir() -> PathBuf {
 /// The external program the arguments describe, each part checked: the
 /// programs exist and are executable, the score and readiness expressions
 /// compile. Nothing has changed on the system yet.
-fn program_spec(a: &RunArgs) -> anyhow::Result<Option<ProgramSpec>> {
+fn program_spec(a: &RunArgs, names: Namer) -> anyhow::Result<Option<ProgramSpec>> {
+    // The program has no flag of its own on the command line.
+    let name = |f: &str| match names(f) {
+        n if n == "--command" => "COMMAND".to_string(),
+        n => n,
+    };
+    // Options of a program without one would be parsed and ignored.
+    let given = [
+        ("server", a.server.is_some()),
+        ("ready", a.ready.is_some()),
+        ("ready-port", a.ready_port.is_some()),
+        ("timeout", a.timeout.is_some()),
+        ("metric", a.metric.is_some()),
+        ("metric-unit", a.metric_unit.is_some()),
+        ("lower-is-better", a.lower_is_better),
+        ("parser", a.parser.is_some()),
+        ("push-to-slow-at", a.push_to_slow_at.is_some()),
+    ];
     if a.command.is_empty() {
+        if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+            return Err(input(format!(
+                "{} needs a program to run: give it after --, e.g. -- stress-ng --vm 1 -t 10",
+                name(flag)
+            )));
+        }
         return Ok(None);
     }
+    for (flag, needs, has) in [
+        ("ready", "server", a.server.is_some()),
+        ("ready-port", "server", a.server.is_some()),
+        ("metric-unit", "metric", a.metric.is_some()),
+        ("lower-is-better", "metric", a.metric.is_some()),
+    ] {
+        if given.iter().any(|(f, set)| *f == flag && *set) && !has {
+            return Err(input(format!("{} needs {}", name(flag), name(needs))));
+        }
+    }
     let server = match &a.server {
-        Some(s) => Some(split_words(s).map_err(|e| input(format!("--server: {e}")))?),
+        Some(s) => Some(split_words(s).map_err(|e| input(format!("{}: {e}", name("server"))))?),
         None => None,
     };
-    for (flag, argv) in [("COMMAND", Some(&a.command)), ("--server", server.as_ref())] {
+    for (flag, argv) in [("command", Some(&a.command)), ("server", server.as_ref())] {
         if let Some(argv) = argv {
-            resolve_program(&argv[0]).map_err(|e| input(format!("{flag}: {e}")))?;
+            resolve_program(&argv[0]).map_err(|e| input(format!("{}: {e}", name(flag))))?;
         }
     }
     let ready = match (&a.ready, a.ready_port) {
         (Some(r), _) => {
             regex::Regex::new(r).map_err(|e| {
                 let last = e.to_string().lines().last().unwrap_or_default().to_string();
-                input(format!("--ready {r:?} is not a regular expression: {last}"))
+                input(format!(
+                    "{} {r:?} is not a regular expression: {last}",
+                    name("ready")
+                ))
             })?;
             Some(Ready::Output(r.clone()))
         }
@@ -204,13 +240,18 @@ fn program_spec(a: &RunArgs) -> anyhow::Result<Option<ProgramSpec>> {
     let score = match (&a.metric, &a.parser) {
         (Some(m), _) => Some(
             ScoreSpec::regex(m, a.metric_unit.clone(), a.lower_is_better)
-                .map_err(|e| input(format!("--metric {e}")))?,
+                .map_err(|e| input(format!("{} {e}", name("metric"))))?,
         ),
-        (None, Some(p)) => Some(ScoreSpec::builtin(p).map_err(|e| input(format!("--parser {e}")))?),
+        (None, Some(p)) => {
+            Some(ScoreSpec::builtin(p).map_err(|e| input(format!("{} {e}", name("parser"))))?)
+        }
         (None, None) => None,
     };
     if a.timeout.is_some_and(|t| t.is_zero()) {
-        return Err(input("--timeout must be more than 0, e.g. 10m"));
+        return Err(input(format!(
+            "{} must be more than 0, e.g. 10m",
+            name("timeout")
+        )));
     }
     Ok(Some(ProgramSpec {
         command: a.command.clone(),
@@ -339,7 +380,7 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     if a.iterations == Some(0) {
         return Err(input(format!("{} must be at least 1", names("iterations"))));
     }
-    let spec = run_spec(&a, program_spec(&a)?);
+    let spec = run_spec(&a, program_spec(&a, &*names)?);
     // Everything that can be refused is refused here, before any change.
     let facts = MachineFacts::live(&topo);
     let mut plan = Plan::resolve_named(&spec, &facts, &*names)?;

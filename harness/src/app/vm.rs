@@ -31,6 +31,14 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|k| k.resolve(&cache).map_err(input))
         .collect::<Result<Vec<Kernel>, _>>()?;
+    let carried: Vec<PathBuf> = a
+        .carry
+        .iter()
+        .map(|p| {
+            crate::program::resolve_program(p)
+                .map_err(|e| crate::error::input(format!("--carry {e}")))
+        })
+        .collect::<anyhow::Result<_>>()?;
     let request = |image: &Path, out: PathBuf| VmRequest {
         host: a.host.clone(),
         kernel: image.to_path_buf(),
@@ -38,6 +46,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         timeout: a.timeout,
         out,
         inner: a.inner.clone(),
+        carry: carried.clone(),
         quiet: a.quiet,
         crash_init: a.crash_init_for_test,
         hypervisor_bit_for_test: a.hypervisor_bit_for_test,

@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -56,6 +56,9 @@ pub struct GuestConfig {
 /// Never returns: powers the machine off.
 pub fn init_main() -> ! {
     mount_all();
+    if let Err(e) = loopback_up() {
+        crate::errln!("tierbench guest: bringing up lo: {e}");
+    }
     let crash = fs::read_to_string(ARGS_FILE)
         .ok()
         .and_then(|t| serde_json::from_str::<GuestConfig>(&t).ok())
@@ -111,6 +114,37 @@ fn mount_all() {
             );
         }
     }
+}
+
+/// Brings up the loopback interface (the kernel gives it 127.0.0.1 when it
+/// comes up), so a server and its client can talk inside the guest.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a zeroed ifreq is valid; the name fits IFNAMSIZ.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: fd is open and req a valid ifreq for these ioctls.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) != 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            if libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) != 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+    result
 }
 
 /// The second serial port in raw mode (no newline translation), or `None`
@@ -225,6 +259,9 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
     let mut child = Command::new("/init")
         .args(&args)
         .env("TIERBENCH_STATE_DIR", "/run/tierbench")
+        // The kernel starts init without PATH: carried programs are found
+        // where the host had them.
+        .env("PATH", GUEST_PATH)
         // init's files (topology, expectations) are already in /results.
         .env(crate::report::outdir::ENV_SHARED, RESULTS)
         .env(ENV_PROFILE, &config.profile)
@@ -270,18 +307,39 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
 /// Sends what changed in each file under /results since the last call:
 /// the bytes after the first one that differs from what was sent (an
 /// append for the CSV, a partial rewrite for system.json).
+/// Where a file the guest sent goes under the host's results directory:
+/// `NAME`, or `output/NAME` for a program's output; anything else is cut
+/// to its file name, so no name can leave the directory.
+pub fn received_path(name: &str) -> PathBuf {
+    let p = Path::new(name);
+    let file = p.file_name().map(PathBuf::from).unwrap_or_default();
+    match p.parent().and_then(Path::to_str) {
+        Some(OUTPUT_DIR) => Path::new(OUTPUT_DIR).join(file),
+        _ => file,
+    }
+}
+
+/// The subdirectory of results that streams back too: the output of the
+/// programs `run -- COMMAND` started.
+const OUTPUT_DIR: &str = "output";
+
+/// PATH of the inner command.
+const GUEST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 fn stream_results(port: &mut Option<File>, sent: &mut BTreeMap<String, Vec<u8>>) {
-    let Ok(entries) = fs::read_dir(RESULTS) else {
-        return;
-    };
-    for e in entries.flatten() {
+    let top = fs::read_dir(RESULTS).into_iter().flatten().flatten();
+    let output = fs::read_dir(format!("{RESULTS}/{OUTPUT_DIR}"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for e in top.chain(output) {
         let path = e.path();
         if !path.is_file() {
             continue;
         }
         let name = path
-            .file_name()
-            .unwrap_or_default()
+            .strip_prefix(RESULTS)
+            .unwrap_or(&path)
             .to_string_lossy()
             .into_owned();
         let Ok(data) = fs::read(&path) else { continue };
@@ -298,4 +356,19 @@ fn stream_results(port: &mut Option<File>, sent: &mut BTreeMap<String, Vec<u8>>)
 /// True when this process is the machine's init.
 pub fn is_init() -> bool {
     std::process::id() == 1 && Path::new(ARGS_FILE).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program's output keeps its directory; no name leaves the results.
+    #[test]
+    fn received_names_stay_inside_the_results() {
+        assert_eq!(received_path("summary.csv"), Path::new("summary.csv"));
+        assert_eq!(received_path("output/1-x.log"), Path::new("output/1-x.log"));
+        assert_eq!(received_path("../../etc/passwd"), Path::new("passwd"));
+        assert_eq!(received_path("output/../../x"), Path::new("x"));
+        assert_eq!(received_path("/abs/output/y"), Path::new("y"));
+    }
 }

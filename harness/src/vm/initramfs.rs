@@ -142,9 +142,15 @@ fn pad<W: Write>(w: &mut W, len: usize) -> io::Result<()> {
     w.write_all(&[0u8; 3][..rem])
 }
 
-/// Writes the initramfs for `binary` plus `extra` files (path, contents).
+/// The guest's mount points and result directory.
+const BASE_DIRS: [&str; 6] = ["/dev", "/proc", "/sys", "/tmp", "/results", "/run"];
+
+/// Writes the initramfs for `binary`, the host `programs` to carry in (at
+/// their own paths, with their libraries), and `extra` files (path,
+/// contents).
 pub fn build(
     binary: &Path,
+    programs: &[PathBuf],
     extra: &[(String, Vec<u8>)],
     dest: &Path,
 ) -> Result<(), InitramfsError> {
@@ -161,17 +167,23 @@ pub fn build(
     let file = std::fs::File::create(dest).map_err(werr)?;
     let mut cpio = Cpio::new(io::BufWriter::new(file));
     (|| -> Result<(), InitramfsError> {
-        for d in ["/dev", "/proc", "/sys", "/tmp", "/results", "/run"] {
+        for d in BASE_DIRS {
             cpio.dir(d).map_err(werr)?;
         }
         // Without /dev/console the kernel starts /init with no stdio.
         cpio.char_device("/dev/console", 5, 1).map_err(werr)?;
         cpio.file("/init", 0o755, &read(binary)?).map_err(werr)?;
-        for lib in shared_libraries(binary)? {
-            let mode = std::fs::metadata(&lib)
+        // Each file once, whoever needs it (`file` makes its directories).
+        let mut files: BTreeSet<PathBuf> = shared_libraries(binary)?.into_iter().collect();
+        for p in programs {
+            files.insert(p.clone());
+            files.extend(shared_libraries(p)?);
+        }
+        for f in &files {
+            let mode = std::fs::metadata(f)
                 .map(|m| m.permissions().mode() & 0o777)
                 .unwrap_or(0o755);
-            cpio.file(&lib.to_string_lossy(), mode, &read(&lib)?)
+            cpio.file(&f.to_string_lossy(), mode, &read(f)?)
                 .map_err(werr)?;
         }
         for (path, data) in extra {

@@ -37,6 +37,8 @@ pub struct VmRequest {
     pub timeout: Duration,
     pub out: PathBuf,
     pub inner: Vec<String>,
+    /// Host programs put into the guest (`--carry`), with their libraries.
+    pub carry: Vec<PathBuf>,
     pub quiet: bool,
     /// Test hook: make the guest's PID 1 exit, so the kernel panics.
     pub crash_init: bool,
@@ -324,7 +326,7 @@ fn boot_once(
     if let Some(text) = prep.config.as_ref().filter(|t| !t.is_empty()) {
         extra.push((guest::KERNEL_CONFIG_FILE.into(), text.clone().into_bytes()));
     }
-    initramfs::build(&exe, &extra, &initrd)?;
+    initramfs::build(&exe, &req.carry, &extra, &initrd)?;
     let files = Boot {
         kernel: req.kernel.clone(),
         initramfs: initrd.clone(),
@@ -502,11 +504,11 @@ pub fn run_vm(req: VmRequest) -> anyhow::Result<u8> {
 
     // Results the guest sent, written as they arrived.
     for (name, bytes) in &b.received.files {
-        let safe = Path::new(name)
-            .file_name()
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        std::fs::write(req.out.join(safe), bytes)?;
+        let path = req.out.join(guest::received_path(name));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, bytes)?;
     }
     let text = |n: &str| {
         b.received
