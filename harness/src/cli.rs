@@ -374,6 +374,20 @@ pub struct RunArgs {
     )]
     pub policies: Vec<PolicySpec>,
 
+    /// Add the bounds: BIND(fast) and BIND(slow) variants, for "share of the gap recovered"
+    #[arg(
+        long,
+        help_heading = crate::scenario::VARIANTS,
+        long_help = "Add the two bracketing variants tiering results are normalised to: all \
+                     memory bound to the fast tier (bind:fast) and all bound to the slow tier \
+                     (bind:slow), run first in each iteration; a bound the buffer does not fit \
+                     is left out with a note. `compare` then adds a row per variant: the share \
+                     of the slow-to-fast gap it recovered, (variant - slow) / (fast - slow) of \
+                     the score (accesses/s for the built-in workers). Needs a fast and a slow \
+                     tier. In a scenario file: bracket = true at the top level."
+    )]
+    pub bracket: bool,
+
     /// Populate under BIND(NODES) first, then switch to the policy in place
     #[arg(
         long,
@@ -610,7 +624,7 @@ pub struct RunArgs {
                      starts in a process group of its own, with the variant's memory policy set \
                      before exec (inherited by what it starts, as numactl does) and bound to the \
                      CPUs of --worker-node; the run's knobs are in force. Every interval row \
-                     has its resident memory per node (rss_kib_nodeN, from /proc/PID/numa_maps \
+                     has its resident anonymous memory per node (anon_kib_nodeN, from /proc/PID/numa_maps \
                      of every process of its group) and the share on the fast tier; the summary \
                      its wall time, exit code, CPU times, peak RSS and score. Its output goes \
                      to output/ in the results directory. A command that fails gives a row \

@@ -71,6 +71,9 @@ struct Head {
     requires: Requires,
     #[serde(default, rename = "variant")]
     variants: Vec<toml::Table>,
+    /// `--bracket`: the fast and slow bounds added to the variants.
+    #[serde(default)]
+    bracket: bool,
     #[serde(flatten)]
     sections: BTreeMap<String, toml::Value>,
 }
@@ -97,6 +100,7 @@ pub struct Scenario {
     pub kind: Kind,
     pub requires: Requires,
     variants: Vec<toml::Table>,
+    bracket: bool,
     sections: BTreeMap<String, toml::Value>,
 }
 
@@ -152,6 +156,7 @@ impl Scenario {
             kind: head.kind,
             requires: head.requires,
             variants: head.variants,
+            bracket: head.bracket,
             sections: head.sections,
         };
         s.check_static()?;
@@ -261,6 +266,10 @@ impl Scenario {
                 let name = format!("variant[{}]", i + 1);
                 self.lower_one(cmd, &name, VARIANTS, key, value, &mut out)?;
             }
+        }
+        if self.bracket {
+            out.argv.push("--bracket".into());
+            out.keys.insert("bracket".into(), "bracket".into());
         }
         if !out.command.is_empty() {
             out.argv.push("--".into());

@@ -1236,7 +1236,7 @@ fn redis_pushed_to_the_slow_node_comes_back_only_with_the_flag_on_6_12() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "tierbench vm failed: {stderr}");
     let s = common::Table::read(&out.path().join("summary.csv"));
-    assert_eq!(s.rows.len(), 2, "{stderr}");
+    assert_eq!(s.rows.len(), 4, "the bounds and two variants: {stderr}");
     let row = |v: &str| {
         s.rows
             .iter()
@@ -1257,6 +1257,15 @@ fn redis_pushed_to_the_slow_node_comes_back_only_with_the_flag_on_6_12() {
             std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
         assert!(text.contains("\"GET\""), "{text}");
     }
+    // The bounds ran, scored, and were not pushed.
+    for v in ["bind:0", "bind:1"] {
+        let r = row(v);
+        assert_eq!(s.cell(r, "status"), "ok", "{v}: {}", s.cell(r, "notes"));
+        assert!(s.num(r, "score") > 0.0, "{v}");
+        assert_eq!(s.cell(r, "pushed_kib"), "", "{v}");
+    }
+    assert!(s.num(row("bind:0"), "anon_fast_share") > 0.9);
+    assert!(s.num(row("bind:1"), "anon_fast_share") < 0.1);
     let without = row("preferred-many:0");
     let with = row("preferred-many:0+balancing");
     assert_eq!(s.num(without, "vmstat.pgpromote_success"), 0.0);
@@ -1272,12 +1281,27 @@ fn redis_pushed_to_the_slow_node_comes_back_only_with_the_flag_on_6_12() {
     let shares: Vec<f64> = series
         .filter("variant", "preferred-many:0+balancing")
         .into_iter()
-        .filter(|r| !series.cell(r, "rss_fast_share").is_empty())
-        .map(|r| series.num(r, "rss_fast_share"))
+        .filter(|r| !series.cell(r, "anon_fast_share").is_empty())
+        .map(|r| series.num(r, "anon_fast_share"))
         .collect();
     let low = shares.iter().cloned().fold(f64::MAX, f64::min);
     let last = *shares.last().unwrap();
     assert!(last > low + 0.2, "{shares:?}");
+    // compare: the score row says what the score is; the gap row is there.
+    let cmp = Command::cargo_bin("tierbench")
+        .unwrap()
+        .arg("compare")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    common::ok(&cmp);
+    let table = String::from_utf8_lossy(&cmp.stdout);
+    assert!(
+        table.contains("gap recovered %")
+            && table.contains("score: redis-benchmark:GET, higher is better"),
+        "{table}"
+    );
+    eprintln!("{table}");
     eprintln!(
         "redis-push on 6.12: share of the pushed memory back on the fast node: {:.3} without \
          the flag, {:.3} with it",

@@ -75,7 +75,8 @@ fn alive_in(pgids: &[i32]) -> Vec<(i32, String)> {
         .collect()
 }
 
-/// Resident KiB of a group, summed from every member's numa_maps.
+/// Resident anonymous KiB of a group, summed from every member's
+/// numa_maps (mappings without a file).
 fn numa_maps_kib(pgid: i32) -> u64 {
     let mut kib = 0;
     for (pid, g, ..) in processes() {
@@ -85,7 +86,7 @@ fn numa_maps_kib(pgid: i32) -> u64 {
         let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")) else {
             continue;
         };
-        for line in text.lines() {
+        for line in text.lines().filter(|l| !l.contains(" file=")) {
             let page = line
                 .split_whitespace()
                 .find_map(|f| f.strip_prefix("kernelpagesize_kB="))
@@ -194,7 +195,7 @@ fn stress_ng_is_scored_timed_and_counted_as_the_kernel_says() {
     let nodes: Vec<String> = series
         .header
         .iter()
-        .filter(|h| h.starts_with("rss_kib_node"))
+        .filter(|h| h.starts_with("anon_kib_node"))
         .map(String::from)
         .collect();
     assert!(!nodes.is_empty());
@@ -214,7 +215,7 @@ fn stress_ng_is_scored_timed_and_counted_as_the_kernel_says() {
         "numa_maps said {seen} KiB mid-run, the rows {lo}..{hi} KiB"
     );
     for r in &series.rows {
-        let share = series.cell(r, "rss_fast_share");
+        let share = series.cell(r, "anon_fast_share");
         assert!(share.is_empty() || share.parse::<f64>().unwrap() <= 1.0);
     }
     // compare reads the run back, score row and all.

@@ -268,6 +268,7 @@ fn program_spec(a: &RunArgs, names: Namer) -> anyhow::Result<Option<ProgramSpec>
 fn run_spec(a: &RunArgs, program: Option<ProgramSpec>) -> RunSpec {
     RunSpec {
         program,
+        bracket: a.bracket,
         size: a.size,
         page: a.page_size,
         first_touch: a.first_touch.clone(),
@@ -614,7 +615,7 @@ fn print_program_summary(
             opt(p.score),
             p.score_unit.clone().unwrap_or_default(),
             opt(p
-                .rss_kib_on
+                .anon_kib_on
                 .iter()
                 .copied()
                 .sum::<Option<u64>>()

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// Whether a larger score is better (throughput) or a smaller (time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Better {
     Higher,

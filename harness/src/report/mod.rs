@@ -108,9 +108,9 @@ pub struct SampleRow {
 /// row), and how it ended and scored (summary rows).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ProgramCells {
-    /// Resident KiB of the program's process group on each node, in
-    /// [`Columns::nodes`] order, from `/proc/PID/numa_maps`.
-    pub rss_kib_on: Vec<Option<u64>>,
+    /// Resident anonymous KiB of the program's process group on each node,
+    /// in [`Columns::nodes`] order, from `/proc/PID/numa_maps`.
+    pub anon_kib_on: Vec<Option<u64>>,
     /// Share of that memory on the fast tier.
     pub fast_share: Option<f64>,
     /// Processes of the group the census read.
@@ -156,7 +156,7 @@ impl SampleRow {
             counters: vec![None; cols.counters.len()],
             perf: vec![None; cols.perf.len()],
             program: cols.program.then(|| ProgramCells {
-                rss_kib_on: vec![None; cols.nodes.len()],
+                anon_kib_on: vec![None; cols.nodes.len()],
                 ..ProgramCells::default()
             }),
             notes: Vec::new(),
@@ -271,8 +271,8 @@ impl Columns {
             );
         }
         if self.program {
-            h.extend(self.nodes.iter().map(|n| col::rss_kib_node(*n)));
-            h.extend([col::RSS_FAST_SHARE, col::PROGRAM_PROCS].map(String::from));
+            h.extend(self.nodes.iter().map(|n| col::anon_kib_node(*n)));
+            h.extend([col::ANON_FAST_SHARE, col::PROGRAM_PROCS].map(String::from));
             if kind == RowKind::Summary {
                 h.extend(
                     [
@@ -342,8 +342,8 @@ impl Columns {
         }
         if self.program {
             let p = r.program.clone().unwrap_or_default();
-            let rss = (0..self.nodes.len()).map(|i| opt(p.rss_kib_on.get(i).copied().flatten()));
-            out.extend(rss);
+            let anon = (0..self.nodes.len()).map(|i| opt(p.anon_kib_on.get(i).copied().flatten()));
+            out.extend(anon);
             out.extend([f3(p.fast_share), opt(p.procs)]);
             if r.kind == RowKind::Summary {
                 out.extend([

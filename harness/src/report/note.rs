@@ -89,6 +89,8 @@ pub enum Note {
         not_moved_pages: u64,
         error: Option<String>,
     },
+    /// `--bracket`: this bound does not fit where it binds, so it was not run.
+    BracketLeftOut(String),
     /// What the per-node census of the program cost.
     ProgramCensusCost { cpu_ms_per_row: f64, procs: u32 },
 }
@@ -206,6 +208,9 @@ impl fmt::Display for Note {
                     Some(e) => write!(f, ", {e}"),
                     None => Ok(()),
                 }
+            }
+            Note::BracketLeftOut(p) => {
+                write!(f, "bracket {p} left out: the buffer does not fit there")
             }
             Note::ProgramCensusCost {
                 cpu_ms_per_row,

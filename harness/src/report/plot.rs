@@ -37,6 +37,10 @@ pub struct Timeline {
     pub promote_rate: Vec<Series>,
     pub hot_fast: Vec<Series>,
     pub throughput: Vec<Series>,
+    /// Runs of an external program: the second panel is its memory on the
+    /// fast tier, the third its resident memory, and each label has its
+    /// score.
+    pub program: bool,
 }
 
 /// Reads `timeseries.csv` of each directory and averages every interval
@@ -65,10 +69,41 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
             )));
         };
         let promote = col(&schema::col::vmstat("pgpromote_success"));
-        let (hot, acc) = (
-            col(schema::col::HOT_FAST_SHARE),
-            col(schema::col::ACCESSES_PER_S),
-        );
+        // A program run: its memory on the fast tier, and how much it has
+        // resident, in place of the hot set and the workers' throughput.
+        let program = col(schema::col::ANON_FAST_SHARE).is_some();
+        if dash > 0 && program != t.program {
+            return Err(InputError::new(format!(
+                "{}: a run of {} beside one of {}: plot them apart",
+                dir.display(),
+                if program {
+                    "a program"
+                } else {
+                    "the built-in workers"
+                },
+                if program {
+                    "the built-in workers"
+                } else {
+                    "a program"
+                },
+            )));
+        }
+        t.program = program;
+        let (hot, acc) = match program {
+            true => (col(schema::col::ANON_FAST_SHARE), None),
+            false => (
+                col(schema::col::HOT_FAST_SHARE),
+                col(schema::col::ACCESSES_PER_S),
+            ),
+        };
+        let anon: Vec<usize> = (0..csv.header.len())
+            .filter(|&i| csv.header[i].starts_with("anon_kib_node"))
+            .collect();
+        let scores = if program {
+            scores(dir)
+        } else {
+            BTreeMap::new()
+        };
         // variant -> interval index -> metric -> values over iterations
         type Acc = BTreeMap<usize, [Vec<f64>; 4]>;
         let mut by: Vec<(String, Acc)> = Vec::new();
@@ -103,11 +138,15 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
             let num = |c: Option<usize>| c.and_then(|c| r[c].parse::<f64>().ok());
             let vals = by[slot].1.entry(*i).or_default();
             let sp = num(Some(span)).unwrap_or(1.0);
+            let mib = || {
+                let kib: Option<f64> = anon.iter().map(|&c| num(Some(c))).sum();
+                kib.map(|k| k / 1024.0)
+            };
             for (k, x) in [
                 num(Some(ts)),
                 num(promote).map(|p| p / sp),
                 num(hot).map(|h| h * 100.0),
-                num(acc),
+                if program { mib() } else { num(acc) },
             ]
             .into_iter()
             .enumerate()
@@ -131,10 +170,14 @@ pub fn read(dirs: &[PathBuf]) -> Result<Timeline, InputError> {
                 colours.push(name.clone());
                 colours.len() - 1
             });
+            let score = scores
+                .get(&name)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             let line = |k: usize| Series {
                 colour,
                 dash,
-                label: format!("{prefix}{name}"),
+                label: format!("{prefix}{name}{score}"),
                 points: acc
                     .values()
                     .filter_map(|vals| Some((mean(&vals[0])?, mean(&vals[k])?)))
@@ -295,6 +338,31 @@ fn panel<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A program run's mean score per variant, with its unit (`9013
+/// requests/s`), from summary.csv: what the legend says beside each line.
+fn scores(dir: &Path) -> BTreeMap<String, String> {
+    let Ok(summary) = CsvRows::read(&dir.join("summary.csv")) else {
+        return BTreeMap::new();
+    };
+    let mut by: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();
+    for r in summary.maps() {
+        let score = r
+            .get(schema::col::SCORE)
+            .and_then(|v| v.parse::<f64>().ok());
+        if let (Some(v), Some(x)) = (r.get(schema::col::VARIANT), score) {
+            let e = by.entry(v.clone()).or_default();
+            e.0.push(x);
+            e.1 = r.get(schema::col::SCORE_UNIT).cloned().unwrap_or_default();
+        }
+    }
+    by.into_iter()
+        .map(|(v, (xs, unit))| {
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            (v, format!("{} {unit}", tick(&mean)).trim_end().to_string())
+        })
+        .collect()
+}
+
 fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, t: &Timeline) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let panels = root.split_evenly((3, 1));
@@ -307,22 +375,22 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, t: &Timeline) -> Resul
         &t.promote_rate,
         false,
     )?;
-    panel(
-        &panels[1],
-        "hot set on the fast tier",
-        s,
-        "% of hot pages",
-        &t.hot_fast,
-        false,
-    )?;
-    panel(
-        &panels[2],
-        "throughput",
-        s,
-        "accesses / s",
-        &t.throughput,
-        false,
-    )?;
+    let (middle, middle_unit, bottom, bottom_unit) = match t.program {
+        true => (
+            "program's anonymous memory on the fast tier",
+            "% of it",
+            "program's resident anonymous memory",
+            "MiB",
+        ),
+        false => (
+            "hot set on the fast tier",
+            "% of hot pages",
+            "throughput",
+            "accesses / s",
+        ),
+    };
+    panel(&panels[1], middle, s, middle_unit, &t.hot_fast, false)?;
+    panel(&panels[2], bottom, s, bottom_unit, &t.throughput, false)?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -422,6 +490,28 @@ mod tests {
             let e = read(&[dir.path().to_path_buf()]).unwrap_err().to_string();
             assert!(e.contains(&format!("row 1: {what}")), "{e}");
         }
+    }
+
+    #[test]
+    fn a_program_run_plots_its_memory_and_scores() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("timeseries.csv"),
+            "variant,iteration,t_s,span_s,accesses_per_s,hot_fast_share,anon_kib_node0,\
+             anon_kib_node1,anon_fast_share,vmstat.pgpromote_success\n\
+             a,1,1.0,1.0,,,1024,1024,0.5,0\na,1,2.0,1.0,,,2048,0,1.0,10\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("summary.csv"),
+            "variant,iteration,status,score,score_unit\na,1,ok,12.5,ops/s\n",
+        )
+        .unwrap();
+        let t = read(&[dir.path().to_path_buf()]).unwrap();
+        assert!(t.program);
+        assert_eq!(t.hot_fast[0].points, vec![(1.0, 50.0), (2.0, 100.0)]);
+        assert_eq!(t.throughput[0].points, vec![(1.0, 2.0), (2.0, 2.0)]);
+        assert_eq!(t.hot_fast[0].label, "a (12 ops/s)");
     }
 
     #[test]

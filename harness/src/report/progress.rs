@@ -103,7 +103,7 @@ fn pct(v: Option<f64>) -> String {
 
 fn interval_line(r: &SampleRow) -> String {
     if let Some(p) = &r.program {
-        let mib = p.rss_kib_on.iter().flatten().sum::<u64>() >> 10;
+        let mib = p.anon_kib_on.iter().flatten().sum::<u64>() >> 10;
         return format!(
             "   t={:7.2}s  resident={mib} MiB  on fast={}",
             r.t_s,

@@ -24,7 +24,7 @@ use crate::error::InputError;
 /// set on slow. 3: interval rows may hold a sampled census
 /// (`census_pages`, `hot_fast_share_ci95`; `pages_nodeN` and
 /// `hot_fast_pages` empty in them). 4: statuses `failed` and `no-score`;
-/// an external program's columns (`rss_kib_nodeN`, `rss_fast_share`,
+/// an external program's columns (`anon_kib_nodeN`, `anon_fast_share`,
 /// `program_procs`; in summaries `wall_s` ... `returned_share`) and the
 /// plan's `program`; the plan of a program run leaves out the buffer and
 /// pattern keys, which did not apply.
@@ -62,7 +62,7 @@ pub mod col {
     pub const TIME_TO_90PCT_S: &str = "time_to_90pct_s";
     pub const HOT_FAST_SHARE_PEAK: &str = "hot_fast_share_peak";
     pub const NOTES: &str = "notes";
-    pub const RSS_FAST_SHARE: &str = "rss_fast_share";
+    pub const ANON_FAST_SHARE: &str = "anon_fast_share";
     pub const PROGRAM_PROCS: &str = "program_procs";
     pub const WALL_S: &str = "wall_s";
     pub const EXIT_CODE: &str = "exit_code";
@@ -73,9 +73,9 @@ pub mod col {
     pub const SCORE_UNIT: &str = "score_unit";
     pub const PUSHED_KIB: &str = "pushed_kib";
     pub const RETURNED_SHARE: &str = "returned_share";
-    /// An external program's resident KiB on a node: `rss_kib_nodeN`.
-    pub fn rss_kib_node(node: u32) -> String {
-        format!("rss_kib_node{node}")
+    /// An external program's resident KiB on a node: `anon_kib_nodeN`.
+    pub fn anon_kib_node(node: u32) -> String {
+        format!("anon_kib_node{node}")
     }
     /// A global vmstat counter's column: `vmstat.NAME`.
     pub fn vmstat(name: &str) -> String {
@@ -115,6 +115,56 @@ pub struct ScenarioRecord {
     pub path: String,
     pub description: String,
     pub text: String,
+}
+
+/// `plan.bracket`: the variants that bound a run, everything on the fast
+/// tier and everything on the slow tier (as the policies are named), where
+/// they fit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bracket {
+    pub fast: Option<String>,
+    pub slow: Option<String>,
+}
+
+/// What readers take back from a program run's `plan.program`: the
+/// command and what its score is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanProgram {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub server: Option<Vec<String>>,
+    #[serde(default)]
+    pub score: Option<PlanScore>,
+    #[serde(default)]
+    pub push_to_slow_at_s: Option<f64>,
+}
+
+/// A program's score as its plan defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanScore {
+    /// The parser (`redis-benchmark:GET`) or the user's expression.
+    pub source: String,
+    pub better: crate::program::Better,
+    pub unit: Option<String>,
+}
+
+impl PlanScore {
+    /// `score: redis-benchmark:GET, higher is better`.
+    pub fn describe(&self) -> String {
+        let better = match self.better {
+            crate::program::Better::Higher => "higher",
+            crate::program::Better::Lower => "lower",
+        };
+        let unit = self
+            .unit
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
+        format!(
+            "score: {}{unit}, {better} is better",
+            crate::text::printable(&self.source)
+        )
+    }
 }
 
 /// One variant x iteration as it ended.

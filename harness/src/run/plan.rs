@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::buffer::{self, PageKind, BASE_PAGE};
 use crate::error::InputError;
 use crate::mempolicy::{Mode, NodeSpec, Policy, PolicySpec};
+use crate::report::schema::Bracket;
 use crate::report::{Columns, Note};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::EVENTS;
@@ -204,6 +205,8 @@ pub struct RunSpec {
     /// An external program is the workload: the buffer, pattern and
     /// workers above do not apply.
     pub program: Option<crate::program::ProgramSpec>,
+    /// Add BIND(fast) and BIND(slow) as the bounds of the comparison.
+    pub bracket: bool,
 }
 
 /// The run resolved against this machine.
@@ -242,6 +245,8 @@ pub struct Plan {
     pub notes: Vec<Note>,
     /// The external workload, when there is one.
     pub program: Option<crate::program::ProgramSpec>,
+    /// `--bracket`: the bounding variants it added (first in `variants`).
+    pub bracket: Option<Bracket>,
     /// Where an external program's output goes (the results directory).
     #[serde(skip)]
     pub output_dir: Option<std::path::PathBuf>,
@@ -422,6 +427,45 @@ impl Plan {
                 )));
             }
         }
+        let mut notes = Vec::new();
+        let bracket = if spec.bracket {
+            if topo.roles.fast.is_empty() || !topo.has_slow_tier() {
+                return Err(bad(format!(
+                    "{} needs a fast and a slow tier, and this machine has one ({}): run it on \
+                     a tiered machine (tierbench vm)",
+                    flag("bracket"),
+                    topo.roles.source
+                )));
+            }
+            // A program's size is its own: its bounds are always run. The
+            // built-in buffer's bound is left out where it cannot fit.
+            let fits = |nodes: &NodeSet| {
+                spec.program.is_some() || spec.force || {
+                    let size = spec.size.bytes(topo).unwrap_or(u64::MAX);
+                    size <= topo.free_bytes(nodes)
+                }
+            };
+            let mut added = Vec::new();
+            let mut bound = |nodes: &NodeSet| {
+                let p = Policy::bind(nodes.clone());
+                if !fits(nodes) {
+                    notes.push(Note::BracketLeftOut(p.to_string()));
+                    return None;
+                }
+                let name = p.to_string();
+                variants.retain(|v| *v != p);
+                added.push(p);
+                Some(name)
+            };
+            let b = Bracket {
+                fast: bound(&topo.roles.fast),
+                slow: bound(&topo.roles.slow),
+            };
+            variants.splice(0..0, added);
+            Some(b)
+        } else {
+            None
+        };
         if !spec.force && spec.program.is_none() {
             check_fits(
                 size_bytes,
@@ -433,7 +477,6 @@ impl Plan {
             )?;
         }
 
-        let mut notes = Vec::new();
         if !topo.has_slow_tier() {
             notes.push(Note::SingleTier);
         }
@@ -472,6 +515,7 @@ impl Plan {
             slow: topo.roles.slow.clone(),
             notes,
             program: spec.program.clone(),
+            bracket,
             output_dir: None,
         })
     }
@@ -613,6 +657,7 @@ mod tests {
             census_sample: 4096,
             force: false,
             program: None,
+            bracket: false,
         }
     }
 
@@ -721,6 +766,56 @@ mod tests {
         f.emulated = true;
         let p = Plan::resolve(&spec(), &f).unwrap();
         assert!(p.notes.contains(&Note::EmulatedNuma));
+    }
+
+    /// --bracket puts the bounds first, once each, and leaves out a bound
+    /// the buffer does not fit.
+    #[test]
+    fn the_bounds_come_first_where_they_fit() {
+        let f = facts("dram-cxl-6.12");
+        let mut s = spec();
+        s.bracket = true;
+        s.variants.push("bind:0".parse().unwrap());
+        let p = Plan::resolve(&s, &f).unwrap();
+        let names: Vec<String> = p.variants.iter().map(|v| v.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "bind:0",
+                "bind:1",
+                "preferred-many:0",
+                "preferred-many:0+balancing"
+            ]
+        );
+        let b = p.bracket.unwrap();
+        assert_eq!(
+            (b.fast.as_deref(), b.slow.as_deref()),
+            (Some("bind:0"), Some("bind:1"))
+        );
+        // A buffer just larger than the smaller side's free memory.
+        let free_fast = f.topo.free_bytes(&f.topo.roles.fast);
+        let free_slow = f.topo.free_bytes(&f.topo.roles.slow);
+        let (small, bound, touch) = if free_fast < free_slow {
+            (free_fast, "bind:0", NodeSpec::Slow)
+        } else {
+            (free_slow, "bind:1", NodeSpec::Fast)
+        };
+        assert_ne!(free_fast, free_slow);
+        s.size = SizeSpec::Bytes(small / 4096 * 4096 + 4096);
+        s.first_touch = Some(touch);
+        let p = Plan::resolve(&s, &f).unwrap();
+        assert!(
+            p.notes.contains(&Note::BracketLeftOut(bound.into())),
+            "{:?}",
+            p.notes
+        );
+        assert!(!p.variants.iter().any(|v| v.to_string() == bound) || bound == "bind:0");
+        s.first_touch = None;
+        s.size = SizeSpec::Bytes(64 << 20);
+        let e = Plan::resolve(&s, &facts("one-node"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--bracket needs a fast and a slow tier"), "{e}");
     }
 
     #[test]

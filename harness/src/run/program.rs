@@ -133,6 +133,13 @@ pub(super) fn run_variant(
         }
     };
 
+    // A bound of --bracket is a placement, not a subject of the push: it
+    // stays where its policy put it.
+    let is_bound = plan.bracket.as_ref().is_some_and(|b| {
+        [&b.fast, &b.slow]
+            .iter()
+            .any(|n| n.as_deref() == Some(name.as_str()))
+    });
     let started = Instant::now();
     let mut prev = first.clone();
     let mut last;
@@ -160,7 +167,7 @@ pub(super) fn run_variant(
                 break Some(End::TimedOut(t));
             }
             let counted = server.as_ref().unwrap_or(&measured).pgid();
-            if let Some(at) = prog.push_to_slow_at {
+            if let Some(at) = prog.push_to_slow_at.filter(|_| !is_bound) {
                 if push.is_none() && started.elapsed() >= at {
                     let p = Push::now(&sys, counted, plan, started.elapsed());
                     notes.push(p.note.clone());
@@ -357,7 +364,7 @@ fn ended_as(
 /// The cells a census fills.
 fn cells(c: &GroupCensus, cols: &Columns, plan: &Plan) -> ProgramCells {
     ProgramCells {
-        rss_kib_on: cols
+        anon_kib_on: cols
             .nodes
             .iter()
             .map(|n| (c.procs > 0).then(|| c.kib_on.get(n).copied().unwrap_or(0)))

@@ -37,6 +37,10 @@ pub struct RunResults {
     /// page size, pattern, timing): runs that differ here measured
     /// different things.
     pub plan: Vec<(&'static str, String)>,
+    /// A program run's plan, read back typed (what its score is).
+    pub program: Option<crate::report::schema::PlanProgram>,
+    /// `--bracket`: the variants that bound the run.
+    pub bracket: Option<crate::report::schema::Bracket>,
     /// variant -> rows (column -> cell), in file order.
     pub rows: Vec<BTreeMap<String, String>>,
     /// Variants in the order of their first row.
@@ -99,6 +103,8 @@ impl RunResults {
                 variants.push(v.clone());
             }
         }
+        let program = typed_plan_key(&sys, dir, "program")?;
+        let bracket = typed_plan_key(&sys, dir, "bracket")?;
         Ok(RunResults {
             dir: dir.to_path_buf(),
             label: short_release(&sys.kernel_release),
@@ -116,6 +122,8 @@ impl RunResults {
                 .iter()
                 .filter_map(|&k| Some((k, sys.plan.get(k)?.to_string())))
                 .collect(),
+            program,
+            bracket,
             rows,
             variants,
         })
@@ -143,6 +151,25 @@ impl RunResults {
             .find(|r| r.get("variant").map(String::as_str) == Some(variant))
             .and_then(|r| r.get("status").cloned())
             .unwrap_or_else(|| "absent".into())
+    }
+}
+
+/// A key of system.json's plan read back as its type: absent or `null`
+/// (older records, runs without it) is `None`, a malformed one a refusal
+/// naming the key.
+fn typed_plan_key<T: serde::de::DeserializeOwned>(
+    sys: &SystemRecord,
+    dir: &Path,
+    key: &str,
+) -> Result<Option<T>, InputError> {
+    match sys.plan.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
+            bad(format!(
+                "{}: plan.{key}: {e}",
+                SystemRecord::path(dir).display()
+            ))
+        }),
     }
 }
 
@@ -305,6 +332,17 @@ pub struct Metric {
     /// An ok iteration without a value never reached the mark (the
     /// time-to metrics), rather than did not measure it.
     pub empty_is_never: bool,
+    /// Which runs the row is about: the built-in workers' (the hot set),
+    /// a program's (its memory), or any.
+    pub runs: Runs,
+}
+
+/// The runs a metric's row is shown for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Runs {
+    Any,
+    Workers,
+    Program,
 }
 
 /// The summary.csv column of a metric.
@@ -314,6 +352,9 @@ pub enum Source {
     Column(&'static str),
     /// The vmstat counter the label names (`vmstat.<label>`).
     Vmstat,
+    /// `--bracket`: where the score (accesses/s for the built-in workers)
+    /// sits between the slow bound (0%) and the fast bound (100%).
+    GapRecovered,
 }
 
 impl Metric {
@@ -321,6 +362,7 @@ impl Metric {
         match self.source {
             Source::Column(c) => c.to_string(),
             Source::Vmstat => col::vmstat(self.label),
+            Source::GapRecovered => "gap_recovered".into(),
         }
     }
 }
@@ -328,7 +370,17 @@ impl Metric {
 /// The metrics of the table, then the vmstat rows. A metric no row has a
 /// value for is left out (a program run has no accesses/s, a run of the
 /// built-in workers no score).
-const METRICS: [Metric; 9] = [
+const METRICS: [Metric; 12] = [
+    // Normalised to the bounds, as tiering results are in changelogs.
+    Metric {
+        source: Source::GapRecovered,
+        label: "gap recovered %",
+        units: "percent",
+        scale: 1.0,
+        by_emulator: true,
+        empty_is_never: false,
+        runs: Runs::Any,
+    },
     // An external program's: its score (unit in summary.csv's score_unit,
     // better as system.json's plan.program.score says), its wall time,
     // where its memory was at the end.
@@ -339,6 +391,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: true,
         empty_is_never: false,
+        runs: Runs::Any,
     },
     Metric {
         source: Source::Column(col::WALL_S),
@@ -347,14 +400,36 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: true,
         empty_is_never: false,
+        runs: Runs::Any,
     },
     Metric {
-        source: Source::Column(col::RSS_FAST_SHARE),
+        source: Source::Column(col::ANON_FAST_SHARE),
         label: "program on fast %",
         units: "percent",
         scale: 100.0,
         by_emulator: false,
         empty_is_never: false,
+        runs: Runs::Program,
+    },
+    // After --push-to-slow-at: when the program's share on the fast tier
+    // got back to 50% and 90% of what it was before the push.
+    Metric {
+        source: Source::Column(col::TIME_TO_50PCT_S),
+        label: "s to 50% back on fast",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: true,
+        runs: Runs::Program,
+    },
+    Metric {
+        source: Source::Column(col::TIME_TO_90PCT_S),
+        label: "s to 90% back on fast",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: true,
+        runs: Runs::Program,
     },
     Metric {
         source: Source::Column(col::ACCESSES_PER_S),
@@ -363,6 +438,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: true,
         empty_is_never: false,
+        runs: Runs::Any,
     },
     Metric {
         source: Source::Column(col::HOT_FAST_SHARE),
@@ -371,6 +447,7 @@ const METRICS: [Metric; 9] = [
         scale: 100.0,
         by_emulator: false,
         empty_is_never: false,
+        runs: Runs::Workers,
     },
     // Iterations that never got there have no value: the cell's n says how
     // many did, and `hot_fast_share_peak` in summary.csv how far the rest
@@ -383,6 +460,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: false,
         empty_is_never: true,
+        runs: Runs::Workers,
     },
     Metric {
         source: Source::Column(col::TIME_TO_90PCT_S),
@@ -391,6 +469,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: false,
         empty_is_never: true,
+        runs: Runs::Workers,
     },
     Metric {
         source: Source::Column(col::LAT_P50_NS),
@@ -399,6 +478,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: true,
         empty_is_never: false,
+        runs: Runs::Any,
     },
     Metric {
         source: Source::Column(col::LAT_P99_NS),
@@ -407,6 +487,7 @@ const METRICS: [Metric; 9] = [
         scale: 1.0,
         by_emulator: true,
         empty_is_never: false,
+        runs: Runs::Any,
     },
 ];
 
@@ -571,12 +652,48 @@ impl Cell {
     }
 }
 
-fn values(col: &Column, key: &str, scale: f64) -> Option<Summary> {
+fn values(col: &Column, metric: &Metric) -> Option<Summary> {
     let (rows, _) = col.run.ok_rows(&col.variant);
+    if metric.source == Source::GapRecovered {
+        return gap_recovered(col.run, &rows);
+    }
+    let key = metric.column();
     let xs: Vec<f64> = rows
         .iter()
-        .filter_map(|r| r.get(key)?.parse::<f64>().ok())
-        .map(|x| x * scale)
+        .filter_map(|r| r.get(&key)?.parse::<f64>().ok())
+        .map(|x| x * metric.scale)
+        .collect();
+    Summary::of(&xs)
+}
+
+/// Each of `rows`' share of the gap between its run's slow and fast
+/// bounds, in percent: (x - slow) / (fast - slow) of the score, or of
+/// accesses/s for the built-in workers. Either way round: for a time, the
+/// fast bound is the smaller and the formula still gives 100% there.
+fn gap_recovered(run: &RunResults, rows: &[&BTreeMap<String, String>]) -> Option<Summary> {
+    let b = run.bracket.as_ref()?;
+    let measure = if run
+        .rows
+        .iter()
+        .any(|r| r.get(col::SCORE).is_some_and(|v| !v.is_empty()))
+    {
+        col::SCORE
+    } else {
+        col::ACCESSES_PER_S
+    };
+    let of = |r: &BTreeMap<String, String>| r.get(measure)?.parse::<f64>().ok();
+    let mean = |variant: &str| {
+        let xs: Vec<f64> = run.ok_rows(variant).0.into_iter().filter_map(of).collect();
+        Summary::of(&xs).map(|s| s.mean)
+    };
+    let (fast, slow) = (mean(b.fast.as_deref()?)?, mean(b.slow.as_deref()?)?);
+    if fast == slow {
+        return None;
+    }
+    let xs: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| of(r))
+        .map(|x| (x - slow) / (fast - slow) * 100.0)
         .collect();
     Summary::of(&xs)
 }
@@ -635,6 +752,8 @@ pub struct TableBlock {
     pub rows: Vec<MetricRow>,
     /// Some change was not compared because the emulator decides it.
     pub emulated_not_compared: bool,
+    /// What the score row is (a program run's parser, unit, direction).
+    pub score: Option<String>,
 }
 
 impl TableBlock {
@@ -660,6 +779,10 @@ impl TableBlock {
         };
         let mut foot =
             format!("n = {n} iterations; mean ±rel. stddev; * Welch's t-test p < {ALPHA}");
+        if let Some(score) = &self.score {
+            foot.push('\n');
+            foot.push_str(score);
+        }
         if self.emulated_not_compared {
             foot.push_str(&format!(
                 "\n{NOT_COMPARABLE}: emulated machine: throughput and latency depend on QEMU,\n\
@@ -685,12 +808,17 @@ fn compute(block: Block) -> TableBlock {
         scale: 1.0,
         by_emulator: false,
         empty_is_never: false,
+        runs: Runs::Any,
     });
     let mut rows = Vec::new();
     let mut not_compared = false;
     for metric in METRICS.into_iter().chain(counters) {
         let key = metric.column();
-        let comparable = !(metric.by_emulator && across_emulated);
+        // Where each variant sits between the bounds is the emulator's
+        // doing on an emulated machine, even inside one run.
+        let by_emulator = (metric.by_emulator && across_emulated)
+            || (metric.source == Source::GapRecovered && base.run.emulated);
+        let comparable = !by_emulator;
         not_compared |= !comparable;
         // An empty time-to cell is a measurement ("never") where the
         // census watched (a peak is there); any other empty cell is not.
@@ -702,21 +830,33 @@ fn compute(block: Block) -> TableBlock {
             r.get(&key_of_values).is_some_and(|v| !v.is_empty())
                 || (metric.empty_is_never && !r.contains_key(col::HOT_FAST_SHARE_PEAK))
         };
-        if !block.columns.iter().any(|c| {
-            c.run
-                .rows
-                .iter()
-                .any(|r| r.contains_key(&key) && measured(r))
-        }) {
+        let for_run = |r: &RunResults| match metric.runs {
+            Runs::Any => true,
+            Runs::Workers => r.program.is_none(),
+            Runs::Program => r.program.is_some(),
+        };
+        if !block.columns.iter().any(|c| for_run(c.run)) {
             continue;
         }
-        let b = values(base, &key, metric.scale);
+        let present = match metric.source {
+            Source::GapRecovered => block.columns.iter().any(|c| c.run.bracket.is_some()),
+            _ => block.columns.iter().any(|c| {
+                c.run
+                    .rows
+                    .iter()
+                    .any(|r| r.contains_key(&key) && measured(r))
+            }),
+        };
+        if !present {
+            continue;
+        }
+        let b = values(base, &metric);
         let cells = block
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let this = values(c, &key, metric.scale);
+                let this = values(c, &metric);
                 let ok = c.run.ok_rows(&c.variant).0.len();
                 let n = this.as_ref().map_or(0, |s| s.n);
                 let never = metric.empty_is_never && ok > 0 && n == 0;
@@ -751,6 +891,12 @@ fn compute(block: Block) -> TableBlock {
                 }
             })
             .collect(),
+        score: base
+            .run
+            .program
+            .as_ref()
+            .and_then(|p| p.score.as_ref())
+            .map(|s| s.describe()),
         rows,
         emulated_not_compared: not_compared,
     }
@@ -819,6 +965,8 @@ mod tests {
                 ("size_bytes", "67108864".into()),
                 ("duration_s", "8.0".into()),
             ],
+            program: None,
+            bracket: None,
             rows: rows
                 .iter()
                 .map(|(v, a, status)| {
@@ -843,6 +991,48 @@ mod tests {
                 v
             },
         }
+    }
+
+    /// With the bounds in the run, each variant's place between them: the
+    /// slow bound 0%, the fast 100%, halfway 50% (of accesses/s here; of
+    /// the score when the run has one, whichever way is better).
+    #[test]
+    fn the_gap_row_places_each_variant_between_the_bounds() {
+        let rows = [
+            ("bind:0", 100.0, "ok"),
+            ("bind:1", 50.0, "ok"),
+            ("pm", 70.0, "ok"),
+            ("bind:0", 100.0, "ok"),
+            ("bind:1", 50.0, "ok"),
+            ("pm", 80.0, "ok"),
+        ];
+        let mut r = run("6.12", &rows);
+        let gap = |r: &RunResults| {
+            table(std::slice::from_ref(r), false)[0]
+                .rows
+                .iter()
+                .find(|m| m.metric.label == "gap recovered %")
+                .map(|m| {
+                    m.cells
+                        .iter()
+                        .map(|c| c.summary.map(|s| s.mean))
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(gap(&r), None, "no bounds, no row");
+        r.bracket = Some(crate::report::schema::Bracket {
+            fast: Some("bind:0".into()),
+            slow: Some("bind:1".into()),
+        });
+        assert_eq!(gap(&r).unwrap(), [Some(100.0), Some(0.0), Some(50.0)]);
+        // A time: smaller is better, the fast bound still 100%.
+        for row in &mut r.rows {
+            let a: f64 = row["accesses_per_s"].parse().unwrap();
+            row.insert(col::SCORE.into(), (1000.0 / a).to_string());
+        }
+        let g = gap(&r).unwrap();
+        assert_eq!((g[0], g[1]), (Some(100.0), Some(0.0)));
+        assert!(g[2].unwrap() > 50.0 && g[2].unwrap() < 90.0, "{g:?}");
     }
 
     /// Time-to rows: an iteration that never reached the mark has an empty
