@@ -134,7 +134,18 @@ impl Group {
                 let _ = mark.set(Instant::now());
             })
             .map_err(failed)?;
-        let watcher = Watcher::start(pid).map_err(failed)?;
+        let watcher = match Watcher::start(pid) {
+            Ok(w) => w,
+            Err(e) => {
+                // Without its watcher the program must not run at all.
+                // SAFETY: kills and reaps the child started above.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                return Err(failed(e));
+            }
+        };
         Ok(Group {
             pid,
             started,
