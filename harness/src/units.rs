@@ -4,6 +4,19 @@
 
 use std::time::Duration;
 
+/// A duration written as seconds (`plan.duration_s` in system.json).
+pub fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// An optional duration written as seconds, or `null`.
+pub fn secs_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
 /// Parses sizes like `256M`, `1G`, `4096`, `1.5GiB` (binary units).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();

@@ -38,28 +38,20 @@ pub struct ProgramSpec {
     pub server: Option<Vec<String>>,
     pub ready: Option<Ready>,
     /// Longest a server may take to become ready.
-    #[serde(rename = "ready_timeout_s", serialize_with = "secs")]
+    #[serde(rename = "ready_timeout_s", serialize_with = "crate::units::secs")]
     pub ready_timeout: Duration,
     /// Longest the measured command may run; then its group is killed and
     /// the row is `failed`.
-    #[serde(rename = "timeout_s", serialize_with = "secs_opt")]
+    #[serde(rename = "timeout_s", serialize_with = "crate::units::secs_opt")]
     pub timeout: Option<Duration>,
     pub score: Option<ScoreSpec>,
     /// Move the program's pages to the slow tier this long after it
     /// started (`migrate_pages(2)`), then watch how much comes back.
-    #[serde(rename = "push_to_slow_at_s", serialize_with = "secs_opt")]
+    #[serde(
+        rename = "push_to_slow_at_s",
+        serialize_with = "crate::units::secs_opt"
+    )]
     pub push_to_slow_at: Option<Duration>,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn secs_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
 }
 
 /// The program `name` names, as `execvp` would find it: a path with a

@@ -224,14 +224,14 @@ pub struct Plan {
     pub hot_bytes: usize,
     /// The share of accesses the distribution puts on the hot set.
     pub expected_hot_share: f64,
-    #[serde(rename = "move_hot_at_s", serialize_with = "secs_opt")]
+    #[serde(rename = "move_hot_at_s", serialize_with = "crate::units::secs_opt")]
     pub move_hot_at: Option<Duration>,
     pub latency_every: u64,
-    #[serde(rename = "warmup_s", serialize_with = "secs")]
+    #[serde(rename = "warmup_s", serialize_with = "crate::units::secs")]
     pub warmup: Duration,
-    #[serde(rename = "duration_s", serialize_with = "secs")]
+    #[serde(rename = "duration_s", serialize_with = "crate::units::secs")]
     pub duration: Duration,
-    #[serde(rename = "interval_s", serialize_with = "secs")]
+    #[serde(rename = "interval_s", serialize_with = "crate::units::secs")]
     pub interval: Duration,
     pub iterations: u32,
     pub census: bool,
@@ -250,18 +250,6 @@ pub struct Plan {
     /// Where an external program's output goes (the results directory).
     #[serde(skip)]
     pub output_dir: Option<std::path::PathBuf>,
-}
-
-/// Durations are written as seconds in system.json (`plan.duration_s`).
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn secs_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_some(&d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
 }
 
 fn bad(msg: String) -> InputError {
