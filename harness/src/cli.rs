@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::buffer::PageKind;
-use crate::mempolicy::{NodeSpec, PolicySpec};
+use crate::mempolicy::NodeSpec;
+use crate::variant::VariantSpec;
 use crate::run::SizeSpec;
 use crate::units::{parse_duration, parse_size};
 
@@ -358,7 +359,7 @@ pub struct RunArgs {
     )]
     pub page_size: PageKind,
 
-    /// Policy under test, MODE[:NODES][+FLAG...]; repeat for variants
+    /// Variant under test, MODE[:NODES][+FLAG...][@damon]; repeat for variants
     #[arg(
         long = "policy",
         value_name = "POLICY",
@@ -369,10 +370,16 @@ pub struct RunArgs {
                      NODES: a kernel list (0-3,5) or fast, slow, all (from the memory tiers). \
                      Flags: balancing (MPOL_F_NUMA_BALANCING), static, relative. Repeat the \
                      option to run several variants one after the other in one run, e.g. \
-                     --policy preferred-many:fast --policy preferred-many:fast+balancing. A \
-                     variant the kernel refuses is recorded as unsupported, with the reason."
+                     --policy preferred-many:fast --policy preferred-many:fast+balancing. \
+                     Under weighted-interleave each node may carry its weight, set for the \
+                     variant and put back after: weighted-interleave:fast=9,slow=1, or =auto \
+                     on every node for the weights the kernel derives from HMAT/CDAT \
+                     bandwidth (6.16+); without weights, the ones in force. A trailing \
+                     @damon runs DAMON tiering while the variant runs (migrate_hot slow->fast, \
+                     migrate_cold fast->slow; see --damon), e.g. preferred-many:fast@damon. \
+                     A variant the kernel refuses is recorded as unsupported, with the reason."
     )]
-    pub policies: Vec<PolicySpec>,
+    pub policies: Vec<VariantSpec>,
 
     /// Add the bounds: BIND(fast) and BIND(slow) variants, for "share of the gap recovered"
     #[arg(
@@ -585,6 +592,26 @@ pub struct RunArgs {
                      scan_period_min_ms=100 or scan_delay_ms=0. Needs debugfs mounted. Repeatable."
     )]
     pub numab: Vec<(String, String)>,
+
+    /// Change a DAMON setting of the @damon variants, KEY=VALUE (repeatable)
+    #[arg(
+        long = "damon",
+        value_name = "KEY=VALUE",
+        help_heading = "Mechanisms",
+        long_help = "Change one value of the DAMON tiering setup the @damon variants run \
+                     (defaults: samples/damon/mtier.c and damo's mem_tier.sh). Keys: \
+                     sample_us (5000), aggr_us (100000), update_us (1000000), min_nr_regions \
+                     (10), max_nr_regions (1000), hot_min_accesses (1: accessed in 1 of the \
+                     20 samples of an aggregation), apply_interval_us (1000000), quota_mib \
+                     (200 per quota interval), quota_reset_ms (1000), fast_used_goal_bp \
+                     (9970: promote toward 99.7% of the fast node used), fast_free_goal_bp \
+                     (50: demote toward 0.5% free), young_filter (true), \
+                     intervals_goal_access_bp (400; 0 turns interval tuning off). Goals, \
+                     filters and interval tuning are used where the kernel has them; the \
+                     variant's notes say what was left out. In a scenario: [mechanisms] \
+                     damon = { quota_mib = 100 }."
+    )]
+    pub damon: Vec<String>,
 
     /// State file for the knob values to restore (see `tierbench knobs`)
     #[arg(long, help_heading = "Run")]

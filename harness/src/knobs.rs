@@ -50,7 +50,23 @@ pub enum Knob {
     ThpDefrag,
     /// A file under [`NUMAB_DEBUGFS`], e.g. `scan_period_min_ms`.
     Numab(String),
+    /// `/sys/kernel/mm/mempolicy/weighted_interleave/nodeN` (6.9+): the
+    /// node's weight, 1-255. Writing one turns `auto` off.
+    InterleaveWeight(u32),
+    /// `/sys/kernel/mm/mempolicy/weighted_interleave/auto` (6.16+): true
+    /// when the kernel derives the weights from HMAT/CDAT bandwidth.
+    InterleaveAuto,
+    /// `/sys/kernel/mm/damon/admin/kdamonds/nr_kdamonds`: how many sysfs
+    /// kdamonds exist. Owning it owns the kdamonds: writing it first turns
+    /// every one of them off (the kernel refuses EBUSY while one runs), so
+    /// putting back "0" tears down whatever a run built.
+    DamonKdamonds,
 }
+
+/// Where the weighted-interleave weights live (6.9+).
+pub const WI_DIR: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
+/// The DAMON sysfs interface's kdamonds.
+pub const KDAMONDS_DIR: &str = "/sys/kernel/mm/damon/admin/kdamonds";
 
 impl From<Knob> for String {
     fn from(k: Knob) -> String {
@@ -88,7 +104,45 @@ impl Knob {
             Knob::ThpEnabled => "/sys/kernel/mm/transparent_hugepage/enabled".into(),
             Knob::ThpDefrag => "/sys/kernel/mm/transparent_hugepage/defrag".into(),
             Knob::Numab(name) => format!("{NUMAB_DEBUGFS}/{name}"),
+            Knob::InterleaveWeight(n) => format!("{WI_DIR}/node{n}"),
+            Knob::InterleaveAuto => format!("{WI_DIR}/auto"),
+            Knob::DamonKdamonds => format!("{KDAMONDS_DIR}/nr_kdamonds"),
         }
+    }
+
+    /// The interleave weights of every node that has one, `auto` first
+    /// where the kernel has it: restored last-first, so the node weights go
+    /// back before `auto` (writing a weight turns `auto` off; writing
+    /// `auto` back recomputes them).
+    pub fn interleave_knobs(sys: &SysRoot) -> Vec<Knob> {
+        let mut nodes: Vec<u32> = sys
+            .list(WI_DIR)
+            .iter()
+            .filter_map(|n| n.strip_prefix("node")?.parse().ok())
+            .collect();
+        nodes.sort_unstable();
+        let auto = Some(Knob::InterleaveAuto).filter(|k| k.exists(sys));
+        auto.into_iter()
+            .chain(nodes.into_iter().map(Knob::InterleaveWeight))
+            .collect()
+    }
+
+    /// The file this knob is on `sys`. Kernels that define `auto` as a
+    /// macro for `__auto_type` (6.18 does, for C23) stringify the `auto`
+    /// attribute's name through it: the file is then `__auto_type`.
+    pub fn file(&self, sys: &SysRoot) -> String {
+        let path = self.path();
+        if *self == Knob::InterleaveAuto && !sys.exists(&path) {
+            let mangled = format!("{WI_DIR}/__auto_type");
+            if sys.exists(&mangled) {
+                return mangled;
+            }
+        }
+        path
+    }
+
+    pub fn exists(&self, sys: &SysRoot) -> bool {
+        sys.exists(&self.file(sys))
     }
 
     /// Every knob this tool knows that exists on `sys`.
@@ -101,13 +155,17 @@ impl Knob {
             Knob::ThpDefrag,
         ]
         .into_iter()
-        .filter(|k| sys.exists(&k.path()))
+        .filter(|k| k.exists(sys))
         .collect();
         knobs.extend(
             sys.list(NUMAB_DEBUGFS)
                 .iter()
                 .filter_map(|n| Knob::numab(n).ok()),
         );
+        knobs.extend(Knob::interleave_knobs(sys));
+        if sys.exists(&Knob::DamonKdamonds.path()) {
+            knobs.push(Knob::DamonKdamonds);
+        }
         knobs
     }
 
@@ -115,13 +173,51 @@ impl Knob {
     /// in brackets (`always [madvise] never`): only that one is returned.
     pub fn read(&self, sys: &SysRoot) -> Result<String, KnobError> {
         let raw = sys
-            .read(&self.path())
+            .read(&self.file(sys))
             .map_err(|e| self.io_error("read", e))?;
         Ok(selected_value(&raw))
     }
 
     fn write(&self, sys: &SysRoot, value: &str) -> Result<(), KnobError> {
-        fs::write(sys.path(&self.path()), value).map_err(|e| self.io_error("write", e))
+        if *self == Knob::DamonKdamonds {
+            stop_kdamonds(sys)?;
+            // A kdamond told to stop may still be ending: EBUSY meanwhile.
+            for _ in 0..50 {
+                match fs::write(sys.path(&self.file(sys)), value) {
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(100))
+                    }
+                    other => return other.map_err(|e| self.io_error("write", e)),
+                }
+            }
+        }
+        fs::write(sys.path(&self.file(sys)), value).map_err(|e| self.io_error("write", e))
+    }
+
+    /// What must hold before a run may take this knob, beyond its file
+    /// being there: nobody else's kdamonds are running or configured
+    /// (changing `nr_kdamonds` would destroy them).
+    fn precondition(&self, sys: &SysRoot) -> Result<(), KnobError> {
+        if *self != Knob::DamonKdamonds {
+            return Ok(());
+        }
+        let found = kdamonds(sys);
+        if found.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = found
+            .iter()
+            .map(|k| match &k.pid {
+                Some(pid) => format!("kdamond {} ({}, pid {pid})", k.index, k.state),
+                None => format!("kdamond {} ({})", k.index, k.state),
+            })
+            .collect();
+        Err(KnobError::Foreign {
+            what: format!("DAMON is in use: {}", named.join(", ")),
+            path: self.path(),
+            fix: "stop it (echo off > .../kdamonds/N/state; echo 0 > .../nr_kdamonds) or drop \
+                  the damon variants",
+        })
     }
 
     /// Checks `value` before anything is written, so a typo changes nothing.
@@ -140,6 +236,10 @@ impl Knob {
                     "always" | "defer" | "defer+madvise" | "madvise" | "never"
                 )
             }
+            Knob::InterleaveWeight(_) => value.parse::<u8>().is_ok_and(|w| w >= 1),
+            Knob::InterleaveAuto => matches!(value, "true" | "false" | "1" | "0" | "Y" | "N"),
+            // One kdamond per node a DAMON variant watches, at most.
+            Knob::DamonKdamonds => value.parse::<u32>().is_ok_and(|n| n <= 64),
         };
         if ok {
             Ok(())
@@ -150,6 +250,9 @@ impl Knob {
                         "{value:?} is not a valid value for {self}: give 0 to {}",
                         i32::MAX
                     )
+                }
+                Knob::InterleaveWeight(_) => {
+                    format!("{value:?} is not a valid value for {self}: give 1 to 255")
                 }
                 _ => format!("{value:?} is not a valid value for {self}"),
             })
@@ -174,6 +277,9 @@ impl fmt::Display for Knob {
             Knob::ThpEnabled => f.write_str("thp_enabled"),
             Knob::ThpDefrag => f.write_str("thp_defrag"),
             Knob::Numab(n) => write!(f, "numab.{n}"),
+            Knob::InterleaveWeight(n) => write!(f, "weighted_interleave.node{n}"),
+            Knob::InterleaveAuto => f.write_str("weighted_interleave.auto"),
+            Knob::DamonKdamonds => f.write_str("damon.nr_kdamonds"),
         }
     }
 }
@@ -189,10 +295,20 @@ impl FromStr for Knob {
             }
             "thp_enabled" => Knob::ThpEnabled,
             "thp_defrag" => Knob::ThpDefrag,
-            other => match other.strip_prefix("numab.") {
-                Some(name) => Knob::numab(name)?,
-                None => return Err(format!("unknown knob {other:?}")),
-            },
+            "weighted_interleave.auto" => Knob::InterleaveAuto,
+            "damon.nr_kdamonds" => Knob::DamonKdamonds,
+            other => {
+                if let Some(name) = other.strip_prefix("numab.") {
+                    Knob::numab(name)?
+                } else if let Some(n) = other
+                    .strip_prefix("weighted_interleave.node")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
+                    Knob::InterleaveWeight(n)
+                } else {
+                    return Err(format!("unknown knob {other:?}"));
+                }
+            }
         })
     }
 }
@@ -232,6 +348,12 @@ pub enum KnobError {
     Busy { lock: PathBuf, owner: OwnerText },
     #[error("state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
+    #[error("{what} ({path}): {fix}")]
+    Foreign {
+        what: String,
+        path: String,
+        fix: &'static str,
+    },
     #[error("invalid knob value: {0}")]
     Invalid(String),
 }
@@ -246,6 +368,7 @@ impl KnobError {
                 | KnobError::Pending(_)
                 | KnobError::Busy { .. }
                 | KnobError::State { .. }
+                | KnobError::Foreign { .. }
                 | KnobError::Invalid(_)
         )
     }
@@ -521,6 +644,85 @@ fn write_back(sys: &SysRoot, saved: &[(Knob, String)]) -> Result<(), KnobError> 
     first_err.map_or(Ok(()), Err)
 }
 
+/// A sysfs kdamond as its directory shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kdamond {
+    pub index: u32,
+    /// `on` or `off`, as its `state` file says.
+    pub state: String,
+    /// The kernel thread's pid while on.
+    pub pid: Option<u32>,
+}
+
+/// The sysfs kdamonds that exist now (none when DAMON's sysfs interface is
+/// absent). A kernel-started kdamond (DAMON_STAT on 7.x, DAMON_RECLAIM)
+/// is not one of them: it has no directory here.
+pub fn kdamonds(sys: &SysRoot) -> Vec<Kdamond> {
+    let n: u32 = sys
+        .read_opt(&Knob::DamonKdamonds.path())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    (0..n)
+        .map(|index| {
+            let dir = format!("{KDAMONDS_DIR}/{index}");
+            let state = sys
+                .read_opt(&format!("{dir}/state"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|| "unreadable".into());
+            let pid = sys
+                .read_opt(&format!("{dir}/pid"))
+                .and_then(|p| p.trim().parse::<i64>().ok())
+                .filter(|p| *p > 0)
+                .map(|p| p as u32);
+            Kdamond { index, state, pid }
+        })
+        .collect()
+}
+
+/// Turns every sysfs kdamond off. Under the lock they are this run's.
+fn stop_kdamonds(sys: &SysRoot) -> Result<(), KnobError> {
+    for k in kdamonds(sys).iter().filter(|k| k.state == "on") {
+        let path = format!("{KDAMONDS_DIR}/{}/state", k.index);
+        fs::write(sys.path(&path), "off").map_err(|source| KnobError::Io {
+            op: "write",
+            path,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Changes, mid-run, a knob this process saved at its start (a variant's
+/// interleave weights): the state file already holds its old value, so a
+/// kill still puts it back. A knob the run did not save is refused.
+pub fn set_owned(knob: &Knob, value: &str) -> Result<(), KnobError> {
+    knob.validate(value).map_err(KnobError::Invalid)?;
+    let mut guard = owned();
+    let Some(o) = guard.as_mut() else {
+        return Err(KnobError::Invalid(format!(
+            "{knob} is not owned by this run: it must be in the run's knob plan"
+        )));
+    };
+    if !o.saved.iter().any(|(k, _)| k == knob) {
+        return Err(KnobError::Invalid(format!(
+            "{knob} is not owned by this run: it must be in the run's knob plan"
+        )));
+    }
+    knob.write(&o.sys, value)?;
+    o.set.retain(|(k, _)| k != knob);
+    // What the kernel does to the other weight files follows: `auto`
+    // rewrites every weight, a weight turns `auto` off.
+    match knob {
+        Knob::InterleaveAuto if matches!(value, "true" | "1" | "Y") => o
+            .set
+            .retain(|(k, _)| !matches!(k, Knob::InterleaveWeight(_))),
+        Knob::InterleaveWeight(_) => o.set.retain(|(k, _)| *k != Knob::InterleaveAuto),
+        _ => {}
+    }
+    o.set.push((knob.clone(), value.to_string()));
+    Ok(())
+}
+
 /// What this process changed and has not put back yet: the signal thread's
 /// second signal and the panic hook restore from here, so they never touch
 /// knobs another run owns.
@@ -586,6 +788,11 @@ fn changed_under(sys: &SysRoot, set: &[(Knob, String)]) -> Vec<(Knob, String, St
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KnobPlan {
     pub changes: Vec<(Knob, String)>,
+    /// Saved and put back like the changes, but not written at the start:
+    /// the variants write them in their own windows through [`set_owned`]
+    /// (interleave weights, the kdamonds of a DAMON variant).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub owned: Vec<Knob>,
 }
 
 /// A checked plan that may be applied: holds the lock when the plan changes
@@ -603,8 +810,14 @@ impl KnobPlan {
         self.changes.retain(|(k, _)| *k != knob);
         self.changes.push((knob, value));
     }
+    /// Takes `knob` for the run without writing it now.
+    pub fn own(&mut self, knob: Knob) {
+        if !self.owned.contains(&knob) && !self.changes.iter().any(|(k, _)| *k == knob) {
+            self.owned.push(knob);
+        }
+    }
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.owned.is_empty()
     }
 
     /// Everything that can be checked without writing: valid values, knobs
@@ -618,7 +831,10 @@ impl KnobPlan {
     ) -> Result<KnobLease, KnobError> {
         for (knob, value) in &self.changes {
             knob.validate(value).map_err(KnobError::Invalid)?;
-            if !sys.exists(&knob.path()) {
+        }
+        let all = self.owned.iter().chain(self.changes.iter().map(|(k, _)| k));
+        for knob in all {
+            if !knob.exists(sys) {
                 return Err(KnobError::Missing {
                     knob: knob.clone(),
                     path: knob.path(),
@@ -633,6 +849,7 @@ impl KnobPlan {
             if !is_root {
                 return Err(KnobError::NotRoot { knob: knob.clone() });
             }
+            knob.precondition(sys)?;
         }
         if self.is_empty() {
             return Ok(KnobLease {
@@ -671,7 +888,9 @@ impl KnobLease {
         if guard.lock.is_none() {
             return Ok(guard);
         }
-        for (knob, _) in &self.plan.changes {
+        // Owned knobs first: restored last, after the changes.
+        let all = self.plan.owned.iter().chain(self.plan.changes.iter().map(|(k, _)| k));
+        for knob in all {
             guard.saved.push((knob.clone(), knob.read(sys)?));
         }
         write_state(state, &guard.saved)?;

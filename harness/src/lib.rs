@@ -4,7 +4,8 @@
 //! [`mempolicy`] owns the policy syscalls; [`buffer`] maps, places and
 //! counts pages; [`pin`] binds threads; [`workload`] drives accesses;
 //! [`telemetry`] reads counters; [`knobs`] changes and restores system
-//! settings; [`probe`] measures kernel support; [`run`] plans and executes
+//! settings; [`variant`] is a policy with its weights and mechanism, and
+//! [`mechanism`] drives DAMON and the interleave weights; [`probe`] measures kernel support; [`run`] plans and executes
 //! a run; [`scenario`] reads experiment files; [`report`] writes rows,
 //! compares runs ([`report::compare`], with [`stats`]) and plots them; [`cli`] parses; [`app`] holds one module per subcommand;
 //! [`vm`] boots emulated tiered machines under QEMU; [`conform`] checks
@@ -48,6 +49,7 @@ pub mod error;
 pub mod interrupt;
 pub mod kconfig;
 pub mod knobs;
+pub mod mechanism;
 pub mod mempolicy;
 pub mod named;
 pub mod pin;
@@ -66,6 +68,7 @@ pub mod text;
 pub mod topology;
 pub mod units;
 pub mod userfile;
+pub mod variant;
 pub mod vm;
 pub mod workload;
 

@@ -63,6 +63,10 @@ pub struct Capabilities {
     pub kernel_config: crate::kconfig::KernelConfig,
     /// CPU-less memory the kernel left in the DRAM tier, if any.
     pub tier_trap: Option<crate::topology::TierTrap>,
+    /// DAMON: the sysfs interface, who runs kdamonds.
+    pub damon: crate::mechanism::damon::DamonSupport,
+    /// Weighted interleave: the weights, `auto`, what tierbench derives.
+    pub weighted_interleave: crate::mechanism::weights::WeightSupport,
 }
 
 impl Capabilities {
@@ -130,6 +134,8 @@ impl Capabilities {
             counters_absent: absent.into_iter().map(String::from).collect(),
             hugetlb,
             perf,
+            damon: crate::mechanism::damon::DamonSupport::read(&sys),
+            weighted_interleave: crate::mechanism::weights::WeightSupport::read(&sys, &memory),
         }
     }
 

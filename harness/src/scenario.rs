@@ -52,6 +52,7 @@ impl Kind {
                     ("timing", "Timing"),
                     ("telemetry", "Telemetry"),
                     ("knobs", "Knobs"),
+                    ("mechanisms", "Mechanisms"),
                     ("program", "Program"),
                 ],
             ),
@@ -262,8 +263,9 @@ impl Scenario {
             }
         }
         for (i, v) in self.variants.iter().enumerate() {
-            for (key, value) in v {
-                let name = format!("variant[{}]", i + 1);
+            let name = format!("variant[{}]", i + 1);
+            let v = self.with_mechanism(&name, v)?;
+            for (key, value) in &v {
                 self.lower_one(cmd, &name, VARIANTS, key, value, &mut out)?;
             }
         }
@@ -276,6 +278,30 @@ impl Scenario {
             out.argv.extend(out.command.iter().cloned());
         }
         Ok(out)
+    }
+
+    /// A variant's `mechanism = "damon"` joins its policy as `@damon`, the
+    /// spelling `--policy` takes.
+    fn with_mechanism(&self, name: &str, v: &toml::Table) -> Result<toml::Table, InputError> {
+        let mut v = v.clone();
+        let Some(m) = v.remove("mechanism") else {
+            return Ok(v);
+        };
+        let m = m.as_str().map(String::from).ok_or_else(|| {
+            err(&self.path, format!("{name}.mechanism = {m}: give a name, e.g. \"damon\""))
+        })?;
+        let policy = v.get("policy").and_then(|p| p.as_str()).ok_or_else(|| {
+            err(
+                &self.path,
+                format!(
+                    "{name}.mechanism = {m:?} needs the policy it starts from: add \
+                     policy = \"preferred-many:fast\""
+                ),
+            )
+        })?;
+        let joined = format!("{policy}@{m}");
+        v.insert("policy".into(), toml::Value::String(joined));
+        Ok(v)
     }
 
     fn lower_one(

@@ -801,7 +801,7 @@ fn item12_compare_names_what_is_missing() {
     v["schema_version"] = 9.into();
     std::fs::write(&sys, v.to_string()).unwrap();
     let o = tb().arg("compare").arg(&a).output().unwrap();
-    refused(&o, "schema version 9, and this tierbench reads version 4");
+    refused(&o, "schema version 9, and this tierbench reads version 5");
 }
 
 /// Item 12 (the results contract): two real runs written by `run` compare;
@@ -1302,7 +1302,7 @@ fn pass3_d12_messages_are_one_line_and_say_the_real_problem() {
     let text = std::fs::read_to_string(&sys).unwrap();
     std::fs::write(
         &sys,
-        text.replace("\"schema_version\": 4", "\"schema_version\": 4.0"),
+        text.replace("\"schema_version\": 5", "\"schema_version\": 5.0"),
     )
     .unwrap();
     let o = tb().arg("compare").arg(&dir).output().unwrap();

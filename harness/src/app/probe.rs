@@ -5,12 +5,16 @@ use std::process::ExitCode;
 
 use super::{discover, opt};
 use crate::cli::{Format, ProbeArgs};
+use crate::knobs::{self, Knob, KnobPlan};
+use crate::mechanism::damon;
 use crate::probe::{Capabilities, Support};
+use crate::sysfs::SysRoot;
 use crate::report::table::Table;
 
 pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let t = discover()?;
-    let caps = Capabilities::probe(&t);
+    let mut caps = Capabilities::probe(&t);
+    scratch_damon(&mut caps);
     let mut out = std::io::stdout().lock();
     let cell = |s: &Support| match s {
         Support::Supported => "ok".to_string(),
@@ -116,12 +120,102 @@ pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     None => "ok (no CPU-less memory in the DRAM tier)".into(),
                 }
             )?;
+            writeln!(out, "DAMON: {}", damon_line(&caps.damon))?;
+            if let Some(s) = &caps.damon.scratch {
+                writeln!(out, "       {}", scratch_line(s))?;
+            }
+            writeln!(
+                out,
+                "weighted interleave: {}",
+                caps.weighted_interleave.line()
+            )?;
             for n in &t.notes {
                 writeln!(out, "note: {n}")?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// As root, with DAMON's sysfs interface free, builds a scratch kdamond
+/// (never started) under the knob lock to see which actions, goal metrics
+/// and filters this kernel takes; the guard removes it.
+fn scratch_damon(caps: &mut Capabilities) {
+    let sys = SysRoot::live();
+    let d = &mut caps.damon;
+    let skip = if !d.sysfs {
+        Some("no DAMON sysfs interface".to_string())
+    } else if !caps.is_root {
+        Some("run as root to try actions and goals on a scratch kdamond".to_string())
+    } else {
+        None
+    };
+    if let Some(why) = skip {
+        d.scratch_skipped = Some(why);
+        return;
+    }
+    let mut plan = KnobPlan::default();
+    plan.own(Knob::DamonKdamonds);
+    let state = knobs::default_state_file();
+    let result = plan
+        .check(&sys, &state, true)
+        .and_then(|lease| lease.apply(&sys, &state))
+        .map_err(|e| e.to_string())
+        .and_then(|guard| {
+            let scratch = damon::probe_scratch(&sys).map_err(|e| e.to_string());
+            guard.restore().map_err(|e| e.to_string())?;
+            scratch
+        });
+    match result {
+        Ok(s) => d.scratch = Some(s),
+        Err(why) => d.scratch_skipped = Some(why),
+    }
+}
+
+fn damon_line(d: &damon::DamonSupport) -> String {
+    if !d.sysfs {
+        return "no sysfs interface (CONFIG_DAMON_SYSFS off, or before 5.18): DAMON variants \
+                are unsupported"
+            .into();
+    }
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut line = format!(
+        "sysfs interface present; sysfs kdamonds: {}; started by the kernel (DAMON_STAT, \
+         DAMON_RECLAIM, ...): {}",
+        list(&d.sysfs_kdamonds),
+        list(&d.kernel_kdamonds)
+    );
+    if let Some(why) = &d.scratch_skipped {
+        line.push_str(&format!("; scratch kdamond not tried: {why}"));
+    }
+    line
+}
+
+fn scratch_line(s: &damon::Scratch) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let tried = |m: &std::collections::BTreeMap<String, bool>| {
+        m.iter()
+            .map(|(k, ok)| format!("{k} {}", yes(*ok)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "operations: {}; actions: {}; target_nid: {}; goal metrics: {}; goal nid: {}; \
+         young filter: {}; interval tuning: {}",
+        s.avail_operations.join(" "),
+        tried(&s.actions),
+        yes(s.target_nid),
+        tried(&s.goal_metrics),
+        yes(s.goal_nid),
+        yes(s.young_filter),
+        yes(s.intervals_goal)
+    )
 }
 
 fn join_or_none(v: &[String]) -> String {

@@ -273,6 +273,7 @@ fn run_spec(a: &RunArgs, program: Option<ProgramSpec>) -> RunSpec {
         page: a.page_size,
         first_touch: a.first_touch.clone(),
         variants: a.policies.clone(),
+        damon: a.damon.clone(),
         move_on_switch: a.move_on_switch,
         fill_fast_leave: a.fill_fast_leave,
         worker_node: a.worker_node,
@@ -401,9 +402,10 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
             plan.notes.push(Note::ProfileExpectation(m));
         }
     }
-    let knob_plan = knob_plan(&a, &*names)?;
+    let mut knob_plan = knob_plan(&a, &*names)?;
     check_tier_trap(&topo, &a, &*names, &mut plan)?;
     let sys = SysRoot::live();
+    own_mechanism_state(&plan, &sys, &mut knob_plan);
     let state = a
         .state_file
         .clone()
@@ -532,6 +534,21 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
         return Err(Interrupted.into());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The system state the variants' mechanisms change in their own windows,
+/// taken for the whole run so the one guard puts it back: the kdamonds of
+/// `@damon` variants, the interleave weights of weighted variants. What
+/// this kernel lacks is not taken: those variants are `unsupported` rows.
+fn own_mechanism_state(plan: &Plan, sys: &SysRoot, knobs: &mut KnobPlan) {
+    if plan.damon.is_some() && sys.exists(&Knob::DamonKdamonds.path()) {
+        knobs.own(Knob::DamonKdamonds);
+    }
+    if plan.variants.iter().any(|v| v.weights.is_some()) {
+        for k in Knob::interleave_knobs(sys) {
+            knobs.own(k);
+        }
+    }
 }
 
 /// The plan as system.json keeps it. A program run leaves out the keys of

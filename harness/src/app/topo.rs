@@ -118,6 +118,9 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                 crate::topology::CpuSource::Sysfs => "sysfs",
             };
             writeln!(out, "cpu lists from: {source}")?;
+            let sys = crate::sysfs::SysRoot::live();
+            let weights = crate::mechanism::weights::WeightSupport::read(&sys, &t.memory_nodes());
+            writeln!(out, "weighted interleave weights: {}", weights.line())?;
             write_hotplug(&mut out, &t)?;
             for n in &t.notes {
                 writeln!(out, "note: {n}")?;

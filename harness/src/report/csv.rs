@@ -165,6 +165,8 @@ mod tests {
             }],
             perf: vec![crate::telemetry::perf::PerfEvent::Cycles],
             program: false,
+            damon: false,
+            weighted: false,
         };
         let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);

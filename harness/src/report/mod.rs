@@ -13,8 +13,11 @@ pub mod progress;
 pub mod schema;
 pub mod table;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use crate::mechanism::damon::{DamosStats, Role};
 use crate::telemetry::vmstat::CounterId;
 use crate::topology::NodeId;
 use crate::workload::histogram::Percentiles;
@@ -101,6 +104,12 @@ pub struct SampleRow {
     pub perf: Vec<Option<u64>>,
     /// An external program's cells (runs of `tierbench run -- COMMAND`).
     pub program: Option<ProgramCells>,
+    /// DAMOS statistics by scheme role (`hot`, `cold`), cumulative since
+    /// the variant's kdamonds started.
+    pub damos: BTreeMap<&'static str, DamosStats>,
+    /// Largest gap in points between a node's share of the buffer's pages
+    /// and its share of the interleave weights.
+    pub weight_error_pts: Option<f64>,
     pub notes: Vec<Note>,
 }
 
@@ -159,6 +168,8 @@ impl SampleRow {
                 anon_kib_on: vec![None; cols.nodes.len()],
                 ..ProgramCells::default()
             }),
+            damos: BTreeMap::new(),
+            weight_error_pts: None,
             notes: Vec::new(),
         }
     }
@@ -207,6 +218,11 @@ pub struct Columns {
     pub perf: Vec<crate::telemetry::perf::PerfEvent>,
     /// The workload is an external program: its columns are added.
     pub program: bool,
+    /// A variant runs DAMON: each scheme's statistics are added.
+    pub damon: bool,
+    /// A variant sets interleave weights: the summary says how far the
+    /// pages landed from them.
+    pub weighted: bool,
 }
 
 pub use crate::stamp::utc_stamp;
@@ -290,6 +306,14 @@ impl Columns {
                 );
             }
         }
+        if self.damon {
+            for role in Role::ALL {
+                h.extend(DamosStats::NAMES.iter().map(|s| col::damos(role.name(), s)));
+            }
+        }
+        if self.weighted && kind == RowKind::Summary {
+            h.push(col::WEIGHT_ERROR_PTS.into());
+        }
         h.extend(self.counters.iter().map(|c| c.column()));
         if kind == RowKind::Summary {
             h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
@@ -358,6 +382,15 @@ impl Columns {
                     f3(p.returned_share),
                 ]);
             }
+        }
+        if self.damon {
+            for role in Role::ALL {
+                let stats = r.damos.get(role.name());
+                out.extend((0..DamosStats::NAMES.len()).map(|i| opt(stats.map(|s| s.values()[i]))));
+            }
+        }
+        if self.weighted && r.kind == RowKind::Summary {
+            out.push(opt(r.weight_error_pts.map(|e| format!("{e:.2}"))));
         }
         out.extend(r.counters.iter().map(|v| opt(*v)));
         if r.kind == RowKind::Summary {

@@ -93,6 +93,16 @@ pub enum Note {
     BracketLeftOut(String),
     /// What the per-node census of the program cost.
     ProgramCensusCost { cpu_ms_per_row: f64, procs: u32 },
+    /// The weighted-interleave weights in force for the variant, as the
+    /// kernel read them back, and what tierbench derives for `auto`.
+    Weights {
+        in_force: String,
+        auto: bool,
+        derived: Option<String>,
+    },
+    /// The DAMON kdamonds the variant ran, and what this kernel's DAMON
+    /// lacked of the setup.
+    Damon { kdamonds: String, left_out: Vec<&'static str> },
 }
 
 impl fmt::Display for Note {
@@ -220,6 +230,33 @@ impl fmt::Display for Note {
                 "program census (numa_maps of {procs} process(es)): {cpu_ms_per_row:.2} ms of \
                  CPU per row"
             ),
+            Note::Weights {
+                in_force,
+                auto,
+                derived,
+            } => {
+                let how = if *auto { "auto, from bandwidth" } else { "set" };
+                write!(f, "interleave weights {in_force} ({how})")?;
+                match derived {
+                    Some(d) if d != in_force => write!(
+                        f,
+                        "; tierbench derives {d} from the nodes' access1 bandwidth: they differ"
+                    ),
+                    Some(_) => f.write_str("; tierbench derives the same from access1 bandwidth"),
+                    None => Ok(()),
+                }
+            }
+            Note::Damon { kdamonds, left_out } => {
+                write!(
+                    f,
+                    "DAMON: {kdamonds} (its migrations count in pgmigrate_success, not \
+                     pgpromote_success)"
+                )?;
+                if !left_out.is_empty() {
+                    write!(f, "; this kernel lacks {}", left_out.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -27,13 +27,16 @@ use crate::error::InputError;
 /// an external program's columns (`anon_kib_nodeN`, `anon_fast_share`,
 /// `program_procs`; in summaries `wall_s` ... `returned_share`) and the
 /// plan's `program`; the plan of a program run leaves out the buffer and
-/// pattern keys, which did not apply.
-pub const SCHEMA_VERSION: u32 = 4;
+/// pattern keys, which did not apply. 5: variants may carry interleave
+/// weights (`weighted-interleave:0=9,1=1`) and a mechanism (`@damon`);
+/// DAMOS statistics (`damos.ROLE.STAT`) and `weight_error_pts` where a
+/// variant has them; the plan's `damon`.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The versions this build reads: 2 lacks only the two census columns,
 /// which no reader needs; 3 has no program columns, which are read as
-/// absent.
-pub const READABLE_VERSIONS: [u32; 3] = [2, 3, 4];
+/// absent; 4 has no mechanism columns, read as absent.
+pub const READABLE_VERSIONS: [u32; 4] = [2, 3, 4, 5];
 
 /// Fixed column names of `summary.csv` and `timeseries.csv`.
 pub mod col {
@@ -73,6 +76,11 @@ pub mod col {
     pub const SCORE_UNIT: &str = "score_unit";
     pub const PUSHED_KIB: &str = "pushed_kib";
     pub const RETURNED_SHARE: &str = "returned_share";
+    pub const WEIGHT_ERROR_PTS: &str = "weight_error_pts";
+    /// A DAMOS statistic of the schemes of one role: `damos.hot.sz_applied`.
+    pub fn damos(role: &str, stat: &str) -> String {
+        format!("damos.{role}.{stat}")
+    }
     /// An external program's resident KiB on a node: `anon_kib_nodeN`.
     pub fn anon_kib_node(node: u32) -> String {
         format!("anon_kib_node{node}")
@@ -452,7 +460,7 @@ mod tests {
     fn another_schema_version_is_refused_naming_both() {
         let e = edited(|v| v["schema_version"] = 9.into());
         assert!(
-            e.contains("schema version 9") && e.contains("reads version 4"),
+            e.contains("schema version 9") && e.contains(&format!("reads version {SCHEMA_VERSION}")),
             "{e}"
         );
         // An older version this build still reads.

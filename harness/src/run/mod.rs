@@ -19,13 +19,17 @@ use crate::report::{Columns, Note, RowKind, RunObserver, SampleRow, Status};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::PerfCounters;
 use crate::telemetry::vmstat::{CounterId, Snapshot};
-use crate::topology::{NodeSet, Topology};
+use crate::topology::{NodeId, NodeSet, Topology};
+use crate::variant::Variant;
 use crate::workload::clock::AccessClock;
 use crate::workload::histogram::Counts;
 use crate::workload::pattern::{Pattern, Shared, Worker};
 
+mod mechanisms;
 mod plan;
 mod program;
+
+use mechanisms::{InForce, Refusal};
 
 pub use plan::*;
 
@@ -65,17 +69,17 @@ pub fn execute(
     }
     let plan = &plan;
     for iteration in 1..=plan.iterations {
-        for policy in &plan.variants {
+        for variant in &plan.variants {
             if stop.load(Ordering::SeqCst) {
                 return Ok(outcomes);
             }
-            let name = policy.to_string();
+            let name = variant.to_string();
             for s in sinks.iter_mut() {
                 s.starting(iteration, &name);
             }
             let outcome = match &plan.program {
-                Some(p) => program::run_variant(plan, p, policy, iteration, cols, sinks, stop)?,
-                None => run_variant(plan, policy, iteration, clock, cols, sinks, stop)?,
+                Some(p) => program::run_variant(plan, p, variant, iteration, cols, sinks, stop)?,
+                None => run_variant(plan, variant, iteration, clock, cols, sinks, stop)?,
             };
             let interrupted = outcome.summary.status == Status::Interrupted;
             outcomes.push(outcome);
@@ -137,14 +141,15 @@ fn high_watermark_bytes(sys: &SysRoot, nodes: &NodeSet) -> u64 {
 
 fn run_variant(
     plan: &Plan,
-    policy: &Policy,
+    variant: &Variant,
     iteration: u32,
     clock: AccessClock,
     cols: &Columns,
     sinks: &mut [&mut dyn RunObserver],
     stop: &AtomicBool,
 ) -> anyhow::Result<VariantOutcome> {
-    let name = policy.to_string();
+    let policy = &variant.policy;
+    let name = variant.to_string();
     let sys = SysRoot::live();
     let mut summary = SampleRow::empty(RowKind::Summary, &name, iteration, cols);
     let mut notes = plan.notes.clone();
@@ -189,6 +194,15 @@ fn run_variant(
     };
     let eater_bytes = eater.as_ref().map(|e| e.len() as u64);
 
+    let mut in_force = match InForce::before_placement(&sys, variant) {
+        Ok(f) => f,
+        Err(Refusal::Unsupported(why)) => {
+            let o = refused(summary, Status::Unsupported, Note::Unsupported(why));
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Err(Refusal::Failed(e)) => return Err(e),
+    };
     let mut buf = Buffer::map(plan.size_bytes, plan.page)?;
     // Placement. A policy the kernel refuses is recorded, not fatal: that
     // is the answer for this kernel (e.g. PREFERRED_MANY|NUMA_BALANCING on
@@ -233,6 +247,15 @@ fn run_variant(
     if held != *policy {
         notes.push(Note::KernelPolicy(held.to_string()));
     }
+    match in_force.start_moving(&sys, plan, variant) {
+        Ok(()) => {}
+        Err(Refusal::Unsupported(why)) => {
+            let o = refused(summary, Status::Unsupported, Note::Unsupported(why));
+            emit(sinks, &o.summary)?;
+            return Ok(o);
+        }
+        Err(Refusal::Failed(e)) => return Err(e),
+    }
 
     let pattern = Pattern::new(plan.pattern, plan.size_bytes);
     let shared = Shared::default();
@@ -269,6 +292,7 @@ fn run_variant(
                 shared: &shared,
                 sys: &sys,
                 nodes: &nodes,
+                in_force: &in_force,
             };
             let sampled = sample_loop(&ctx, sinks, stop, &mut window);
             drop(binding);
@@ -301,6 +325,16 @@ fn run_variant(
         .collect();
     fill_census(&mut summary, plan, &buf, cols, &shared, None)?;
     summary.promotion = plan.census.then_some(window.reached);
+    summary.damos = in_force.damos()?;
+    let pages: std::collections::BTreeMap<NodeId, u64> = cols
+        .nodes
+        .iter()
+        .zip(&summary.pages_on)
+        .filter_map(|(n, p)| Some((*n, (*p)?)))
+        .collect();
+    summary.weight_error_pts = in_force.weight_error_pts(&policy.nodes, &pages);
+    notes.append(&mut in_force.notes);
+    in_force.end()?;
     let readings = perf.read();
     summary.perf = cols
         .perf
@@ -554,6 +588,7 @@ struct SampleCtx<'a> {
     shared: &'a Shared,
     sys: &'a SysRoot,
     nodes: &'a NodeSet,
+    in_force: &'a InForce,
 }
 
 /// An interval that took longer than this many times its plan, plus
@@ -673,6 +708,7 @@ fn sample_loop(
         if plan.census {
             interval_census(ctx, &mut row, window)?;
         }
+        row.damos = ctx.in_force.damos()?;
         emit(sinks, &row)?;
         window.sampler_cpu += thread_cpu_time().saturating_sub(cpu0);
         window.rows += 1;

@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::buffer::{self, PageKind, BASE_PAGE};
 use crate::error::InputError;
-use crate::mempolicy::{Mode, NodeSpec, Policy, PolicySpec};
+use crate::mechanism::damon::DamonConfig;
+use crate::mempolicy::{Mode, NodeSpec, Policy};
+use crate::variant::{Mechanism, Variant, VariantSpec};
 use crate::report::schema::Bracket;
 use crate::report::{Columns, Note};
 use crate::sysfs::SysRoot;
@@ -178,7 +180,9 @@ pub struct RunSpec {
     /// Populate under BIND(these nodes) first, then switch to the variant's
     /// policy; `None`: populate under the variant's policy.
     pub first_touch: Option<NodeSpec>,
-    pub variants: Vec<PolicySpec>,
+    pub variants: Vec<VariantSpec>,
+    /// DAMON settings over the mtier defaults (`--damon KEY=VALUE`).
+    pub damon: Vec<String>,
     /// Switch policies with MPOL_MF_MOVE instead of leaving pages in place.
     pub move_on_switch: bool,
     /// Before each variant, fill the fast tier with a memory eater the
@@ -215,7 +219,10 @@ pub struct Plan {
     pub size_bytes: usize,
     pub page: PageKind,
     pub first_touch: Option<NodeSet>,
-    pub variants: Vec<Policy>,
+    pub variants: Vec<Variant>,
+    /// The DAMON setup of the `@damon` variants (none without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damon: Option<DamonConfig>,
     pub move_on_switch: bool,
     pub fill_fast_leave: Option<u64>,
     pub worker_node: NodeId,
@@ -352,8 +359,24 @@ impl Plan {
             );
         }
         if variants.is_empty() {
-            variants.push(Policy::default_policy());
+            variants.push(Variant::plain(Policy::default_policy()));
         }
+        let damon = if variants.iter().any(|v| v.mechanism == Mechanism::Damon) {
+            let mut cfg = DamonConfig::default();
+            for kv in &spec.damon {
+                cfg.set(kv)
+                    .map_err(|e| bad(format!("{} {kv}: {e}", flag("damon"))))?;
+            }
+            Some(cfg)
+        } else if !spec.damon.is_empty() {
+            return Err(bad(format!(
+                "{} is set, and no variant runs DAMON: add @damon to a policy (e.g. \
+                 preferred-many:fast@damon), or drop it",
+                flag("damon")
+            )));
+        } else {
+            None
+        };
         if spec.fill_fast_leave.is_some() && topo.roles.fast.is_empty() {
             return Err(bad(format!(
                 "{} needs a fast tier, and this machine reports none",
@@ -441,8 +464,9 @@ impl Plan {
                     return None;
                 }
                 let name = p.to_string();
-                variants.retain(|v| *v != p);
-                added.push(p);
+                let bound = Variant::plain(p);
+                variants.retain(|v| *v != bound);
+                added.push(bound);
                 Some(name)
             };
             let b = Bracket {
@@ -483,6 +507,7 @@ impl Plan {
             page: spec.page,
             first_touch,
             variants,
+            damon,
             move_on_switch: spec.move_on_switch,
             fill_fast_leave: spec.fill_fast_leave,
             worker_node,
@@ -515,6 +540,8 @@ impl Plan {
             counters: vmstat::tiering_counters(first),
             perf: EVENTS.to_vec(),
             program: self.program.is_some(),
+            damon: self.damon.is_some(),
+            weighted: self.variants.iter().any(|v| v.weights.is_some()),
         }
     }
 
@@ -547,7 +574,7 @@ fn check_fits(
     size: u64,
     page: PageKind,
     first_touch: Option<&NodeSet>,
-    variants: &[Policy],
+    variants: &[Variant],
     facts: &MachineFacts,
     flag: FlagName,
 ) -> Result<(), InputError> {
@@ -569,9 +596,9 @@ fn check_fits(
         Some(ft) => vec![ft.clone()],
         None => variants
             .iter()
-            .map(|p| match p.mode {
+            .map(|v| match v.policy.mode {
                 Mode::Default | Mode::Local => topo.memory_nodes(),
-                _ => p.nodes.clone(),
+                _ => v.policy.nodes.clone(),
             })
             .collect(),
     };
@@ -621,6 +648,7 @@ mod tests {
                 "preferred-many:fast".parse().unwrap(),
                 "preferred-many:fast+balancing".parse().unwrap(),
             ],
+            damon: Vec::new(),
             move_on_switch: false,
             fill_fast_leave: None,
             worker_node: None,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::mechanisms::{InForce, Refusal};
 use super::{emit, thread_cpu_time, topo_nodes, Plan, VariantOutcome, STALL_FACTOR, STALL_SLACK_S};
-use crate::mempolicy::Policy;
 use crate::program::census::{self, GroupCensus};
 use crate::program::group::{Ended, Group};
 use crate::program::{tail, ProgramSpec, Ready};
@@ -18,6 +18,7 @@ use crate::report::{
 use crate::sysfs::SysRoot;
 use crate::telemetry::vmstat::Snapshot;
 use crate::topology::CpuSet;
+use crate::variant::Variant;
 
 /// How long a server gets to end after SIGTERM before it is killed.
 const SERVER_GRACE: Duration = Duration::from_secs(5);
@@ -70,13 +71,14 @@ fn read_output(path: &Path) -> String {
 pub(super) fn run_variant(
     plan: &Plan,
     prog: &ProgramSpec,
-    policy: &Policy,
+    variant: &Variant,
     iteration: u32,
     cols: &Columns,
     sinks: &mut [&mut dyn RunObserver],
     stop: &AtomicBool,
 ) -> anyhow::Result<VariantOutcome> {
-    let name = policy.to_string();
+    let policy = &variant.policy;
+    let name = variant.to_string();
     let sys = SysRoot::live();
     let mut summary = SampleRow::empty(RowKind::Summary, &name, iteration, cols);
     let mut notes = plan.notes.clone();
@@ -90,6 +92,13 @@ pub(super) fn run_variant(
         let why = format!("{e}: {}", crate::probe::diagnose(policy, &e));
         return ended_as(sinks, summary, Status::Unsupported, Note::Unsupported(why));
     }
+    let mut in_force = match InForce::before_placement(&sys, variant) {
+        Ok(f) => f,
+        Err(Refusal::Unsupported(why)) => {
+            return ended_as(sinks, summary, Status::Unsupported, Note::Unsupported(why))
+        }
+        Err(Refusal::Failed(e)) => return Err(e),
+    };
     let (log, server_log) = log_paths(plan, &name, iteration)?;
     let cpus: CpuSet = plan.worker_cpus.iter().copied().collect();
     let nodes = topo_nodes(cols);
@@ -132,6 +141,20 @@ pub(super) fn run_variant(
             return ended_as(sinks, summary, Status::Failed, failed(format!("{e}"), &log));
         }
     };
+    // DAMON watches physical memory: it starts with the program, whose
+    // memory it finds as the program places it.
+    if let Err(r) = in_force.start_moving(&sys, plan, variant) {
+        measured.stop(Duration::ZERO);
+        if let Some(s) = server.as_mut() {
+            s.stop(SERVER_GRACE);
+        }
+        return match r {
+            Refusal::Unsupported(why) => {
+                ended_as(sinks, summary, Status::Unsupported, Note::Unsupported(why))
+            }
+            Refusal::Failed(e) => Err(e),
+        };
+    }
 
     // A bound of --bracket is a placement, not a subject of the push: it
     // stays where its policy put it.
@@ -234,6 +257,7 @@ pub(super) fn run_variant(
                 last_census = c;
             }
         }
+        row.damos = in_force.damos()?;
         emit(sinks, &row)?;
         prev = snap;
         prev_t = t;
@@ -324,6 +348,16 @@ pub(super) fn run_variant(
         });
     }
     notes.extend(knobs_changed);
+    summary.damos = in_force.damos()?;
+    let anon: std::collections::BTreeMap<crate::topology::NodeId, u64> = cols
+        .nodes
+        .iter()
+        .zip(&cells.anon_kib_on)
+        .filter_map(|(n, k)| Some((*n, (*k)?)))
+        .collect();
+    summary.weight_error_pts = in_force.weight_error_pts(&policy.nodes, &anon);
+    notes.append(&mut in_force.notes);
+    in_force.end()?;
     summary.t_s = ended.wall.as_secs_f64();
     summary.span_s = ended.wall.as_secs_f64();
     summary.counters = cols
