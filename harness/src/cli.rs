@@ -8,9 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::buffer::PageKind;
 use crate::mempolicy::NodeSpec;
-use crate::variant::VariantSpec;
 use crate::run::SizeSpec;
 use crate::units::{parse_duration, parse_size};
+use crate::variant::VariantSpec;
 
 #[derive(Debug, Parser)]
 #[command(

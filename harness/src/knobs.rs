@@ -889,7 +889,11 @@ impl KnobLease {
             return Ok(guard);
         }
         // Owned knobs first: restored last, after the changes.
-        let all = self.plan.owned.iter().chain(self.plan.changes.iter().map(|(k, _)| k));
+        let all = self
+            .plan
+            .owned
+            .iter()
+            .chain(self.plan.changes.iter().map(|(k, _)| k));
         for knob in all {
             guard.saved.push((knob.clone(), knob.read(sys)?));
         }

@@ -288,7 +288,10 @@ impl Scenario {
             return Ok(v);
         };
         let m = m.as_str().map(String::from).ok_or_else(|| {
-            err(&self.path, format!("{name}.mechanism = {m}: give a name, e.g. \"damon\""))
+            err(
+                &self.path,
+                format!("{name}.mechanism = {m}: give a name, e.g. \"damon\""),
+            )
         })?;
         let policy = v.get("policy").and_then(|p| p.as_str()).ok_or_else(|| {
             err(

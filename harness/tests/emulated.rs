@@ -283,6 +283,153 @@ fn promotion_follows_the_flag_on_the_newest_debian_kernel() {
     check_promotion(&run);
 }
 
+/// The mechanisms on one boot, with stress-ng as the workload (2 workers
+/// sharing 128 MiB, every page of them hot): placed on the slow node, its memory
+/// stays there with NUMA balancing off, and DAMON's migrate_hot brings it
+/// to the fast node (by the census; DAMOS says it applied bytes, and the
+/// migrations are pgmigrate_success, not pgpromote_success). Weighted
+/// interleave places it in the weights' proportions; with `auto` the
+/// kernel's weights are the ones tierbench derives from the profile's HMAT
+/// bandwidth (20480 and 5120 MB/s: 25:6).
+///
+/// A program, not the built-in workers: under TCG DAMON sees the accesses
+/// of one pinned process only when the guest flushes its TLB (the run's
+/// notes say so), and stress-ng's processes share the CPUs.
+fn mechanisms_run(kernel: &Path, out: &Path, auto: bool) -> Run {
+    let mut policies = vec![
+        "--policy",
+        "preferred-many:slow",
+        "--policy",
+        "preferred-many:slow@damon",
+        "--policy",
+        "weighted-interleave:fast=3,slow=1",
+    ];
+    if auto {
+        policies.extend(["--policy", "weighted-interleave:fast=auto,slow=auto"]);
+    }
+    let stress_ng = which("stress-ng");
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "420s", kernel, out)
+        .arg("--carry")
+        .arg(&stress_ng)
+        .args(["--", "run", "--numa-balancing", "off", "-q"])
+        .args(&policies)
+        .arg("--")
+        .arg(&stress_ng)
+        .args([
+            "--vm",
+            "2",
+            "--vm-bytes",
+            "128M",
+            "--vm-keep",
+            "--timeout",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    read_run(&output, out)
+}
+
+fn which(program: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        !path.is_empty(),
+        "{program} not installed (scripts/setup installs it)"
+    );
+    PathBuf::from(path)
+}
+
+fn check_mechanisms(run: &Run, auto: bool) {
+    let base = run.summary("preferred-many:1");
+    let damon = run.summary("preferred-many:1@damon");
+    for r in [base, damon] {
+        assert_eq!(run.cell(r, "status"), "ok", "{:?}", r);
+        assert_eq!(run.num(r, "vmstat.pgpromote_success"), 0.0, "{:?}", r);
+    }
+    assert!(
+        run.num(base, "anon_fast_share") < 0.05,
+        "the program's memory left the slow node with nothing moving it: {:?}",
+        base
+    );
+    let share = run.num(damon, "anon_fast_share");
+    assert!(
+        share >= 0.5,
+        "DAMON brought {:.0}% of the program's memory to the fast node: {:?}",
+        share * 100.0,
+        damon
+    );
+    assert!(run.num(damon, "damos.hot.sz_applied") > 0.0, "{:?}", damon);
+    assert!(run.num(damon, "vmstat.pgmigrate_success") > 0.0);
+    let notes = run.cell(damon, "notes");
+    assert!(
+        notes.contains("DAMON: migrate_hot node 1->0, migrate_cold node 0->1"),
+        "{notes}"
+    );
+    // Interval rows carry the schemes' statistics, cumulative.
+    let applied: Vec<f64> = run
+        .series
+        .rows
+        .iter()
+        .filter(|r| run.series.cell(r, "variant") == "preferred-many:1@damon")
+        .map(|r| run.series.num(r, "damos.hot.sz_applied"))
+        .collect();
+    assert!(
+        applied.len() > 3 && applied.windows(2).all(|w| w[0] <= w[1]),
+        "{applied:?}"
+    );
+    eprintln!(
+        "DAMON: {:.0}% of the program's memory on the fast node at the end, {} bytes \
+         promoted by DAMOS",
+        share * 100.0,
+        run.cell(damon, "damos.hot.sz_applied")
+    );
+
+    let wi = run.summary("weighted-interleave:0=3,1=1");
+    assert_eq!(run.cell(wi, "status"), "ok", "{:?}", wi);
+    let err = run.num(wi, "weight_error_pts");
+    assert!(err <= 2.0, "3:1 placed {err} points off: {:?}", wi);
+    assert!(run
+        .cell(wi, "notes")
+        .contains("interleave weights 0=3,1=1 (set)"));
+    if auto {
+        let a = run.summary("weighted-interleave:0=auto,1=auto");
+        assert_eq!(run.cell(a, "status"), "ok", "{:?}", a);
+        let notes = run.cell(a, "notes");
+        assert!(
+            notes.contains("interleave weights 0=25,1=6 (auto, from bandwidth)")
+                && notes.contains("tierbench derives the same"),
+            "{notes}"
+        );
+        assert!(run.num(a, "weight_error_pts") <= 2.0, "{:?}", a);
+    }
+}
+
+#[test]
+fn mechanisms_move_and_spread_pages_as_set_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = mechanisms_run(&k, out.path(), false);
+    check_mechanisms(&run, false);
+    // 6.12 has no node quota goals (6.16): the row says so.
+    let notes = run.cell(run.summary("preferred-many:1@damon"), "notes");
+    assert!(notes.contains("this kernel lacks quota goals"), "{notes}");
+}
+
+#[test]
+fn mechanisms_move_and_spread_pages_as_set_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = mechanisms_run(&k, out.path(), true);
+    check_mechanisms(&run, true);
+}
+
 /// 6.1 predates PREFERRED_MANY|NUMA_BALANCING (6.10) and HMAT tiers for
 /// CPU-less nodes (6.10): the variant is recorded unsupported (EINVAL), the
 /// other still runs, and the profile's expectation is flagged.
@@ -294,11 +441,36 @@ fn old_kernel_reports_the_flag_unsupported_on_6_1() {
     let out = tempfile::tempdir().unwrap();
     // Both nodes share one tier on 6.1: the tier check refuses a tiering
     // run unless forced, and the forced run says why in every row.
-    let run = promotion_run_on("qemu-dram-cxl", &k, out.path(), &[], &["--force"]);
+    let mechanisms = [
+        "--policy",
+        "preferred-many:fast@damon",
+        "--policy",
+        "weighted-interleave:fast=3,slow=1",
+    ];
+    let extra = [&["--force"][..], &mechanisms].concat();
+    let run = promotion_run_on("qemu-dram-cxl", &k, out.path(), &[], &extra);
     assert!(run.vm["guest_kernel_release"]
         .as_str()
         .unwrap()
         .starts_with("6.1."));
+    // Neither DAMON (not built in Debian's 6.1) nor weighted interleave
+    // (6.9): unsupported rows with the reason, the run goes on.
+    let damon = run.summary("preferred-many:0@damon");
+    assert_eq!(run.cell(damon, "status"), "unsupported");
+    assert!(
+        run.cell(damon, "notes")
+            .contains("no DAMON sysfs interface"),
+        "{:?}",
+        damon
+    );
+    let wi = run.summary("weighted-interleave:0=3,1=1");
+    assert_eq!(run.cell(wi, "status"), "unsupported");
+    assert!(
+        run.cell(wi, "notes")
+            .contains("predates MPOL_WEIGHTED_INTERLEAVE"),
+        "{:?}",
+        wi
+    );
     let notes = run.cell(run.summary("preferred-many:0"), "notes");
     assert!(
         notes.contains("run with --force: tier check: CPU-less node(s) 1 share memory_tier4")

@@ -8,8 +8,8 @@ use crate::cli::{Format, ProbeArgs};
 use crate::knobs::{self, Knob, KnobPlan};
 use crate::mechanism::damon;
 use crate::probe::{Capabilities, Support};
-use crate::sysfs::SysRoot;
 use crate::report::table::Table;
+use crate::sysfs::SysRoot;
 
 pub fn probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let t = discover()?;

@@ -187,8 +187,13 @@ pub struct DamosStats {
 }
 
 impl DamosStats {
-    pub const NAMES: [&'static str; 5] =
-        ["nr_tried", "sz_tried", "nr_applied", "sz_applied", "qt_exceeds"];
+    pub const NAMES: [&'static str; 5] = [
+        "nr_tried",
+        "sz_tried",
+        "nr_applied",
+        "sz_applied",
+        "qt_exceeds",
+    ];
     pub fn values(&self) -> [u64; 5] {
         [
             self.nr_tried,
@@ -409,7 +414,11 @@ impl DamonRun {
         w(sys, &format!("{attrs}/nr_regions/max"), cfg.max_nr_regions)?;
         let goal = format!("{attrs}/intervals/intervals_goal");
         if self.accepted.intervals_goal && sys.exists(&goal) {
-            w(sys, &format!("{goal}/access_bp"), cfg.intervals_goal_access_bp)?;
+            w(
+                sys,
+                &format!("{goal}/access_bp"),
+                cfg.intervals_goal_access_bp,
+            )?;
             w(sys, &format!("{goal}/aggrs"), 3)?;
             w(sys, &format!("{goal}/min_sample_us"), cfg.sample_us)?;
             w(sys, &format!("{goal}/max_sample_us"), 10_000_000)?;
@@ -447,7 +456,11 @@ impl DamonRun {
         }
         w(sys, &format!("{s}/target_nid"), k.target)?;
         if sys.exists(&format!("{s}/apply_interval_us")) {
-            w(sys, &format!("{s}/apply_interval_us"), cfg.apply_interval_us)?;
+            w(
+                sys,
+                &format!("{s}/apply_interval_us"),
+                cfg.apply_interval_us,
+            )?;
         }
         // A scheme made through sysfs starts with every range 0..0: nothing
         // matches until the maxima are written.
@@ -696,8 +709,7 @@ fn scratch_on_kdamond_0(sys: &SysRoot) -> Result<Scratch, DamonError> {
         w(sys, &format!("{filters}/nr_filters"), 1)?;
         out.young_filter = w(sys, &format!("{filters}/0/type"), "young").is_ok();
     }
-    out.intervals_goal =
-        sys.exists(&format!("{ctx}/monitoring_attrs/intervals/intervals_goal"));
+    out.intervals_goal = sys.exists(&format!("{ctx}/monitoring_attrs/intervals/intervals_goal"));
     Ok(out)
 }
 

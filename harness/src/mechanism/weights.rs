@@ -121,7 +121,9 @@ pub fn apply(sys: &SysRoot, w: &Weights) -> Result<BTreeMap<NodeId, u8>, KnobErr
             }
         }
     }
-    Ok(KernelWeights::read(sys).map(|k| k.weights).unwrap_or_default())
+    Ok(KernelWeights::read(sys)
+        .map(|k| k.weights)
+        .unwrap_or_default())
 }
 
 /// How far the pages landed from the weights: the largest difference,

@@ -102,7 +102,14 @@ pub enum Note {
     },
     /// The DAMON kdamonds the variant ran, and what this kernel's DAMON
     /// lacked of the setup.
-    Damon { kdamonds: String, left_out: Vec<&'static str> },
+    Damon {
+        kdamonds: String,
+        left_out: Vec<&'static str>,
+    },
+    /// DAMON under QEMU's TCG with the built-in workers: TCG caches
+    /// translations until the guest flushes its TLB, so the accessed bits
+    /// DAMON clears are not set again while one pinned process runs.
+    DamonBlindUnderTcg,
 }
 
 impl fmt::Display for Note {
@@ -257,6 +264,12 @@ impl fmt::Display for Note {
                 }
                 Ok(())
             }
+            Note::DamonBlindUnderTcg => f.write_str(
+                "under QEMU TCG DAMON sees few accesses of the built-in workers: TCG keeps \
+                 translations until the guest flushes its TLB, so the accessed bits DAMON \
+                 clears stay clear while one pinned process runs (native and KVM do not do \
+                 this; under TCG measure DAMON with a program of several processes)",
+            ),
         }
     }
 }

@@ -460,7 +460,8 @@ mod tests {
     fn another_schema_version_is_refused_naming_both() {
         let e = edited(|v| v["schema_version"] = 9.into());
         assert!(
-            e.contains("schema version 9") && e.contains(&format!("reads version {SCHEMA_VERSION}")),
+            e.contains("schema version 9")
+                && e.contains(&format!("reads version {SCHEMA_VERSION}")),
             "{e}"
         );
         // An older version this build still reads.

@@ -76,6 +76,10 @@ impl InForce {
                     kdamonds: run.describe(),
                     left_out: run.accepted.left_out(),
                 });
+                let tcg = std::env::var(crate::vm::guest::ENV_ACCEL).is_ok_and(|a| a == "tcg");
+                if tcg && plan.program.is_none() {
+                    self.notes.push(Note::DamonBlindUnderTcg);
+                }
                 self.damon = Some(run);
                 Ok(())
             }
@@ -109,12 +113,10 @@ impl InForce {
 /// Every weight the variant sets has its file on this kernel.
 fn check_weight_files(sys: &SysRoot, w: &Weights) -> Result<(), Refusal> {
     match w {
-        Weights::Auto if !Knob::InterleaveAuto.exists(sys) => Err(Refusal::Unsupported(
-            format!(
-                "this kernel has no automatic interleave weights ({} is missing; 6.16+)",
-                Knob::InterleaveAuto.path()
-            ),
-        )),
+        Weights::Auto if !Knob::InterleaveAuto.exists(sys) => Err(Refusal::Unsupported(format!(
+            "this kernel has no automatic interleave weights ({} is missing; 6.16+)",
+            Knob::InterleaveAuto.path()
+        ))),
         Weights::Set(map) => match map
             .keys()
             .find(|n| !sys.exists(&Knob::InterleaveWeight(**n).path()))

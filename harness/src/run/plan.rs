@@ -13,7 +13,6 @@ use crate::buffer::{self, PageKind, BASE_PAGE};
 use crate::error::InputError;
 use crate::mechanism::damon::DamonConfig;
 use crate::mempolicy::{Mode, NodeSpec, Policy};
-use crate::variant::{Mechanism, Variant, VariantSpec};
 use crate::report::schema::Bracket;
 use crate::report::{Columns, Note};
 use crate::sysfs::SysRoot;
@@ -21,6 +20,7 @@ use crate::telemetry::perf::EVENTS;
 use crate::telemetry::vmstat::{self, Snapshot};
 use crate::topology::{CpuSet, NodeId, NodeSet, Topology};
 use crate::units::parse_size;
+use crate::variant::{Mechanism, Variant, VariantSpec};
 use crate::workload::pattern::{Pattern, PatternSpec};
 
 /// What each worker is pinned to.

@@ -171,6 +171,7 @@ pub(super) fn run_variant(
     let mut reached = Reached::default();
     let mut push: Option<Push> = None;
     let mut last_census = GroupCensus::default();
+    let mut peak_kib = 0u64;
     let (mut census_cpu, mut census_rows) = (Duration::ZERO, 0u32);
     let mut knobs_changed: Vec<Note> = Vec::new();
     let (mut stalled, mut worst_stall) = (0u32, 0.0f64);
@@ -254,7 +255,13 @@ pub(super) fn run_variant(
                     }
                 }
                 row.program = Some(cells(&c, cols, plan));
-                last_census = c;
+                // The summary's census is the program's memory while it
+                // held it: a census of its teardown (workers gone, the
+                // parent reaping them) would stand for a few KiB.
+                peak_kib = peak_kib.max(c.total_kib());
+                if c.total_kib() * 10 >= peak_kib * 9 {
+                    last_census = c;
+                }
             }
         }
         row.damos = in_force.damos()?;

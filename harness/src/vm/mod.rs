@@ -242,12 +242,13 @@ fn guest_args(inner: &[String]) -> Vec<String> {
         Some("latency") => args.iter().any(|a| a == "--curve"),
         _ => false,
     };
-    let has_out = args
+    // A program's own words (after `--`) are not tierbench's options.
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let has_out = args[..at]
         .iter()
         .any(|a| a == "-o" || a == "--out" || a.starts_with("--out="));
     if is_run && !has_out {
-        args.push("--out".into());
-        args.push(guest::RESULTS.into());
+        args.splice(at..at, ["--out".into(), guest::RESULTS.into()]);
     }
     args
 }
@@ -652,6 +653,12 @@ mod tests {
         assert_eq!(a[a.len() - 2..], ["--out".to_string(), "/results".into()]);
         let b = guest_args(&["probe".into()]);
         assert_eq!(b, vec!["probe".to_string()]);
+        // A program's words stay its own, `-o` among them.
+        let words = ["run", "--", "sh", "-c", "x", "-o"].map(String::from);
+        assert_eq!(
+            guest_args(&words),
+            ["run", "--out", "/results", "--", "sh", "-c", "x", "-o"].map(String::from)
+        );
     }
 
     #[test]
