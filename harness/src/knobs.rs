@@ -61,6 +61,10 @@ pub enum Knob {
     /// every one of them off (the kernel refuses EBUSY while one runs), so
     /// putting back "0" tears down whatever a run built.
     DamonKdamonds,
+    /// `/sys/module/damon_stat/parameters/enabled` (DAMON_STAT, 6.17+):
+    /// Y while the kernel's own kdamond watches the system. It runs
+    /// exclusively, so a sysfs kdamond cannot start (EBUSY) until it is N.
+    DamonStat,
 }
 
 /// Where the weighted-interleave weights live (6.9+).
@@ -107,6 +111,7 @@ impl Knob {
             Knob::InterleaveWeight(n) => format!("{WI_DIR}/node{n}"),
             Knob::InterleaveAuto => format!("{WI_DIR}/auto"),
             Knob::DamonKdamonds => format!("{KDAMONDS_DIR}/nr_kdamonds"),
+            Knob::DamonStat => "/sys/module/damon_stat/parameters/enabled".into(),
         }
     }
 
@@ -163,8 +168,10 @@ impl Knob {
                 .filter_map(|n| Knob::numab(n).ok()),
         );
         knobs.extend(Knob::interleave_knobs(sys));
-        if sys.exists(&Knob::DamonKdamonds.path()) {
-            knobs.push(Knob::DamonKdamonds);
+        for k in [Knob::DamonKdamonds, Knob::DamonStat] {
+            if k.exists(sys) {
+                knobs.push(k);
+            }
         }
         knobs
     }
@@ -240,6 +247,7 @@ impl Knob {
             Knob::InterleaveAuto => matches!(value, "true" | "false" | "1" | "0" | "Y" | "N"),
             // One kdamond per node a DAMON variant watches, at most.
             Knob::DamonKdamonds => value.parse::<u32>().is_ok_and(|n| n <= 64),
+            Knob::DamonStat => matches!(value, "Y" | "N" | "1" | "0" | "y" | "n"),
         };
         if ok {
             Ok(())
@@ -280,6 +288,7 @@ impl fmt::Display for Knob {
             Knob::InterleaveWeight(n) => write!(f, "weighted_interleave.node{n}"),
             Knob::InterleaveAuto => f.write_str("weighted_interleave.auto"),
             Knob::DamonKdamonds => f.write_str("damon.nr_kdamonds"),
+            Knob::DamonStat => f.write_str("damon_stat.enabled"),
         }
     }
 }
@@ -297,6 +306,7 @@ impl FromStr for Knob {
             "thp_defrag" => Knob::ThpDefrag,
             "weighted_interleave.auto" => Knob::InterleaveAuto,
             "damon.nr_kdamonds" => Knob::DamonKdamonds,
+            "damon_stat.enabled" => Knob::DamonStat,
             other => {
                 if let Some(name) = other.strip_prefix("numab.") {
                     Knob::numab(name)?

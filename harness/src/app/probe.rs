@@ -191,6 +191,13 @@ fn damon_line(d: &damon::DamonSupport) -> String {
         list(&d.sysfs_kdamonds),
         list(&d.kernel_kdamonds)
     );
+    match d.damon_stat {
+        Some(true) => line.push_str(
+            "; DAMON_STAT on (it runs exclusively: DAMON variants turn it off for their window)",
+        ),
+        Some(false) => line.push_str("; DAMON_STAT off"),
+        None => {}
+    }
     if let Some(why) = &d.scratch_skipped {
         line.push_str(&format!("; scratch kdamond not tried: {why}"));
     }

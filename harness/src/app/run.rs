@@ -541,8 +541,12 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
 /// `@damon` variants, the interleave weights of weighted variants. What
 /// this kernel lacks is not taken: those variants are `unsupported` rows.
 fn own_mechanism_state(plan: &Plan, sys: &SysRoot, knobs: &mut KnobPlan) {
-    if plan.damon.is_some() && sys.exists(&Knob::DamonKdamonds.path()) {
-        knobs.own(Knob::DamonKdamonds);
+    if plan.damon.is_some() {
+        for k in [Knob::DamonKdamonds, Knob::DamonStat] {
+            if k.exists(sys) {
+                knobs.own(k);
+            }
+        }
     }
     if plan.variants.iter().any(|v| v.weights.is_some()) {
         for k in Knob::interleave_knobs(sys) {

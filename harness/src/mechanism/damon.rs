@@ -216,13 +216,13 @@ impl DamosStats {
 /// said.
 #[derive(Debug, thiserror::Error)]
 pub enum DamonError {
-    #[error("DAMON: writing {value:?} to {path}: {source}")]
+    #[error("DAMON: writing {value:?} to {path}: {err}")]
     Write {
         path: String,
         value: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
-    #[error("DAMON: {0}")]
+    #[error(transparent)]
     Knob(#[from] KnobError),
     #[error("DAMON: {0}")]
     Unsupported(String),
@@ -236,6 +236,10 @@ pub struct Accepted {
     pub node_goals: bool,
     pub young_filter: bool,
     pub intervals_goal: bool,
+    /// What the configuration asked for: a part turned off is not "left
+    /// out by the kernel".
+    #[serde(skip)]
+    pub asked: (bool, bool),
 }
 
 impl Accepted {
@@ -248,10 +252,10 @@ impl Accepted {
                  migrate_cold demotes every cold page of the fast node up to its quota",
             );
         }
-        if !self.young_filter {
+        if !self.young_filter && self.asked.0 {
             out.push("young-page filters (6.10+)");
         }
-        if !self.intervals_goal {
+        if !self.intervals_goal && self.asked.1 {
             out.push("monitoring interval auto-tuning (6.15+)");
         }
         out
@@ -274,14 +278,17 @@ pub struct DamonRun {
     sys: SysRoot,
     pub kdamonds: Vec<Kdamond>,
     pub accepted: Accepted,
+    /// DAMON_STAT was on and is off for the variant: turned back on at
+    /// stop (and by the knob guard, should this not run).
+    pub paused_damon_stat: bool,
 }
 
 fn w(sys: &SysRoot, path: &str, value: impl fmt::Display) -> Result<(), DamonError> {
     let value = value.to_string();
-    std::fs::write(sys.path(path), &value).map_err(|source| DamonError::Write {
+    std::fs::write(sys.path(path), &value).map_err(|err| DamonError::Write {
         path: path.to_string(),
         value,
-        source,
+        err,
     })
 }
 
@@ -344,11 +351,31 @@ impl DamonRun {
         slow: &NodeSet,
         cfg: &DamonConfig,
     ) -> Result<DamonRun, DamonError> {
-        let mut run = DamonRun::build(sys, fast, slow, cfg)?;
-        for k in &run.kdamonds {
-            if let Err(e) = w(sys, &format!("{KDAMONDS_DIR}/{}/state", k.index), "on") {
-                run.stop()?;
+        let paused = pause_damon_stat(sys)?;
+        let mut run = match DamonRun::build(sys, fast, slow, cfg) {
+            Ok(run) => run,
+            Err(e) => {
+                if paused {
+                    knobs::set_owned(&Knob::DamonStat, "Y")?;
+                }
                 return Err(e);
+            }
+        };
+        run.paused_damon_stat = paused;
+        for k in &run.kdamonds {
+            let path = format!("{KDAMONDS_DIR}/{}/state", k.index);
+            if let Err(e) = w(sys, &path, "on") {
+                run.stop()?;
+                return Err(match e {
+                    DamonError::Write { err, .. } if err.raw_os_error() == Some(libc::EBUSY) => {
+                        DamonError::Unsupported(format!(
+                            "the kernel refused to start a kdamond (EBUSY writing on to {path}): \
+                             a DAMON module runs exclusively (DAMON_RECLAIM or DAMON_LRU_SORT \
+                             enabled under /sys/module/damon_*/parameters): turn it off for the run"
+                        ))
+                    }
+                    e => e,
+                });
             }
         }
         Ok(run)
@@ -377,7 +404,9 @@ impl DamonRun {
                 node_goals: true,
                 young_filter: cfg.young_filter,
                 intervals_goal: cfg.intervals_goal_access_bp > 0,
+                asked: (cfg.young_filter, cfg.intervals_goal_access_bp > 0),
             },
+            paused_damon_stat: false,
         };
         for k in kdamonds {
             let result = run.build_one(&k, cfg);
@@ -573,25 +602,45 @@ impl DamonRun {
     pub fn stop(&mut self) -> Result<(), DamonError> {
         self.kdamonds.clear();
         knobs::set_owned(&Knob::DamonKdamonds, "0")?;
+        if std::mem::take(&mut self.paused_damon_stat) {
+            knobs::set_owned(&Knob::DamonStat, "Y")?;
+        }
         Ok(())
     }
 
     /// One line for the variant's notes: what runs where.
     pub fn describe(&self) -> String {
-        self.kdamonds
+        let mut s = self
+            .kdamonds
             .iter()
             .map(|k| format!("{} node {}->{}", k.role.action(), k.watched, k.target))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if self.paused_damon_stat {
+            s.push_str(" (the kernel's DAMON_STAT kdamond runs exclusively: off for the variant)");
+        }
+        s
     }
 }
 
 impl Drop for DamonRun {
     fn drop(&mut self) {
-        if !self.kdamonds.is_empty() {
+        if !self.kdamonds.is_empty() || self.paused_damon_stat {
             let _ = self.stop();
         }
     }
+}
+
+/// Turns DAMON_STAT off when it is on (it would make the kdamonds' start
+/// EBUSY); `true` when it did. The run owns the knob, so it comes back.
+fn pause_damon_stat(sys: &SysRoot) -> Result<bool, DamonError> {
+    let on = Knob::DamonStat
+        .read(sys)
+        .is_ok_and(|v| matches!(v.as_str(), "Y" | "y" | "1"));
+    if on {
+        knobs::set_owned(&Knob::DamonStat, "N")?;
+    }
+    Ok(on)
 }
 
 /// What `probe` can tell of DAMON without changing anything.
@@ -606,6 +655,9 @@ pub struct DamonSupport {
     /// DAMON_RECLAIM, DAMON_LRU_SORT): they watch memory beside a run but
     /// are not sysfs kdamonds, so they do not block one.
     pub kernel_kdamonds: Vec<String>,
+    /// DAMON_STAT's `enabled` (6.17+; `None` without the module): while Y
+    /// its kdamond runs exclusively and a DAMON variant turns it off.
+    pub damon_stat: Option<bool>,
     /// What a scratch kdamond accepted (`tierbench probe` as root).
     pub scratch: Option<Scratch>,
     /// Why the scratch kdamond was not tried.
@@ -650,6 +702,10 @@ impl DamonSupport {
                 .map(|k| format!("kdamond {} ({})", k.index, k.state))
                 .collect(),
             kernel_kdamonds,
+            damon_stat: Knob::DamonStat
+                .read(sys)
+                .ok()
+                .map(|v| matches!(v.as_str(), "Y" | "y" | "1")),
             scratch: None,
             scratch_skipped: None,
         }
