@@ -825,6 +825,19 @@ pub struct VmArgs {
     )]
     pub carry: Vec<String>,
 
+    /// After the command, run this tierbench command in the same boot (repeatable)
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        long_help = "Once the command after `--` has ended, however it ended, run this \
+                     tierbench command in the same guest, e.g. --after 'knobs restore' --after \
+                     probe: what a killed run left, and what a restore put back, seen by the \
+                     same kernel. Words are split as a shell splits them, nothing expanded. \
+                     Each one's output goes to after-N.txt (N from 1) with its exit code on \
+                     the last line. Repeat for several, run in order."
+    )]
+    pub after: Vec<String>,
+
     /// Results directory (the guest's files, console.log, vm.json)
     #[arg(
         long,

@@ -186,6 +186,10 @@ impl Knob {
     }
 
     fn write(&self, sys: &SysRoot, value: &str) -> Result<(), KnobError> {
+        // DAMON_STAT starts exclusively: EBUSY while a kdamond runs.
+        if *self == Knob::DamonStat && matches!(value, "Y" | "y" | "1") {
+            stop_kdamonds(sys)?;
+        }
         if *self == Knob::DamonKdamonds {
             stop_kdamonds(sys)?;
             // A kdamond told to stop may still be ending: EBUSY meanwhile.
@@ -205,6 +209,9 @@ impl Knob {
     /// being there: nobody else's kdamonds are running or configured
     /// (changing `nr_kdamonds` would destroy them).
     fn precondition(&self, sys: &SysRoot) -> Result<(), KnobError> {
+        if *self == Knob::InterleaveAuto {
+            return auto_weights_restorable(sys);
+        }
         if *self != Knob::DamonKdamonds {
             return Ok(());
         }
@@ -267,11 +274,11 @@ impl Knob {
         }
     }
 
-    fn io_error(&self, op: &'static str, source: std::io::Error) -> KnobError {
+    fn io_error(&self, op: &'static str, err: std::io::Error) -> KnobError {
         KnobError::Io {
             op,
             path: self.path(),
-            source,
+            err,
         }
     }
 }
@@ -333,11 +340,13 @@ fn selected_value(raw: &str) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnobError {
-    #[error("cannot {op} {path}: {source}")]
+    // `err`, not `source`: the message holds it, and a source would be
+    // printed twice when the error chain is joined.
+    #[error("cannot {op} {path}: {err}")]
     Io {
         op: &'static str,
         path: String,
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("{knob} is not available on this kernel ({path} is missing){hint}")]
     Missing {
@@ -689,14 +698,46 @@ pub fn kdamonds(sys: &SysRoot) -> Vec<Kdamond> {
         .collect()
 }
 
+/// `auto` mode can only be turned back on where some node reported its
+/// bandwidth to the CPUs (`access1`, from HMAT or CDAT): elsewhere the
+/// kernel refuses `true` (ENODEV), so a run that writes a weight there
+/// could never put `auto` back.
+fn auto_weights_restorable(sys: &SysRoot) -> Result<(), KnobError> {
+    let auto = Knob::InterleaveAuto;
+    let on = auto
+        .read(sys)
+        .is_ok_and(|v| matches!(v.as_str(), "true" | "1" | "Y"));
+    let has_bandwidth = sys
+        .list("/sys/devices/system/node")
+        .iter()
+        .filter(|n| n.starts_with("node"))
+        .any(|n| {
+            sys.exists(&format!(
+                "/sys/devices/system/node/{n}/access1/initiators/read_bandwidth"
+            ))
+        });
+    if !on || has_bandwidth {
+        return Ok(());
+    }
+    Err(KnobError::Foreign {
+        what: "interleave weights are in auto mode and no node reports its bandwidth \
+               (no HMAT or CDAT): once a weight is written the kernel refuses auto mode again \
+               (ENODEV), so tierbench could not put it back"
+            .into(),
+        path: auto.file(sys),
+        fix: "run weighted-interleave without weights (the kernel's, all 1 here), or switch \
+              to manual mode yourself first (echo 1 > .../weighted_interleave/node0)",
+    })
+}
+
 /// Turns every sysfs kdamond off. Under the lock they are this run's.
 fn stop_kdamonds(sys: &SysRoot) -> Result<(), KnobError> {
     for k in kdamonds(sys).iter().filter(|k| k.state == "on") {
         let path = format!("{KDAMONDS_DIR}/{}/state", k.index);
-        fs::write(sys.path(&path), "off").map_err(|source| KnobError::Io {
+        fs::write(sys.path(&path), "off").map_err(|err| KnobError::Io {
             op: "write",
             path,
-            source,
+            err,
         })?;
     }
     Ok(())
@@ -1240,6 +1281,66 @@ mod tests {
         fs::write(&state, r#"{"pid": 1, "saved": []}"#).unwrap();
         assert_eq!(restore_from_state(&sys, &state).unwrap(), Restored::Empty);
         assert!(!state.exists());
+    }
+
+    /// Putting `damon.nr_kdamonds` back turns every kdamond off first (the
+    /// kernel refuses the count while one runs), then writes the count.
+    #[test]
+    fn restoring_the_kdamond_count_turns_them_off_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = SysRoot::at(dir.path());
+        let kd = sys.path(KDAMONDS_DIR);
+        for i in 0..2 {
+            fs::create_dir_all(kd.join(i.to_string())).unwrap();
+            fs::write(kd.join(format!("{i}/state")), "on\n").unwrap();
+            fs::write(kd.join(format!("{i}/pid")), format!("{}\n", 100 + i)).unwrap();
+        }
+        fs::write(kd.join("nr_kdamonds"), "2\n").unwrap();
+        let err = Knob::DamonKdamonds
+            .precondition(&sys)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kdamond 0 (on, pid 100), kdamond 1 (on, pid 101)"),
+            "{err}"
+        );
+        let state = dir.path().join("knobs.json");
+        write_state(&state, &[(Knob::DamonKdamonds, "0".into())]).unwrap();
+        restore_from_state(&sys, &state).unwrap();
+        for i in 0..2 {
+            assert_eq!(
+                fs::read_to_string(kd.join(format!("{i}/state"))).unwrap(),
+                "off"
+            );
+        }
+        assert_eq!(fs::read_to_string(kd.join("nr_kdamonds")).unwrap(), "0");
+    }
+
+    /// A 6.18 kernel names the auto file `__auto_type`: the same knob.
+    #[test]
+    fn the_auto_weights_file_is_found_under_its_mangled_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = SysRoot::at(dir.path());
+        let wi = sys.path(WI_DIR);
+        fs::create_dir_all(&wi).unwrap();
+        fs::write(wi.join("__auto_type"), "true\n").unwrap();
+        fs::write(wi.join("node0"), "1\n").unwrap();
+        assert_eq!(
+            Knob::interleave_knobs(&sys),
+            vec![Knob::InterleaveAuto, Knob::InterleaveWeight(0)]
+        );
+        assert_eq!(Knob::InterleaveAuto.read(&sys).unwrap(), "true");
+        // Auto mode and no bandwidth data: writing a weight could never be
+        // undone, so a plan that owns the weights is refused.
+        let mut plan = KnobPlan::default();
+        plan.own(Knob::InterleaveAuto);
+        let state = dir.path().join("state/knobs.json");
+        let err = plan.check(&sys, &state, true).unwrap_err().to_string();
+        assert!(err.contains("no node reports its bandwidth"), "{err}");
+        let bw = sys.path("/sys/devices/system/node/node0/access1/initiators");
+        fs::create_dir_all(&bw).unwrap();
+        fs::write(bw.join("read_bandwidth"), "20480\n").unwrap();
+        assert!(plan.check(&sys, &state, true).is_ok());
     }
 
     #[test]

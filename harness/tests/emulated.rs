@@ -470,6 +470,107 @@ fn mechanisms_move_and_spread_pages_as_set_on_the_newest_debian_kernel() {
     check_weights(&weights_run(&k, out.path(), true), true);
 }
 
+/// A run killed with `signal` while a variant holds interleave weights and
+/// runs DAMON (the variant's program sends it to its parent, tierbench),
+/// then the `--after` commands, in the same boot. Returns the results
+/// directory's `after-N.txt` texts.
+fn killed_mechanisms_run(kernel: &Path, out: &Path, signal: &str, after: &[&str]) -> Vec<String> {
+    let sh = which("sh");
+    let mut c = vm_cmd("qemu-dram-cxl", "tcg", "300s", kernel, out);
+    c.arg("--carry").arg(&sh).arg("--carry").arg(which("sleep"));
+    for a in after {
+        c.args(["--after", a]);
+    }
+    let script = format!("sleep 8; kill -{signal} $PPID; sleep 60");
+    let output = c
+        .args([
+            "--",
+            "run",
+            "-q",
+            "--policy",
+            "weighted-interleave:fast=3,slow=1@damon",
+        ])
+        .arg("--")
+        .arg(&sh)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a killed run ended well: {stderr}"
+    );
+    (1..=after.len())
+        .map(|i| std::fs::read_to_string(out.join(format!("after-{i}.txt"))).unwrap())
+        .collect()
+}
+
+fn probe_line<'a>(probe: &'a str, start: &str) -> &'a str {
+    probe
+        .lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no {start:?} line in {probe}"))
+}
+
+/// SIGTERM: the run stops its kdamonds and puts the weights back before it
+/// exits; the probe after it finds no kdamond and the weights as found.
+#[test]
+fn sigterm_during_a_damon_variant_leaves_no_kdamond_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let after = killed_mechanisms_run(&k, out.path(), "TERM", &["probe"]);
+    let damon = probe_line(&after[0], "DAMON:");
+    assert!(damon.contains("sysfs kdamonds: none"), "{damon}");
+    let weights = probe_line(&after[0], "weighted interleave:");
+    assert!(weights.contains(": 0=1,1=1 (manual"), "{weights}");
+    let summary = common::Table::read(&out.path().join("summary.csv"));
+    let row = &summary.rows[0];
+    assert_eq!(summary.cell(row, "status"), "interrupted");
+    // DAMON ran before the signal: its rows have the schemes' statistics.
+    let series = common::Table::read(&out.path().join("timeseries.csv"));
+    assert!(
+        series
+            .rows
+            .iter()
+            .any(|r| series.num(r, "damos.hot.nr_tried") >= 0.0
+                && !series.cell(r, "damos.hot.nr_tried").is_empty()),
+        "no interval row with DAMON running"
+    );
+}
+
+/// SIGKILL: nothing runs in tierbench, so the kdamonds stay on, DAMON_STAT
+/// off and the weights as the variant set them, until `knobs restore`
+/// puts every one back (the weights' auto mode recomputes 25:6).
+#[test]
+fn sigkill_during_a_damon_variant_is_undone_by_knobs_restore_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let after = killed_mechanisms_run(&k, out.path(), "KILL", &["probe", "knobs restore", "probe"]);
+    let left = probe_line(&after[0], "DAMON:");
+    assert!(
+        left.contains("kdamond 0 (on)") && left.contains("DAMON_STAT off"),
+        "{left}"
+    );
+    assert!(
+        probe_line(&after[0], "weighted interleave:").contains(": 0=3,1=1 (manual)"),
+        "{}",
+        after[0]
+    );
+    assert!(after[1].ends_with("exit: 0\n"), "{}", after[1]);
+    assert!(after[1].contains("damon.nr_kdamonds"), "{}", after[1]);
+    let damon = probe_line(&after[2], "DAMON:");
+    assert!(
+        damon.contains("sysfs kdamonds: none") && damon.contains("DAMON_STAT on"),
+        "{damon}"
+    );
+    let weights = probe_line(&after[2], "weighted interleave:");
+    assert!(weights.contains(": 0=25,1=6 (auto)"), "{weights}");
+}
+
 /// 6.1 predates PREFERRED_MANY|NUMA_BALANCING (6.10) and HMAT tiers for
 /// CPU-less nodes (6.10): the variant is recorded unsupported (EINVAL), the
 /// other still runs, and the profile's expectation is flagged.

@@ -1514,3 +1514,101 @@ fn pass3_d07_a_command_line_qemu_refuses_is_not_retried() {
     let boots = std::fs::read_to_string(bin.join("boots")).unwrap();
     assert_eq!(boots.lines().count(), 1, "booted again after a refusal");
 }
+
+const WI_DIR: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
+
+/// Every weighted-interleave file and its value (`auto` under either of
+/// its names), sorted.
+fn weights_now() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(WI_DIR)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), knob(&p.display().to_string())))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A weighted-interleave variant owns the weights: SIGTERM puts them back
+/// before the exit, and after SIGKILL `knobs restore` does.
+#[test]
+fn mech01_killed_weighted_runs_leave_the_weights_as_found() {
+    if !root_or_skip("mech01") {
+        return;
+    }
+    if !Path::new(WI_DIR).exists() {
+        common::skip("mech01", "this kernel has no weighted interleave (6.9+)");
+        return;
+    }
+    let before = weights_now();
+    let node0 = format!("{WI_DIR}/node0");
+    // Auto mode without bandwidth data cannot be put back once a weight is
+    // written: such a run is refused before anything changes.
+    let auto_on = before
+        .iter()
+        .any(|(p, v)| (p.ends_with("/auto") || p.ends_with("/__auto_type")) && v == "true");
+    let has_bandwidth = std::fs::read_dir("/sys/devices/system/node")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().join("access1/initiators/read_bandwidth").exists());
+    if auto_on && !has_bandwidth {
+        let d = tempfile::tempdir().unwrap();
+        let o = tb()
+            .args(["run", "--size", "4M", "--duration", "1s", "-q", "--policy"])
+            .arg("weighted-interleave:0=7")
+            .env("TIERBENCH_STATE_DIR", d.path())
+            .output()
+            .unwrap();
+        refused(&o, "no node reports its bandwidth");
+        assert_eq!(weights_now(), before);
+        eprintln!(
+            "mech01: auto weights without bandwidth data here: the run is refused, so the \
+             kill paths are checked in the emulated tests (HMAT bandwidth there)"
+        );
+        return;
+    }
+    // A weight nobody leaves in place: the variant's, seen while it runs.
+    let set = if knob(&node0) == "7" { "9" } else { "7" };
+    let policy = format!("weighted-interleave:0={set}");
+    for sig in [libc::SIGTERM, libc::SIGKILL] {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("o");
+        let out_s = out.display().to_string();
+        let mut child = spawn(
+            &[
+                "run",
+                "--size",
+                "4M",
+                "--duration",
+                "20s",
+                "--interval",
+                "200ms",
+                "-q",
+                "-o",
+                &out_s,
+                "--policy",
+                &policy,
+            ],
+            d.path(),
+        );
+        let series = out.join("timeseries.csv");
+        wait_for("an interval row", Duration::from_secs(30), || {
+            std::fs::read_to_string(&series).is_ok_and(|s| s.lines().count() >= 2)
+        });
+        assert_eq!(knob(&node0), set, "the variant's weight is not in force");
+        // SAFETY: kill with a pid we spawned.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        if sig == libc::SIGTERM {
+            assert_eq!(status.code(), Some(130), "{status:?}");
+        } else {
+            assert_ne!(weights_now(), before, "SIGKILL cannot have restored them");
+            tb().args(["knobs", "restore"])
+                .env("TIERBENCH_STATE_DIR", d.path())
+                .assert()
+                .success();
+        }
+        assert_eq!(weights_now(), before, "signal {sig}");
+        assert!(!d.path().join("knobs.json").exists());
+    }
+}

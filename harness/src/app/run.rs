@@ -542,7 +542,9 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
 /// this kernel lacks is not taken: those variants are `unsupported` rows.
 fn own_mechanism_state(plan: &Plan, sys: &SysRoot, knobs: &mut KnobPlan) {
     if plan.damon.is_some() {
-        for k in [Knob::DamonKdamonds, Knob::DamonStat] {
+        // DAMON_STAT first, so it is put back last: it cannot start while
+        // the run's kdamonds run (EBUSY).
+        for k in [Knob::DamonStat, Knob::DamonKdamonds] {
             if k.exists(sys) {
                 knobs.own(k);
             }

@@ -39,6 +39,20 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| crate::error::input(format!("--carry {e}")))
         })
         .collect::<anyhow::Result<_>>()?;
+    let after: Vec<Vec<String>> = a
+        .after
+        .iter()
+        .map(|c| {
+            crate::program::split_words(c)
+                .ok()
+                .filter(|w| !w.is_empty())
+                .ok_or_else(|| {
+                    crate::error::input(format!(
+                        "--after {c:?}: give a tierbench command, e.g. 'knobs restore'"
+                    ))
+                })
+        })
+        .collect::<anyhow::Result<_>>()?;
     let request = |image: &Path, out: PathBuf| VmRequest {
         host: a.host.clone(),
         kernel: image.to_path_buf(),
@@ -47,6 +61,7 @@ pub fn vm(a: VmArgs) -> anyhow::Result<ExitCode> {
         out,
         inner: a.inner.clone(),
         carry: carried.clone(),
+        after: after.clone(),
         quiet: a.quiet,
         crash_init: a.crash_init_for_test,
         hypervisor_bit_for_test: a.hypervisor_bit_for_test,

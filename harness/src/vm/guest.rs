@@ -51,6 +51,9 @@ pub struct GuestConfig {
     /// Kernel modules to load first, in order (guest paths).
     #[serde(default)]
     pub modules: Vec<String>,
+    /// tierbench commands to run after the inner one (`vm --after`).
+    #[serde(default)]
+    pub after: Vec<Vec<String>>,
 }
 
 /// Never returns: powers the machine off.
@@ -301,7 +304,32 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
         let _ = c.join();
     }
     stream_results(port, &mut sent);
+    for (i, words) in config.after.iter().enumerate() {
+        run_after(i + 1, words);
+        stream_results(port, &mut sent);
+    }
     Ok(status.code().unwrap_or(1))
+}
+
+/// One `--after` command: its stdout and stderr in `after-N.txt`, then
+/// `exit: CODE`.
+fn run_after(n: usize, words: &[String]) {
+    let path = format!("{RESULTS}/after-{n}.txt");
+    let out = Command::new("/init")
+        .args(words)
+        .env("TIERBENCH_STATE_DIR", "/run/tierbench")
+        .env("PATH", GUEST_PATH)
+        .output();
+    let text = match out {
+        Ok(o) => format!(
+            "{}{}exit: {}\n",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            o.status.code().map_or("signal".into(), |c| c.to_string())
+        ),
+        Err(e) => format!("could not start: {e}\nexit: none\n"),
+    };
+    let _ = fs::write(path, text);
 }
 
 /// Sends what changed in each file under /results since the last call:

@@ -39,6 +39,8 @@ pub struct VmRequest {
     pub inner: Vec<String>,
     /// Host programs put into the guest (`--carry`), with their libraries.
     pub carry: Vec<PathBuf>,
+    /// tierbench commands run after the inner one, in the same boot.
+    pub after: Vec<Vec<String>>,
     pub quiet: bool,
     /// Test hook: make the guest's PID 1 exit, so the kernel panics.
     pub crash_init: bool,
@@ -311,6 +313,7 @@ fn boot_once(
                 args: inner.to_vec(),
                 profile: profile.name.clone(),
                 crash_init: req.crash_init,
+                after: req.after.clone(),
                 accel: accel.to_string(),
                 files: files.clone(),
                 modules: modules.iter().map(modules::Module::guest_path).collect(),
