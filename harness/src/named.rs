@@ -117,6 +117,10 @@ const BUILT_IN_SCENARIOS: &[(&str, &str)] = &[
         "redis-push",
         include_str!("../../bench/scenarios/redis-push.toml"),
     ),
+    (
+        "mechanisms",
+        include_str!("../../bench/scenarios/mechanisms.toml"),
+    ),
 ];
 
 /// Where a named file was found.

@@ -35,6 +35,8 @@ pub enum Note {
     FastTierFilled { mib: usize },
     /// The fast tier was already full to its watermarks.
     FastTierAlreadyFull,
+    /// `--first-touch` does not apply to a weighted-interleave variant.
+    FirstTouchSkipped,
     /// The kernel holds another policy for the buffer than the one set.
     KernelPolicy(String),
     /// A perf event this machine does not count.
@@ -160,6 +162,11 @@ impl fmt::Display for Note {
             Note::FastTierAlreadyFull => {
                 f.write_str("fast tier already full to the watermark: no eater needed")
             }
+            Note::FirstTouchSkipped => f.write_str(
+                "populated under its own weights, not first-touched: weighted interleave is a \
+                 placement, and switched in place it would leave every page where the first \
+                 touch put it",
+            ),
             Note::KernelPolicy(p) => write!(f, "kernel reports policy {p} for the buffer"),
             Note::PerfUnsupported { event, status } => write!(f, "perf {event}: {status}"),
             Note::PinnedWithAffinity => {

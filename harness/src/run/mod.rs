@@ -207,7 +207,16 @@ fn run_variant(
     // Placement. A policy the kernel refuses is recorded, not fatal: that
     // is the answer for this kernel (e.g. PREFERRED_MANY|NUMA_BALANCING on
     // 6.1).
-    let placed = match &plan.first_touch {
+    // Weighted interleave is a placement: populated elsewhere and switched
+    // in place, its pages would stay where the first touch put them.
+    let first_touch = plan
+        .first_touch
+        .as_ref()
+        .filter(|_| policy.mode != crate::mempolicy::Mode::WeightedInterleave);
+    if plan.first_touch.is_some() && first_touch.is_none() {
+        notes.push(Note::FirstTouchSkipped);
+    }
+    let placed = match first_touch {
         Some(ft) => buf
             .set_policy(&Policy::bind(ft.clone()), MoveFlags::NONE)
             .and_then(|_| populate(&mut buf, plan, stop))
