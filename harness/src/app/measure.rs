@@ -320,8 +320,8 @@ fn chart(dir: &std::path::Path, points: &[crate::workload::curve::CurvePoint]) {
     if points.is_empty() {
         return;
     }
-    let lines = crate::report::plot::curve_series(&[("", points)]);
-    match crate::report::plot::write_curve(&lines, &dir.join("curve")) {
+    let panels = crate::report::plot::curve_panels(&[("", points)]);
+    match crate::report::plot::write_curve(&panels, &dir.join("curve")) {
         Ok(files) => {
             for f in files {
                 crate::errln!("tierbench: chart {}", f.display());

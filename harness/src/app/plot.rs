@@ -20,8 +20,8 @@ pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|r| (r.label.as_str(), r.curve.as_slice()))
                 .collect();
-            let lines = plot::curve_series(&curves);
-            if lines.is_empty() {
+            let panels = plot::curve_panels(&curves);
+            if panels.iter().all(|(_, lines)| lines.is_empty()) {
                 return Err(input(format!(
                     "{}: no curve.csv rows to draw: measure one with `tierbench latency --curve \
                      -o` or `tierbench matrix --curve -o`",
@@ -29,7 +29,7 @@ pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
                 )));
             }
             let stem = a.out.unwrap_or_else(|| a.dirs[0].join("curve"));
-            plot::write_curve(&lines, &stem)
+            plot::write_curve(&panels, &stem)
         }
     }
     .map_err(|e| anyhow::anyhow!(e))?;

@@ -431,29 +431,62 @@ pub fn curve_series(runs: &[(&str, &[CurvePoint])]) -> Vec<Series> {
     out
 }
 
+/// One chart panel: its title and lines.
+pub type Panel = (String, Vec<Series>);
+
+/// The curves of several runs on one panel, or one panel per run where
+/// their ranges differ tenfold or more (an emulated machine's 0.1 GB/s
+/// beside a native 17 GB/s would be squeezed flat against the axis).
+pub fn curve_panels(runs: &[(&str, &[CurvePoint])]) -> Vec<Panel> {
+    const TITLE: &str = "loaded latency (median of samples)";
+    let max =
+        |pts: &[CurvePoint], f: fn(&CurvePoint) -> f64| pts.iter().map(f).fold(0.0f64, f64::max);
+    let spread = |f: fn(&CurvePoint) -> f64| {
+        let maxima: Vec<f64> = runs
+            .iter()
+            .map(|(_, p)| max(p, f))
+            .filter(|m| *m > 0.0)
+            .collect();
+        let hi = maxima.iter().copied().fold(0.0f64, f64::max);
+        let lo = maxima.iter().copied().fold(f64::INFINITY, f64::min);
+        hi / lo
+    };
+    let apart = runs.len() > 1
+        && (spread(|p| p.load_mb_per_s) >= 10.0 || spread(|p| p.latency_median_ns) >= 10.0);
+    if !apart {
+        return vec![(TITLE.to_string(), curve_series(runs))];
+    }
+    runs.iter()
+        .map(|run| (format!("{TITLE}: {}", run.0), curve_series(&[*run])))
+        .collect()
+}
+
 fn draw_curve<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    lines: &[Series],
+    panels: &[Panel],
 ) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    panel(
-        &root,
-        "loaded latency (median of samples)",
-        "load's delivered bandwidth, MB/s (10^6 B)",
-        "ns per load",
-        lines,
-        true,
-    )?;
+    for (area, (title, lines)) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        panel(
+            area,
+            title,
+            "load's delivered bandwidth, MB/s (10^6 B)",
+            "ns per load",
+            lines,
+            true,
+        )?;
+    }
     root.present().map_err(|e| e.to_string())
 }
 
-/// Writes the curve chart as `stem.svg` and `stem.png`.
-pub fn write_curve(lines: &[Series], stem: &Path) -> Result<Vec<PathBuf>, String> {
+/// Writes the curve chart as `stem.svg` and `stem.png`, one panel above
+/// the other.
+pub fn write_curve(panels: &[Panel], stem: &Path) -> Result<Vec<PathBuf>, String> {
     font_loaded()?;
-    let size = (1050, 560);
+    let size = (1050, 560 * panels.len().max(1) as u32);
     let (svg, png) = (with_ext(stem, "svg"), with_ext(stem, "png"));
-    draw_curve(SVGBackend::new(&svg, size).into_drawing_area(), lines)?;
-    draw_curve(BitMapBackend::new(&png, size).into_drawing_area(), lines)?;
+    draw_curve(SVGBackend::new(&svg, size).into_drawing_area(), panels)?;
+    draw_curve(BitMapBackend::new(&png, size).into_drawing_area(), panels)?;
     Ok(vec![svg, png])
 }
 
@@ -476,6 +509,35 @@ pub fn write(t: &Timeline, stem: &Path) -> Result<Vec<PathBuf>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn point(mb_per_s: f64, ns: f64) -> CurvePoint {
+        CurvePoint {
+            cpu_node: 0,
+            mem_node: 0,
+            mem_role: crate::workload::matrix::MemRole::Fast,
+            cpuless: false,
+            load_kernel: "read".into(),
+            load_threads: 1,
+            delay: Some(0),
+            load_mb_per_s: mb_per_s,
+            latency_best_ns: ns,
+            latency_median_ns: ns,
+            latency_mean_ns: ns,
+            latency_worst_ns: ns,
+            samples: 10,
+        }
+    }
+
+    #[test]
+    fn curves_tenfold_apart_get_a_panel_each() {
+        let native = [point(0.0, 90.0), point(17_000.0, 180.0)];
+        let emulated = [point(0.0, 250.0), point(300.0, 650.0)];
+        let close = [point(0.0, 100.0), point(9_000.0, 200.0)];
+        let apart = curve_panels(&[("native", &native), ("emulated", &emulated)]);
+        assert_eq!(apart.len(), 2);
+        assert!(apart[1].0.ends_with(": emulated"), "{}", apart[1].0);
+        assert_eq!(curve_panels(&[("a", &native), ("b", &close)]).len(), 1);
+    }
 
     #[test]
     fn values_no_run_writes_are_refused() {
