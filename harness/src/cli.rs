@@ -883,9 +883,9 @@ pub struct VmArgs {
 
 #[derive(Debug, Args)]
 pub struct BwArgs {
-    /// Kernel: read, write, write-nt, copy, triad, or mix:R:W (e.g. mix:3:1)
-    #[arg(long, default_value = "read")]
-    pub kernel: crate::workload::bandwidth::BwKernel,
+    /// Kernel: read, write, write-nt, copy, triad, or mix:R:W (default read; with --sweep, read and triad)
+    #[arg(long)]
+    pub kernel: Option<crate::workload::bandwidth::BwKernel>,
     /// Working set: all arrays of all threads together
     #[arg(long, default_value = "1G", value_parser = size_arg)]
     pub size: u64,
@@ -910,6 +910,41 @@ pub struct BwArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Bandwidth expansion: sweep fast:slow weighted-interleave ratios
+    #[arg(
+        long,
+        help_heading = "Sweep",
+        conflicts_with_all = ["mem_node", "json"],
+        long_help = "The bandwidth expansion sweep: the kernel's bandwidth from the CPU node \
+                     over a buffer spread across the fast and slow tiers, at each of --ratios \
+                     (weighted interleave, MPOL_WEIGHTED_INTERLEAVE; the weights are set for \
+                     the point and put back after, so it needs root), read and triad unless \
+                     --kernel names one. Each point's pages are counted by node and checked \
+                     against its weights. Prints the table and the best ratio per kernel with \
+                     its gain over fast only; writes sweep.csv (row by row), sweep.svg and \
+                     sweep.png and system.json to -o. On an emulated machine the placement is \
+                     real and the bandwidths are the host's: they are marked not comparable."
+    )]
+    pub sweep: bool,
+
+    /// The sweep's FAST:SLOW ratios (1:0 fast only, 0:1 slow only, auto: the kernel's)
+    #[arg(
+        long,
+        help_heading = "Sweep",
+        default_value = crate::workload::sweep::DEFAULT_RATIOS,
+        value_parser = crate::workload::sweep::parse_ratios,
+        requires = "sweep"
+    )]
+    pub ratios: std::vec::Vec<crate::workload::sweep::Ratio>,
+
+    /// The sweep's results directory (default tierbench-results/sweep-<UTC time>)
+    #[arg(long, short = 'o', help_heading = "Sweep", requires = "sweep")]
+    pub out: Option<PathBuf>,
+
+    /// Empty the sweep's results directory first if it holds files
+    #[arg(long, help_heading = "Sweep", requires = "sweep")]
+    pub replace: bool,
 }
 
 /// The loaded-latency curve's options, shared by `latency` and `matrix`.

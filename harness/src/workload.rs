@@ -12,3 +12,4 @@ pub mod histogram;
 pub mod matrix;
 pub mod measure;
 pub mod pattern;
+pub mod sweep;

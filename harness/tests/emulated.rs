@@ -571,6 +571,50 @@ fn sigkill_during_a_damon_variant_is_undone_by_knobs_restore_on_the_newest_debia
     assert!(weights.contains(": 0=25,1=6 (auto)"), "{weights}");
 }
 
+/// The bandwidth expansion sweep: every ratio's pages land in its
+/// weights' proportions (the census), `auto` is the kernel's 25:6, the
+/// weights are put back, and the bandwidths are marked not comparable.
+#[test]
+fn bandwidth_sweep_places_each_ratio_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "300s", &k, out.path())
+        .args(["--after", "probe", "--", "bw", "--sweep", "--size", "32M"])
+        .args(["--duration", "300ms", "--page-size", "4k"])
+        .args(["--ratios", "1:0,0:1,3:1,auto"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let t = common::Table::read(&out.path().join("sweep.csv"));
+    assert_eq!(t.rows.len(), 8, "read and triad x 4 ratios");
+    for r in &t.rows {
+        assert_eq!(t.cell(r, "status"), "ok", "{r:?}");
+        assert_eq!(t.cell(r, "comparable"), "false");
+        assert!(t.num(r, "mb_per_s") > 0.0);
+        let (want, got) = (t.num(r, "fast_share_expected"), t.num(r, "fast_share"));
+        assert!((want - got).abs() <= 0.02, "{r:?}");
+    }
+    let auto = t
+        .rows
+        .iter()
+        .find(|r| t.cell(r, "ratio") == "auto")
+        .unwrap();
+    assert_eq!(t.cell(auto, "weights"), "0=25,1=6");
+    let stdout = std::fs::read_to_string(out.path().join("stdout.txt")).unwrap();
+    assert!(
+        stdout.contains("highest (emulated, not comparable) read"),
+        "{stdout}"
+    );
+    let after = std::fs::read_to_string(out.path().join("after-1.txt")).unwrap();
+    assert!(
+        probe_line(&after, "weighted interleave:").contains(": 0=25,1=6 (auto)"),
+        "{after}"
+    );
+}
+
 /// 6.1 predates PREFERRED_MANY|NUMA_BALANCING (6.10) and HMAT tiers for
 /// CPU-less nodes (6.10): the variant is recorded unsupported (EINVAL), the
 /// other still runs, and the profile's expectation is flagged.

@@ -3,19 +3,24 @@
 //! CPU node to a memory node.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use super::discover;
 use crate::cli::{BwArgs, Format, LatencyArgs, MatrixArgs};
 use crate::error::input;
+use crate::knobs::{self, Knob, KnobError, KnobPlan};
 use crate::report::characterisation;
 use crate::report::csv::TypedSink;
 use crate::report::outdir::{Existing, OutDir};
 use crate::report::table::Table;
+use crate::report::utc_stamp;
+use crate::sysfs::SysRoot;
 use crate::topology::Topology;
 use crate::workload::bandwidth::BwKernel;
 use crate::workload::measure;
+use crate::workload::sweep::{SweepPoint, SweepSpec};
 
 /// The CPU node (first with CPUs by default) and memory node (the CPU node
 /// by default), checked against the machine.
@@ -50,12 +55,34 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
             crate::run::MAX_WORKERS_PER_CPU
         )));
     }
-    measure::check_bw_size(a.size, a.kernel, a.threads, "--size").map_err(input)?;
+    let kernels = match (a.kernel, a.sweep) {
+        (Some(k), _) => vec![k],
+        (None, false) => vec![BwKernel::Read],
+        (None, true) => vec![BwKernel::Read, BwKernel::Triad],
+    };
+    for k in &kernels {
+        measure::check_bw_size(a.size, *k, a.threads, "--size").map_err(input)?;
+    }
     if a.duration.is_zero() {
         return Err(input("--duration must be more than 0"));
     }
+    if a.sweep {
+        let spec = SweepSpec {
+            kernels,
+            ratios: a.ratios.clone(),
+            size_bytes: a.size as usize,
+            cpus: crate::buffer::worker_cpus(cpus, a.threads),
+            cpu_node,
+            page: a.page_size,
+            duration: a.duration,
+            fast: topo.roles.fast.clone(),
+            slow: topo.roles.slow.clone(),
+            emulated: crate::probe::is_emulated(),
+        };
+        return sweep(&a, &topo, spec);
+    }
     let spec = crate::workload::measure::BwSpec {
-        kernel: a.kernel,
+        kernel: kernels[0],
         size_bytes: a.size as usize,
         cpus: crate::buffer::worker_cpus(cpus, a.threads),
         mem_node,
@@ -271,6 +298,127 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         chart(dir, &points);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bw --sweep`: the interleave weights owned for the sweep (lock, state
+/// file, guard), each point to `sweep.csv` as measured, then the table,
+/// the best ratio per kernel and the chart.
+fn sweep(a: &BwArgs, topo: &Topology, spec: SweepSpec) -> anyhow::Result<ExitCode> {
+    if spec.fast.is_empty() || spec.slow.is_empty() {
+        return Err(input(format!(
+            "--sweep spreads the buffer over a fast and a slow tier, and this machine has {}: \
+             see `tierbench topo`, or run it on an emulated machine (tierbench vm)",
+            if spec.slow.is_empty() {
+                "no slow tier"
+            } else {
+                "no fast tier"
+            }
+        )));
+    }
+    let sys = SysRoot::live();
+    let mut plan = KnobPlan::default();
+    if spec.ratios.iter().any(|r| r.sets_weights()) {
+        for k in Knob::interleave_knobs(&sys) {
+            plan.own(k);
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    let state = knobs::default_state_file();
+    let lease = plan
+        .check(&sys, &state, is_root)
+        .map_err(KnobError::into_anyhow)?;
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("tierbench-results/sweep-{}", utc_stamp())));
+    let _claimed = create_out(&dir, Existing::from_flag(a.replace), topo, None)?;
+    let mut file = TypedSink::create(&dir.join(SWEEP_CSV))?;
+    let _stop = crate::interrupt::install()?;
+    let guard = lease.apply(&sys, &state)?;
+    let mut emit = |p: &SweepPoint| -> std::io::Result<()> {
+        crate::errln!(
+            "sweep: {} {}: {}",
+            p.kernel,
+            p.ratio,
+            p.mb_per_s
+                .map_or_else(|| p.note.clone(), |mb| format!("{mb:.0} MB/s"))
+        );
+        file.push(p)
+    };
+    let points = crate::workload::sweep::run(&spec, &sys, &mut emit);
+    guard.restore()?;
+    let points = points?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", sweep_table(&points).render())?;
+    let best = if spec.emulated {
+        "highest (emulated, not comparable)"
+    } else {
+        "best"
+    };
+    for b in crate::workload::sweep::best(&points) {
+        writeln!(
+            out,
+            "{best} {}: {} (weights {}), {:.0} MB/s{}",
+            b.kernel,
+            b.ratio,
+            b.weights,
+            b.mb_per_s.unwrap_or(0.0),
+            b.gain_vs_fast_only
+                .map_or(String::new(), |g| format!(", {g:.2}x fast only"))
+        )?;
+    }
+    if spec.emulated {
+        writeln!(
+            out,
+            "note: emulated machine: the pages' placement is real, the bandwidths are the \
+             host's and not comparable between nodes (comparable = false in {SWEEP_CSV})"
+        )?;
+    }
+    match crate::report::plot::write_sweep(&points, &dir.join("sweep")) {
+        Ok(files) => {
+            for f in files {
+                crate::errln!("tierbench: chart {}", f.display());
+            }
+        }
+        Err(e) => crate::errln!("tierbench: note: no chart drawn: {e}"),
+    }
+    writeln!(out, "results: {}", dir.join(SWEEP_CSV).display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The file `bw --sweep` writes its points to.
+pub const SWEEP_CSV: &str = "sweep.csv";
+
+fn sweep_table(points: &[SweepPoint]) -> Table {
+    let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    let mut t = Table::new([
+        "kernel",
+        "fast:slow",
+        "weights",
+        "MB/s",
+        "vs fast only",
+        "fast (weights)",
+        "fast (found)",
+        "off by",
+        "note",
+    ]);
+    for p in points {
+        t.push([
+            p.kernel.clone(),
+            p.ratio.clone(),
+            p.weights.clone(),
+            p.mb_per_s.map_or("-".into(), |m| format!("{m:.0}")),
+            p.gain_vs_fast_only
+                .map_or("-".into(), |g| format!("{g:.2}x")),
+            pct(p.fast_share_expected),
+            pct(p.fast_share),
+            p.placement_error_pts
+                .map_or("-".into(), |e| format!("{e:.1} pts")),
+            p.note.clone(),
+        ]);
+    }
+    t
 }
 
 /// Runs the curve, each point to stderr and to `dir/curve.csv` as measured.

@@ -9,6 +9,18 @@ use crate::report::characterisation::Characterisation;
 use crate::report::plot;
 
 pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
+    // A bandwidth sweep (`bw --sweep -o DIR`): its chart again.
+    if let [dir] = a.dirs.as_slice() {
+        let csv = dir.join(super::measure::SWEEP_CSV);
+        if csv.is_file() {
+            let points = read_sweep(&csv)?;
+            let stem = a.out.unwrap_or_else(|| dir.join("sweep"));
+            for f in plot::write_sweep(&points, &stem).map_err(|e| anyhow::anyhow!(e))? {
+                crate::outln!("{}", f.display())?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let files = match Characterisation::read_all(&a.dirs)? {
         None => {
             let t = plot::read(&a.dirs)?;
@@ -37,4 +49,13 @@ pub fn plot(a: PlotArgs) -> anyhow::Result<ExitCode> {
         crate::outln!("{}", f.display())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read_sweep(csv: &std::path::Path) -> anyhow::Result<Vec<crate::workload::sweep::SweepPoint>> {
+    let mut r =
+        csv::Reader::from_path(csv).map_err(|e| input(format!("{}: {e}", csv.display())))?;
+    r.deserialize()
+        .enumerate()
+        .map(|(i, row)| row.map_err(|e| input(format!("{} row {}: {e}", csv.display(), i + 1))))
+        .collect()
 }

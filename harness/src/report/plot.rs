@@ -490,6 +490,75 @@ pub fn write_curve(panels: &[Panel], stem: &Path) -> Result<Vec<PathBuf>, String
     Ok(vec![svg, png])
 }
 
+/// The bandwidth expansion sweep: one line per kernel, bandwidth against
+/// the share of the buffer the weights put on the fast tier.
+pub fn write_sweep(
+    points: &[crate::workload::sweep::SweepPoint],
+    stem: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let mut kernels: Vec<&str> = points.iter().map(|p| p.kernel.as_str()).collect();
+    kernels.dedup();
+    let lines: Vec<Series> = kernels
+        .iter()
+        .enumerate()
+        .map(|(colour, k)| {
+            let mut pts: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.kernel == *k)
+                .filter_map(|p| Some((p.fast_share_expected? * 100.0, p.mb_per_s?)))
+                .collect();
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: k.to_string(),
+                points: pts,
+                colour,
+                dash: 0,
+            }
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Err("no point was measured".into());
+    }
+    let emulated = points.iter().any(|p| !p.comparable);
+    let title = if emulated {
+        "bandwidth expansion (emulated: placement real, bandwidth the host's)"
+    } else {
+        "bandwidth expansion under weighted interleave"
+    };
+    font_loaded()?;
+    let size = (1050, 560);
+    let (svg, png) = (with_ext(stem, "svg"), with_ext(stem, "png"));
+    draw_xy(
+        SVGBackend::new(&svg, size).into_drawing_area(),
+        title,
+        &lines,
+    )?;
+    draw_xy(
+        BitMapBackend::new(&png, size).into_drawing_area(),
+        title,
+        &lines,
+    )?;
+    Ok(vec![svg, png])
+}
+
+fn draw_xy<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    lines: &[Series],
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    panel(
+        &root,
+        title,
+        "share of the buffer on the fast tier by the weights, % (100: fast only)",
+        "MB/s (10^6 B)",
+        lines,
+        true,
+    )?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// `stem.ext`, appended rather than replaced: a stem like
 /// `x-6.1-vs-6.12` has dots.
 fn with_ext(stem: &Path, ext: &str) -> PathBuf {

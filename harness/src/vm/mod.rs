@@ -235,13 +235,14 @@ fn which(bin: &str) -> Option<PathBuf> {
 }
 
 /// The inner command as the guest runs it: results of `run`, `conform`,
-/// `matrix` and `latency --curve` go to the guest's /results, which
+/// `matrix`, `latency --curve` and `bw --sweep` go to the guest's /results, which
 /// streams back.
 fn guest_args(inner: &[String]) -> Vec<String> {
     let mut args = inner.to_vec();
     let is_run = match args.first().map(String::as_str) {
         Some("run" | "conform" | "matrix") => true,
         Some("latency") => args.iter().any(|a| a == "--curve"),
+        Some("bw") => args.iter().any(|a| a == "--sweep"),
         _ => false,
     };
     // A program's own words (after `--`) are not tierbench's options.

@@ -127,10 +127,22 @@ pub fn check_timing(duration: Duration, sample: Duration) -> Result<(), String> 
 }
 
 pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
+    let bind = Policy::bind(crate::topology::NodeSet::single(spec.mem_node));
+    bandwidth_placed(spec, &bind).map(|(r, _)| r)
+}
+
+/// [`bandwidth`] over a buffer placed by `policy` (populated under it by
+/// the workers' CPUs), with the census of where its pages landed.
+pub fn bandwidth_placed(
+    spec: &BwSpec,
+    policy: &Policy,
+) -> Result<(BwResult, crate::buffer::Census), BufferError> {
     let threads = spec.cpus.len();
-    let mut buf = bound_buffer(spec.size_bytes, spec.page, spec.mem_node)?;
+    let mut buf = Buffer::map(spec.size_bytes, spec.page)?;
+    buf.set_policy(policy, MoveFlags::NONE)?;
     let stop = AtomicBool::new(false);
     buf.populate(&spec.cpus, &stop)?;
+    let census = buf.census(0..buf.len())?;
     let chunks = chunks(&mut buf, spec.kernel, threads);
     let passes = AtomicU64::new(0);
     let barrier = Barrier::new(threads + 1);
@@ -168,7 +180,7 @@ pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
     })?;
     let passes = passes.load(Ordering::Relaxed);
     let bytes = passes * spec.kernel.bytes_per_pass(chunks[0].len);
-    Ok(BwResult {
+    let result = BwResult {
         kernel: spec.kernel.to_string(),
         threads,
         mem_node: spec.mem_node,
@@ -176,7 +188,8 @@ pub fn bandwidth(spec: &BwSpec) -> Result<BwResult, BufferError> {
         passes,
         seconds,
         mb_per_s: bytes as f64 / seconds / 1e6,
-    })
+    };
+    Ok((result, census))
 }
 
 /// The bandwidth load beside a loaded-latency chase.
