@@ -77,6 +77,9 @@ pub mod col {
     pub const PUSHED_KIB: &str = "pushed_kib";
     pub const RETURNED_SHARE: &str = "returned_share";
     pub const WEIGHT_ERROR_PTS: &str = "weight_error_pts";
+    /// What DAMON's migrate_hot and migrate_cold schemes applied, bytes.
+    pub const DAMOS_HOT_SZ_APPLIED: &str = "damos.hot.sz_applied";
+    pub const DAMOS_COLD_SZ_APPLIED: &str = "damos.cold.sz_applied";
     /// A DAMOS statistic of the schemes of one role: `damos.hot.sz_applied`.
     pub fn damos(role: &str, stat: &str) -> String {
         format!("damos.{role}.{stat}")

@@ -34,10 +34,23 @@ impl PerBlock for Text {
     fn block(&self, block: &TableBlock, out: &mut String) {
         out.push_str(&block.title);
         out.push('\n');
+        // Names longer than a column (`weighted-interleave:0=3,1=1`) would
+        // be cut to the same 20 characters: they are lettered, and spelled
+        // out under the title.
+        let long = block.columns.iter().any(|c| c.title.chars().count() > 20);
         let titles: Vec<String> = block
             .columns
             .iter()
-            .map(|c| c.title.chars().take(20).collect())
+            .enumerate()
+            .map(|(i, c)| {
+                if long {
+                    let letter = format!("({})", (b'a' + (i % 26) as u8) as char);
+                    out.push_str(&format!("  {letter} {}\n", c.title));
+                    letter
+                } else {
+                    c.title.clone()
+                }
+            })
             .collect();
         // One column (a run with one variant) has nothing to change against.
         let header = match titles.get(1) {

@@ -370,7 +370,7 @@ impl Metric {
 /// The metrics of the table, then the vmstat rows. A metric no row has a
 /// value for is left out (a program run has no accesses/s, a run of the
 /// built-in workers no score).
-const METRICS: [Metric; 12] = [
+const METRICS: [Metric; 15] = [
     // Normalised to the bounds, as tiering results are in changelogs.
     Metric {
         source: Source::GapRecovered,
@@ -471,6 +471,36 @@ const METRICS: [Metric; 12] = [
         empty_is_never: true,
         runs: Runs::Workers,
     },
+    // The mechanisms: what DAMON's schemes moved (its migrations are not
+    // NUMA-balancing promotions), how far weighted interleave placed the
+    // pages from their weights.
+    Metric {
+        source: Source::Column(col::DAMOS_HOT_SZ_APPLIED),
+        label: "DAMON promoted MiB",
+        units: "MiB",
+        scale: 1.0 / (1u64 << 20) as f64,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Any,
+    },
+    Metric {
+        source: Source::Column(col::DAMOS_COLD_SZ_APPLIED),
+        label: "DAMON demoted MiB",
+        units: "MiB",
+        scale: 1.0 / (1u64 << 20) as f64,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Any,
+    },
+    Metric {
+        source: Source::Column(col::WEIGHT_ERROR_PTS),
+        label: "off the weights pts",
+        units: "points",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Any,
+    },
     Metric {
         source: Source::Column(col::LAT_P50_NS),
         label: "latency p50 ns",
@@ -493,8 +523,9 @@ const METRICS: [Metric; 12] = [
 
 /// The change cell of a metric that emulation makes meaningless.
 pub const NOT_COMPARABLE: &str = "n/c";
-const COUNTERS: [(&str, &str); 6] = [
+const COUNTERS: [(&str, &str); 7] = [
     ("pgpromote_success", "pages"),
+    ("pgmigrate_success", "pages"),
     ("pgpromote_candidate", "pages"),
     ("pgdemote_kswapd", "pages"),
     ("pgdemote_direct", "pages"),
