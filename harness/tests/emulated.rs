@@ -613,6 +613,22 @@ fn bandwidth_sweep_places_each_ratio_on_the_newest_debian_kernel() {
         probe_line(&after, "weighted interleave:").contains(": 0=25,1=6 (auto)"),
         "{after}"
     );
+    // The probe tried DAMON's parts on a scratch kdamond: 7.3 has them all.
+    let scratch = probe_line(&after, "       operations:");
+    for part in [
+        "paddr",
+        "migrate_hot yes",
+        "migrate_cold yes",
+        "target_nid: yes",
+        "node_mem_used_bp yes",
+        "node_mem_free_bp yes",
+        "goal nid: yes",
+        "young filter: yes",
+        "interval tuning: yes",
+    ] {
+        assert!(scratch.contains(part), "{part}: {scratch}");
+    }
+    assert!(probe_line(&after, "DAMON:").contains("sysfs kdamonds: none"));
 }
 
 /// 6.1 predates PREFERRED_MANY|NUMA_BALANCING (6.10) and HMAT tiers for
