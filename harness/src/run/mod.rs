@@ -603,6 +603,16 @@ struct SampleCtx<'a> {
 /// An interval that took longer than this many times its plan, plus
 /// [`STALL_SLACK_S`], stalled: scheduling noise on a shared machine stays
 /// under it, a stopped or starved process does not.
+/// The tick after `tick` whose deadline is still ahead of `t` (the last
+/// one, at `duration`, at the latest).
+pub(crate) fn next_tick(tick: u32, interval: Duration, t: Duration, duration: Duration) -> u32 {
+    let mut next = tick + 1;
+    while interval * next <= t && interval * next < duration {
+        next += 1;
+    }
+    next
+}
+
 const STALL_FACTOR: f64 = 2.0;
 const STALL_SLACK_S: f64 = 0.05;
 
@@ -673,7 +683,7 @@ fn sample_loop(
         }
         let span = (t - prev_t).as_secs_f64();
         let mut row = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
-        let planned = (deadline - prev_t).as_secs_f64();
+        let planned = deadline.saturating_sub(prev_t).as_secs_f64();
         if span > planned * STALL_FACTOR + STALL_SLACK_S {
             row.notes.push(Note::Stalled {
                 took_s: span,
@@ -681,12 +691,6 @@ fn sample_loop(
             });
             window.stalled += 1;
             window.worst_stall_s = window.worst_stall_s.max(span);
-            // The ticks the stall swallowed are skipped: catching them up
-            // would emit a burst of near-empty rows.
-            while interval * tick <= t && interval * tick < duration {
-                tick += 1;
-            }
-            tick -= 1;
         }
         for (knob, set, found) in crate::knobs::drifted() {
             let note = Note::KnobChanged {
@@ -723,7 +727,10 @@ fn sample_loop(
         window.rows += 1;
         (prev, prev_count, prev_hot, prev_lat) = (snap, c, h, lat);
         prev_t = t;
-        tick += 1;
+        // Ticks whose deadline has passed (a stall, or a row whose census
+        // took longer than the interval) are skipped: catching them up
+        // would emit a burst of near-empty rows.
+        tick = next_tick(tick, interval, t, duration);
         if deadline >= duration {
             return Ok(());
         }
@@ -883,6 +890,21 @@ fn cluster_ci95(shares: &[f64], population: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row that ended past the next deadline (its census or DAMON's
+    /// statistics took longer than the interval) skips the ticks it
+    /// swallowed, so no later deadline lies behind the last row: 6.12 under
+    /// TCG once panicked subtracting such a deadline.
+    #[test]
+    fn ticks_a_slow_row_swallowed_are_skipped() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert_eq!(next_tick(1, s(1), ms(1_000), s(30)), 2);
+        assert_eq!(next_tick(2, s(1), ms(3_036), s(30)), 4);
+        // Never past the last tick, the one at the duration.
+        assert_eq!(next_tick(2, s(1), s(40), s(30)), 30);
+        assert_eq!(next_tick(1, s(1), s(5), Duration::MAX), 6);
+    }
 
     /// Runs that disagree widen the interval past the page-level one:
     /// 128 runs of 32 pages, half all fast and half all slow, are 128

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::mechanisms::{InForce, Refusal};
-use super::{emit, thread_cpu_time, topo_nodes, Plan, VariantOutcome, STALL_FACTOR, STALL_SLACK_S};
+use super::{
+    emit, next_tick, thread_cpu_time, topo_nodes, Plan, VariantOutcome, STALL_FACTOR, STALL_SLACK_S,
+};
 use crate::program::census::{self, GroupCensus};
 use crate::program::group::{Ended, Group};
 use crate::program::{tail, ProgramSpec, Ready};
@@ -208,7 +210,7 @@ pub(super) fn run_variant(
         last = snap.clone();
         let mut row = SampleRow::empty(RowKind::Interval, &name, iteration, cols);
         let span = (t - prev_t).as_secs_f64();
-        let planned = (deadline.min(t.max(prev_t)) - prev_t).as_secs_f64();
+        let planned = deadline.min(t).saturating_sub(prev_t).as_secs_f64();
         if end.is_none() && span > planned * STALL_FACTOR + STALL_SLACK_S {
             row.notes.push(Note::Stalled {
                 took_s: span,
@@ -216,10 +218,6 @@ pub(super) fn run_variant(
             });
             stalled += 1;
             worst_stall = worst_stall.max(span);
-            while plan.interval * tick <= t {
-                tick += 1;
-            }
-            tick -= 1;
         }
         for (knob, set, found) in crate::knobs::drifted() {
             let note = Note::KnobChanged {
@@ -268,7 +266,8 @@ pub(super) fn run_variant(
         emit(sinks, &row)?;
         prev = snap;
         prev_t = t;
-        tick += 1;
+        // A program runs until it ends: no last tick.
+        tick = next_tick(tick, plan.interval, t, Duration::MAX);
         if let Some(end) = end {
             break end;
         }
