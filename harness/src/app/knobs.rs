@@ -18,7 +18,7 @@ pub fn knobs(args: KnobsArgs) -> anyhow::Result<ExitCode> {
                 t.push([
                     k.to_string(),
                     k.read(&sys).unwrap_or_else(|e| e.to_string()),
-                    k.path(),
+                    k.file(&sys),
                 ]);
             }
             crate::out!("{}", t.render())?;
