@@ -503,6 +503,27 @@ mod tests {
         assert!(e.contains("program.ready_port"), "{e}");
     }
 
+    /// A variant's `mechanism` joins its policy; `[mechanisms]` gives
+    /// `--damon KEY=VALUE` each.
+    #[test]
+    fn mechanisms_lower_to_the_policy_and_damon_options() {
+        let l = lower(
+            "description = \"d\"\nkind = \"run\"\n[mechanisms]\n\
+             damon = { quota_mib = 50 }\n[[variant]]\npolicy = \"preferred-many:fast\"\n\
+             mechanism = \"damon\"\n",
+        )
+        .unwrap();
+        let argv = l.argv.join(" ");
+        assert!(
+            argv.contains("--policy preferred-many:fast@damon"),
+            "{argv}"
+        );
+        assert!(argv.contains("--damon quota_mib=50"), "{argv}");
+        let e = lower("description = \"d\"\nkind = \"run\"\n[[variant]]\nmechanism = \"damon\"\n")
+            .unwrap_err();
+        assert!(e.contains("needs the policy it starts from"), "{e}");
+    }
+
     #[test]
     fn shipped_scenarios_load_and_lower() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/scenarios");

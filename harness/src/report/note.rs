@@ -272,10 +272,11 @@ impl fmt::Display for Note {
                 Ok(())
             }
             Note::DamonBlindUnderTcg => f.write_str(
-                "under QEMU TCG DAMON sees few accesses of the built-in workers: TCG keeps \
+                "under QEMU TCG DAMON may see few accesses of the built-in workers: TCG keeps \
                  translations until the guest flushes its TLB, so the accessed bits DAMON \
-                 clears stay clear while one pinned process runs (native and KVM do not do \
-                 this; under TCG measure DAMON with a program of several processes)",
+                 clears can stay clear while one pinned process runs (native and KVM do not \
+                 do this; under TCG DAMON is measured surely with a program of several \
+                 processes)",
             ),
         }
     }

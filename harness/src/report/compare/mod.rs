@@ -871,11 +871,12 @@ fn compute(block: Block) -> TableBlock {
         }
         let present = match metric.source {
             Source::GapRecovered => block.columns.iter().any(|c| c.run.bracket.is_some()),
+            // The column's own variant: a DAMON variant's statistics are
+            // no row of a block that holds none.
             _ => block.columns.iter().any(|c| {
-                c.run
-                    .rows
-                    .iter()
-                    .any(|r| r.contains_key(&key) && measured(r))
+                c.run.rows.iter().any(|r| {
+                    r.get(col::VARIANT) == Some(&c.variant) && r.contains_key(&key) && measured(r)
+                })
             }),
         };
         if !present {
