@@ -112,6 +112,9 @@ pub enum Note {
     /// translations until the guest flushes its TLB, so the accessed bits
     /// DAMON clears are not set again while one pinned process runs.
     DamonBlindUnderTcg,
+    /// What reading the DAMOS statistics took per row (wall time: each
+    /// read waits for the kdamonds to answer).
+    DamosReadCost { ms_per_read: f64, reads: u32 },
 }
 
 impl fmt::Display for Note {
@@ -271,6 +274,11 @@ impl fmt::Display for Note {
                 }
                 Ok(())
             }
+            Note::DamosReadCost { ms_per_read, reads } => write!(
+                f,
+                "DAMOS statistics: {ms_per_read:.1} ms of wall time per read ({reads} reads; \
+                 each waits for the kdamonds to answer update_schemes_stats)"
+            ),
             Note::DamonBlindUnderTcg => f.write_str(
                 "under QEMU TCG DAMON may see few accesses of the built-in workers: TCG keeps \
                  translations until the guest flushes its TLB, so the accessed bits DAMON \

@@ -28,6 +28,9 @@ pub enum Refusal {
 #[derive(Default)]
 pub struct InForce {
     damon: Option<DamonRun>,
+    /// Wall time the statistics reads took, and how many: each waits for
+    /// the kdamonds to answer `update_schemes_stats`.
+    stats_cost: std::cell::Cell<(std::time::Duration, u32)>,
     /// The weights in force, as read back, under weighted interleave.
     weights: Option<BTreeMap<NodeId, u8>>,
     pub notes: Vec<Note>,
@@ -90,15 +93,28 @@ impl InForce {
 
     /// The DAMOS statistics now (empty without DAMON).
     pub fn damos(&self) -> anyhow::Result<BTreeMap<&'static str, DamosStats>> {
-        match &self.damon {
-            Some(d) => Ok(d.stats()?),
-            None => Ok(BTreeMap::new()),
-        }
+        let Some(d) = &self.damon else {
+            return Ok(BTreeMap::new());
+        };
+        let t0 = std::time::Instant::now();
+        let stats = d.stats()?;
+        let (spent, n) = self.stats_cost.get();
+        self.stats_cost.set((spent + t0.elapsed(), n + 1));
+        Ok(stats)
     }
 
     /// How far the pages on `nodes` landed from the weights in force.
     pub fn weight_error_pts(&self, nodes: &NodeSet, pages: &BTreeMap<NodeId, u64>) -> Option<f64> {
         weights::placement_error_pts(self.weights.as_ref()?, nodes, pages)
+    }
+
+    /// What reading the DAMOS statistics cost, once the window is over.
+    pub fn cost_note(&self) -> Option<Note> {
+        let (spent, n) = self.stats_cost.get();
+        (n > 0).then(|| Note::DamosReadCost {
+            ms_per_read: spent.as_secs_f64() * 1e3 / f64::from(n),
+            reads: n,
+        })
     }
 
     /// Stops DAMON now, reporting a failure (drop would swallow it).

@@ -343,6 +343,7 @@ fn run_variant(
         .collect();
     summary.weight_error_pts = in_force.weight_error_pts(&policy.nodes, &pages);
     notes.append(&mut in_force.notes);
+    notes.extend(in_force.cost_note());
     in_force.end()?;
     let readings = perf.read();
     summary.perf = cols

@@ -363,6 +363,7 @@ pub(super) fn run_variant(
         .collect();
     summary.weight_error_pts = in_force.weight_error_pts(&policy.nodes, &anon);
     notes.append(&mut in_force.notes);
+    notes.extend(in_force.cost_note());
     in_force.end()?;
     summary.t_s = ended.wall.as_secs_f64();
     summary.span_s = ended.wall.as_secs_f64();
