@@ -897,6 +897,10 @@ fn compute(block: Block) -> TableBlock {
                     summary: this,
                     status: if never {
                         "never".into()
+                    } else if ok > 0 && n == 0 {
+                        // Measured, but not this metric: a variant without
+                        // DAMON has no DAMOS statistics.
+                        "n/a".into()
                     } else {
                         c.run.status(&c.variant)
                     },
@@ -1201,6 +1205,18 @@ n = 2 iterations; mean ±rel. stddev; * Welch's t-test p < 0.05
 
 ";
         assert_eq!(text(&[r]), want);
+    }
+
+    /// A metric only one column measures (DAMOS statistics beside a
+    /// variant without DAMON): the other column says `n/a`, not `ok`.
+    #[test]
+    fn a_metric_a_column_does_not_measure_reads_n_a() {
+        let mut r = run("6.12", &[("pm", 10.0, "ok"), ("pm@damon", 8.0, "ok")]);
+        r.rows[1].insert(col::DAMOS_HOT_SZ_APPLIED.into(), (4u64 << 20).to_string());
+        let t = text(&[r]);
+        let line = t.lines().find(|l| l.starts_with("DAMON promoted MiB"));
+        let cells: Vec<&str> = line.expect(&t).split_whitespace().skip(3).collect();
+        assert_eq!(cells[..2], ["n/a", "4"], "{t}");
     }
 
     #[test]
