@@ -1124,6 +1124,9 @@ pub enum CompareFormat {
     Json,
     /// `lava-test-case NAME --result pass|fail|skip --measurement X --units U` lines
     Lava,
+    /// mmtests' compare-kernels layout: Amean/Hmean/Stddev lines, changes positive when
+    /// better, `*` where significant, then the vmstat counters as Ops lines
+    Mmtests,
 }
 
 #[derive(Debug, Args)]

@@ -2,7 +2,7 @@
 //! nothing; topo/probe/run work on the machine at hand; a SIGINT during a
 //! run that changed numa_balancing puts the old value back.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1008,6 +1008,139 @@ fn compare_json_and_lava_carry_the_text_tables_numbers() {
         }
     }
     assert!(lava.contains("promote-hot.6.12.117_deb12.preferred-many_0_balancing.pgpromote_success --result pass --measurement 16384 --units pages"), "{lava}");
+}
+
+/// `compare --format mmtests` on the reference results holds the text
+/// table's numbers: every Amean value is the text cell's mean (to the
+/// text's rounding), every change the text's change, signed positive when
+/// better (a latency that fell), with the same `*` marks; the counters
+/// are its Ops lines. Both a run across kernels and one run's variants.
+#[test]
+fn compare_mmtests_carries_the_text_tables_numbers() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cases: [Vec<PathBuf>; 2] = [
+        vec![
+            top.join("results/reference/6.1/promote-hot"),
+            top.join("results/reference/6.12/promote-hot"),
+        ],
+        vec![top.join("results/reference/6.12/mechanisms")],
+    ];
+    let value = regex::Regex::new(r"^-?[0-9.]+(e[0-9]+)?").unwrap();
+    let cell = regex::Regex::new(
+        r"(-?[0-9]+\.[0-9]{2}) ([(*]) *(-?[0-9]+\.[0-9]{2}%|n/a|n/c)[)*]|(-?[0-9]+\.[0-9]{2})(?: {2,}|\s*$)|([a-z/]+)",
+    )
+    .unwrap();
+    let mut checked = 0;
+    for dirs in &cases {
+        let run = |format: &str| {
+            let out = tb()
+                .args(["compare", "--format", format])
+                .args(dirs)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{format}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let (text, mm) = (run("text"), run("mmtests"));
+        // A block's Ops lines follow it after a blank line.
+        let mut blocks: Vec<String> = Vec::new();
+        for chunk in mm.split("\n\n") {
+            match blocks.last_mut() {
+                Some(last) if chunk.starts_with("Ops") => last.push_str(&format!("\n{chunk}")),
+                _ => blocks.push(chunk.to_string()),
+            }
+        }
+        for block in blocks.iter().filter(|b| b.contains("\nAmean")) {
+            let lines: Vec<&str> = block.lines().collect();
+            let title = lines[0];
+            let legend: Vec<&str> = lines
+                .iter()
+                .filter_map(|l| l.strip_prefix("  (").map(|r| &r[3..]))
+                .collect();
+            let width = if legend.is_empty() { 2 } else { legend.len() };
+            for other in 1..width {
+                // The text table narrows a wide block to baseline-vs-one.
+                let text_title = if legend.is_empty() {
+                    title.to_string()
+                } else {
+                    format!("{title}: {} vs {}", legend[other], legend[0])
+                };
+                let section = text
+                    .split("\n\n")
+                    .find(|s| s.starts_with(&format!("{text_title}\n")))
+                    .unwrap_or_else(|| panic!("{text_title} not in the text table:\n{text}"));
+                for tl in section.lines().skip_while(|l| !l.contains("    ")).skip(1) {
+                    if tl.starts_with("n = ") {
+                        break;
+                    }
+                    let (label, rest) = tl.split_at(20.min(tl.len()));
+                    let label = label.trim_end();
+                    let (stat, lower) = match lines.iter().find(|l| {
+                        l.starts_with("Amean") && l[10..].starts_with(&format!("{label} "))
+                    }) {
+                        Some(l) => (*l, label.contains("latency") || label.starts_with("s to")),
+                        None => (
+                            *lines
+                                .iter()
+                                .find(|l| l.starts_with(&format!("Ops       {label} ")))
+                                .unwrap_or_else(|| panic!("{title}: no {label} line\n{block}")),
+                            false,
+                        ),
+                    };
+                    let mm_cells: Vec<regex::Captures> =
+                        cell.captures_iter(&stat[10 + label.len()..]).collect();
+                    let text_cells: Vec<&str> = rest
+                        .split("  ")
+                        .filter(|c| !c.trim().is_empty())
+                        .map(str::trim)
+                        .collect();
+                    for (text_cell, mm_cell) in [
+                        (text_cells[0], &mm_cells[0]),
+                        (text_cells[1], &mm_cells[other]),
+                    ] {
+                        let mm_value = mm_cell.get(1).or(mm_cell.get(4));
+                        match value.find(text_cell) {
+                            Some(t) => {
+                                let t: f64 = t.as_str().parse().unwrap();
+                                let m: f64 = mm_value
+                                    .unwrap_or_else(|| panic!("{stat}"))
+                                    .as_str()
+                                    .parse()
+                                    .unwrap();
+                                assert!(
+                                    (t - m).abs() <= 0.0051 * m.abs() + 0.5,
+                                    "{label}: text {t} vs mmtests {m}\n{tl}\n{stat}"
+                                );
+                            }
+                            None => assert_eq!(
+                                mm_cell.get(5).map(|m| m.as_str()),
+                                Some(text_cell),
+                                "{tl}\n{stat}"
+                            ),
+                        }
+                    }
+                    // The change: the text's, signed better-is-positive.
+                    if let (Some(change), Some(pct)) = (text_cells.get(2), mm_cells[other].get(3)) {
+                        if let Some(t) =
+                            change.strip_suffix('*').unwrap_or(change).strip_suffix('%')
+                        {
+                            let t: f64 = t.parse().unwrap();
+                            let m: f64 = pct.as_str().trim_end_matches('%').parse().unwrap();
+                            let want = if lower { -t } else { t };
+                            assert!(
+                                (want - m).abs() <= 0.051,
+                                "{label}: text {t} vs mmtests {m}"
+                            );
+                            let star = &mm_cells[other][2] == "*";
+                            assert_eq!(change.ends_with('*'), star, "{tl}\n{stat}");
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 30, "{checked} rows checked");
 }
 
 /// Scenario files: errors name the file and the key, exit 2, nothing

@@ -14,10 +14,10 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
             CompareFormat::Text => ch::compare_text(&runs, false),
             CompareFormat::Markdown => ch::compare_text(&runs, true),
             CompareFormat::Json => serde_json::to_string_pretty(&ch::figures(&runs))? + "\n",
-            CompareFormat::Lava => {
+            CompareFormat::Lava | CompareFormat::Mmtests => {
                 return Err(input(
-                    "--format lava reports a run's metrics: use text, markdown or json for a \
-                     characterisation",
+                    "--format lava and mmtests report a run's metrics: use text, markdown or \
+                     json for a characterisation",
                 ))
             }
         };
@@ -46,6 +46,7 @@ pub fn compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         CompareFormat::Markdown => (&export::Markdown, false),
         CompareFormat::Json => (&export::Json, false),
         CompareFormat::Lava => (&export::Lava, false),
+        CompareFormat::Mmtests => (&export::Mmtests, false),
     };
     let mut out = std::io::stdout().lock();
     out.write_all(exporter.render(&compare::table(&runs, narrow)).as_bytes())?;

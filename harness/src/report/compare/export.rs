@@ -4,7 +4,8 @@
 
 use serde_json::json;
 
-use super::{Cell, Change, TableBlock, ALPHA, NOT_COMPARABLE};
+use super::{Cell, Change, MetricRow, Source, TableBlock, ALPHA, NOT_COMPARABLE};
+use crate::program::Better;
 
 /// A format of the comparison.
 pub trait Exporter {
@@ -187,6 +188,170 @@ fn json_cell(c: &Cell) -> serde_json::Value {
     })
 }
 
+/// mmtests' compare-kernels layout, for where MM reviewers expect it: per
+/// block an `Amean` line for every metric (the text table's means), an
+/// `Hmean` line for the rates (accesses/s, a higher-is-better score), a
+/// `Stddev` line for every metric, then the vmstat counters as `Ops` lines.
+/// Changes are signed as mmtests signs them, positive when better (so a
+/// latency that fell is positive), in parentheses, between `*` where
+/// Welch's test gives p < 0.05; a metric better neither way (an amount
+/// moved) keeps the plain change. `Stddev` changes are mmtests' `pndiff`:
+/// positive when the spread fell.
+pub struct Mmtests;
+
+/// Width of a change field: ` (%7.2f%)`.
+const MM_CHANGE: usize = 11;
+
+impl PerBlock for Mmtests {
+    fn block(&self, block: &TableBlock, out: &mut String) {
+        let (metrics, ops): (Vec<&MetricRow>, Vec<&MetricRow>) = block
+            .rows
+            .iter()
+            .partition(|r| r.metric.source != Source::Vmstat);
+        let field = block
+            .rows
+            .iter()
+            .flat_map(|r| &r.cells)
+            .filter_map(|c| c.summary.map(|s| format!("{:.2}", s.mean).len()))
+            .max()
+            .unwrap_or(0)
+            .max(12);
+        let label = metrics
+            .iter()
+            .chain(&ops)
+            .map(|r| r.metric.label.len())
+            .max()
+            .unwrap_or(0);
+        out.push_str(&block.title);
+        out.push('\n');
+        // Titles wider than a column are lettered, as in the text table.
+        let width = field + MM_CHANGE;
+        let long = block.columns.iter().any(|c| c.title.len() > width - 1);
+        let mut header = format!("{:<1$}", "", 10 + label);
+        for (i, c) in block.columns.iter().enumerate() {
+            let title = if long {
+                let letter = format!("({})", (b'a' + (i % 26) as u8) as char);
+                out.push_str(&format!("  {letter} {}\n", c.title));
+                letter
+            } else {
+                c.title.clone()
+            };
+            header.push_str(&format!("{title:>width$}"));
+        }
+        out.push_str(header.trim_end());
+        out.push('\n');
+        let line =
+            |out: &mut String, stat: &str, row: &MetricRow, cell: &dyn Fn(&Cell) -> String| {
+                let mut l = format!("{stat:<9} {:<label$}", row.metric.label);
+                for c in &row.cells {
+                    l.push_str(&cell(c));
+                }
+                out.push_str(l.trim_end());
+                out.push('\n');
+            };
+        for row in &metrics {
+            line(out, "Amean", row, &|c| {
+                mm_cell(field, c, c.summary.map(|s| s.mean), row.better)
+            });
+        }
+        for row in metrics.iter().filter(|r| mm_is_rate(r)) {
+            let base = row.cells[0].hmean;
+            line(out, "Hmean", row, &|c| {
+                let mut c = c.clone();
+                // The change of the harmonic means, Welch's mark kept.
+                if let Change::Percent { p, .. } = c.change {
+                    c.change = match (base, c.hmean) {
+                        (Some(b), Some(h)) => Change::Percent {
+                            pct: (h - b) / b * 100.0,
+                            p,
+                        },
+                        _ => Change::Undefined,
+                    };
+                }
+                mm_cell(field, &c, c.hmean, row.better)
+            });
+        }
+        for row in &metrics {
+            let base = row.cells[0].summary.map(|s| s.sd);
+            line(out, "Stddev", row, &|c| {
+                let sd = c.summary.map(|s| s.sd);
+                let mut c = c.clone();
+                if let (Change::Percent { .. }, Some(b), Some(s)) = (c.change, base, sd) {
+                    // Already signed better-is-positive: not flipped again.
+                    c.change = Change::Percent {
+                        pct: pndiff(s, b),
+                        p: None,
+                    };
+                }
+                mm_cell(field, &c, sd, None)
+            });
+        }
+        if !ops.is_empty() {
+            out.push('\n');
+            for row in &ops {
+                line(out, "Ops", row, &|c| match c.summary {
+                    Some(s) => format!("{:>field$.2}{:MM_CHANGE$}", s.mean, ""),
+                    None => format!("{:>field$}{:MM_CHANGE$}", c.status, ""),
+                });
+            }
+        }
+        out.push_str(&format!("\n{}\n\n", block.footer()));
+    }
+}
+
+/// A row mmtests would summarise by its harmonic mean: a rate, higher
+/// better.
+fn mm_is_rate(row: &MetricRow) -> bool {
+    row.better == Some(Better::Higher) && matches!(row.metric.units, "accesses/s" | "score")
+}
+
+/// mmtests' `pndiff`: the change of a lower-is-better value, positive when
+/// it fell, with its conventions at 0.
+fn pndiff(new: f64, base: f64) -> f64 {
+    if new == base {
+        0.0
+    } else if new == 0.0 {
+        100.0
+    } else if base == 0.0 {
+        -99.0
+    } else {
+        100.0 - new * 100.0 / base
+    }
+}
+
+/// ` 1234.56 (   1.26%)`, `*` for parentheses where significant; the
+/// status where there is no value.
+fn mm_cell(field: usize, c: &Cell, value: Option<f64>, better: Option<Better>) -> String {
+    let Some(v) = value else {
+        let status = if c.summary.is_some() {
+            "n/a"
+        } else {
+            &c.status
+        };
+        return format!("{status:>field$}{:MM_CHANGE$}", "");
+    };
+    let change = match c.change {
+        Change::Baseline => "(   0.00%)".to_string(),
+        Change::Undefined => format!("({:>8})", "n/a"),
+        Change::NotComparable => format!("({NOT_COMPARABLE:>8})"),
+        Change::Percent { pct, .. } => {
+            // + 0.0: no `-0.00%` for an unchanged lower-is-better value.
+            let signed = if better == Some(Better::Lower) {
+                -pct
+            } else {
+                pct
+            } + 0.0;
+            let text = format!("({signed:7.2}%)");
+            if c.change.significant() {
+                text.replace(['(', ')'], "*")
+            } else {
+                text
+            }
+        }
+    };
+    format!("{v:>field$.2} {change}")
+}
+
 /// Lines a LAVA test job records: one `lava-test-case` per column and
 /// metric, its mean as the measurement. A column whose iterations all
 /// ended ok passes; one with failed iterations fails; one the kernel does
@@ -247,6 +412,46 @@ fn lava_name(parts: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// mmtests' cells: the baseline `(0.00%)`, a lower-is-better value
+    /// that fell positive, a significant change between `*`, and
+    /// `pndiff`'s conventions at 0.
+    #[test]
+    fn mmtests_cells_sign_changes_as_mmtests_does() {
+        let cell = |pct: f64, p: Option<f64>| Cell {
+            summary: Some(crate::stats::Summary {
+                n: 3,
+                mean: 80.0,
+                sd: 1.0,
+            }),
+            status: "ok".into(),
+            change: Change::Percent { pct, p },
+            reached_in: None,
+            hmean: None,
+        };
+        let c = cell(-20.0, Some(0.01));
+        assert_eq!(
+            mm_cell(12, &c, Some(80.0), Some(Better::Lower)),
+            "       80.00 *  20.00%*"
+        );
+        assert_eq!(
+            mm_cell(12, &c, Some(80.0), Some(Better::Higher)),
+            "       80.00 * -20.00%*"
+        );
+        let c = cell(-20.0, Some(0.2));
+        assert_eq!(mm_cell(12, &c, Some(80.0), None), "       80.00 ( -20.00%)");
+        let mut base = cell(0.0, None);
+        base.change = Change::Baseline;
+        assert_eq!(
+            mm_cell(12, &base, Some(100.0), None),
+            "      100.00 (   0.00%)"
+        );
+        assert_eq!(mm_cell(12, &base, None, None), "         n/a           ");
+        assert_eq!(
+            (pndiff(5.0, 10.0), pndiff(0.0, 3.0), pndiff(3.0, 0.0)),
+            (50.0, 100.0, -99.0)
+        );
+    }
 
     #[test]
     fn lava_names_keep_to_the_allowed_characters() {

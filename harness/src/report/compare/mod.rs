@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::schema::{col, CsvRows, MachineKind, SystemRecord};
 use crate::error::InputError;
+use crate::program::Better;
 use crate::stats::{welch, Summary};
 
 pub mod export;
@@ -335,6 +336,19 @@ pub struct Metric {
     /// Which runs the row is about: the built-in workers' (the hot set),
     /// a program's (its memory), or any.
     pub runs: Runs,
+    /// Which way is better (mmtests' layout signs its changes by it).
+    pub better: Direction,
+}
+
+/// Which way a metric is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Direction {
+    Higher,
+    Lower,
+    /// Neither: an amount moved, a counter.
+    Neither,
+    /// As the program's score says (`plan.program.score.better`).
+    AsScore,
 }
 
 /// The runs a metric's row is shown for.
@@ -380,6 +394,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Higher,
     },
     // An external program's: its score (unit in summary.csv's score_unit,
     // better as system.json's plan.program.score says), its wall time,
@@ -392,6 +407,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::AsScore,
     },
     Metric {
         source: Source::Column(col::WALL_S),
@@ -401,6 +417,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::ANON_FAST_SHARE),
@@ -410,6 +427,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Program,
+        better: Direction::Higher,
     },
     // After --push-to-slow-at: when the program's share on the fast tier
     // got back to 50% and 90% of what it was before the push.
@@ -421,6 +439,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: true,
         runs: Runs::Program,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::TIME_TO_90PCT_S),
@@ -430,6 +449,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: true,
         runs: Runs::Program,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::ACCESSES_PER_S),
@@ -439,6 +459,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Higher,
     },
     Metric {
         source: Source::Column(col::HOT_FAST_SHARE),
@@ -448,6 +469,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Workers,
+        better: Direction::Higher,
     },
     // Iterations that never got there have no value: the cell's n says how
     // many did, and `hot_fast_share_peak` in summary.csv how far the rest
@@ -461,6 +483,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: true,
         runs: Runs::Workers,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::TIME_TO_90PCT_S),
@@ -470,6 +493,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: true,
         runs: Runs::Workers,
+        better: Direction::Lower,
     },
     // The mechanisms: what DAMON's schemes moved (its migrations are not
     // NUMA-balancing promotions), how far weighted interleave placed the
@@ -482,6 +506,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Neither,
     },
     Metric {
         source: Source::Column(col::DAMOS_COLD_SZ_APPLIED),
@@ -491,6 +516,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Neither,
     },
     Metric {
         source: Source::Column(col::WEIGHT_ERROR_PTS),
@@ -500,6 +526,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::LAT_P50_NS),
@@ -509,6 +536,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Lower,
     },
     Metric {
         source: Source::Column(col::LAT_P99_NS),
@@ -518,6 +546,7 @@ const METRICS: [Metric; 15] = [
         by_emulator: true,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Lower,
     },
 ];
 
@@ -650,6 +679,8 @@ pub struct Cell {
     pub change: Change,
     /// Ok iterations, when only `summary.n` of them reached the mark.
     pub reached_in: Option<usize>,
+    /// The harmonic mean of the values, when all are above 0.
+    pub hmean: Option<f64>,
 }
 
 impl Cell {
@@ -683,25 +714,30 @@ impl Cell {
     }
 }
 
-fn values(col: &Column, metric: &Metric) -> Option<Summary> {
+fn values(col: &Column, metric: &Metric) -> Vec<f64> {
     let (rows, _) = col.run.ok_rows(&col.variant);
     if metric.source == Source::GapRecovered {
-        return gap_recovered(col.run, &rows);
+        return gap_recovered(col.run, &rows).unwrap_or_default();
     }
     let key = metric.column();
-    let xs: Vec<f64> = rows
-        .iter()
+    rows.iter()
         .filter_map(|r| r.get(&key)?.parse::<f64>().ok())
         .map(|x| x * metric.scale)
-        .collect();
-    Summary::of(&xs)
+        .collect()
+}
+
+/// The harmonic mean, the mean of rates mmtests reports: None unless
+/// every value is above 0.
+fn hmean(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty() && xs.iter().all(|&x| x > 0.0))
+        .then(|| xs.len() as f64 / xs.iter().map(|x| 1.0 / x).sum::<f64>())
 }
 
 /// Each of `rows`' share of the gap between its run's slow and fast
 /// bounds, in percent: (x - slow) / (fast - slow) of the score, or of
 /// accesses/s for the built-in workers. Either way round: for a time, the
 /// fast bound is the smaller and the formula still gives 100% there.
-fn gap_recovered(run: &RunResults, rows: &[&BTreeMap<String, String>]) -> Option<Summary> {
+fn gap_recovered(run: &RunResults, rows: &[&BTreeMap<String, String>]) -> Option<Vec<f64>> {
     let b = run.bracket.as_ref()?;
     let measure = if run
         .rows
@@ -726,7 +762,7 @@ fn gap_recovered(run: &RunResults, rows: &[&BTreeMap<String, String>]) -> Option
         .filter_map(|r| of(r))
         .map(|x| (x - slow) / (fast - slow) * 100.0)
         .collect();
-    Summary::of(&xs)
+    Some(xs)
 }
 
 fn fmt_value(x: f64) -> String {
@@ -761,6 +797,9 @@ fn change(
 pub struct MetricRow {
     pub metric: Metric,
     pub cells: Vec<Cell>,
+    /// Which way is better for this table (a score's as its run says);
+    /// None for amounts and counters.
+    pub better: Option<Better>,
 }
 
 /// One column's identity in a computed table.
@@ -840,6 +879,7 @@ fn compute(block: Block) -> TableBlock {
         by_emulator: false,
         empty_is_never: false,
         runs: Runs::Any,
+        better: Direction::Neither,
     });
     let mut rows = Vec::new();
     let mut not_compared = false;
@@ -882,13 +922,14 @@ fn compute(block: Block) -> TableBlock {
         if !present {
             continue;
         }
-        let b = values(base, &metric);
+        let b = Summary::of(&values(base, &metric));
         let cells = block
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let this = values(c, &metric);
+                let xs = values(c, &metric);
+                let this = Summary::of(&xs);
                 let ok = c.run.ok_rows(&c.variant).0.len();
                 let n = this.as_ref().map_or(0, |s| s.n);
                 let never = metric.empty_is_never && ok > 0 && n == 0;
@@ -905,10 +946,26 @@ fn compute(block: Block) -> TableBlock {
                         c.run.status(&c.variant)
                     },
                     reached_in: (metric.empty_is_never && n > 0 && n < ok).then_some(ok),
+                    hmean: hmean(&xs),
                 }
             })
             .collect();
-        rows.push(MetricRow { metric, cells });
+        let better = match metric.better {
+            Direction::Higher => Some(Better::Higher),
+            Direction::Lower => Some(Better::Lower),
+            Direction::Neither => None,
+            Direction::AsScore => base
+                .run
+                .program
+                .as_ref()
+                .and_then(|p| p.score.as_ref())
+                .map(|s| s.better),
+        };
+        rows.push(MetricRow {
+            metric,
+            cells,
+            better,
+        });
     }
     TableBlock {
         title: block.title,
