@@ -212,6 +212,19 @@ impl Buffer {
         Ok(method)
     }
 
+    /// Locks the populated mapping in memory (mlock): its pages leave the
+    /// reclaimable LRUs, so reclaim neither swaps nor demotes them. The lock
+    /// goes with the mapping.
+    pub fn lock(&self) -> std::io::Result<()> {
+        // SAFETY: the range is this live mapping.
+        let r = unsafe { libc::mlock(self.map.as_ptr().cast(), self.map.len()) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
     /// Which node holds each page of `range` (byte offsets into the buffer).
     pub fn census(&self, range: std::ops::Range<usize>) -> Result<Census, BufferError> {
         let unit = self.kind.census_unit();
@@ -228,6 +241,18 @@ impl Buffer {
         per_group: usize,
     ) -> Result<Vec<Census>, BufferError> {
         let unit = self.kind.census_unit();
+        Ok(self
+            .where_are(units)?
+            .chunks(per_group.max(1))
+            .map(|g| Census::of_statuses(g, unit))
+            .collect())
+    }
+
+    /// The kernel's answer for each of `units` (census-unit indices, each
+    /// below `len() / unit`): the node that holds it, or -errno (-ENOENT:
+    /// not populated).
+    pub fn where_are(&self, units: &[usize]) -> Result<Vec<i32>, BufferError> {
+        let unit = self.kind.census_unit();
         let base = self.map.as_ptr();
         let pages: Vec<*const u8> = units.iter().map(|u| base.wrapping_add(u * unit)).collect();
         let mut status = vec![0i32; pages.len()];
@@ -237,10 +262,7 @@ impl Buffer {
         {
             sys::query_pages(p, st).map_err(BufferError::Census)?;
         }
-        Ok(status
-            .chunks(per_group.max(1))
-            .map(|g| Census::of_statuses(g, unit))
-            .collect())
+        Ok(status)
     }
 }
 

@@ -424,6 +424,19 @@ pub struct RunArgs {
     )]
     pub fill_fast_leave: Option<u64>,
 
+    /// Lock the fast-tier filler in memory (mlock): reclaim cannot demote it
+    #[arg(
+        long,
+        requires = "fill_fast_leave",
+        help_heading = "Buffer",
+        long_help = "With --fill-fast-leave, lock the eater in memory (mlock) so reclaim cannot \
+                     demote it: the fast tier stays full, and each promotion has to displace \
+                     the buffer's own pages. This is how a fast tier too small for the hot set \
+                     is set up, and what provokes ping-pong (pages promoted, demoted, promoted \
+                     again). Needs root or an RLIMIT_MEMLOCK as large as the fast tier."
+    )]
+    pub fill_fast_locked: bool,
+
     /// Allocate even if the buffer exceeds the target nodes' free memory, or run tiering on a tier-check failure
     #[arg(
         long,
@@ -749,12 +762,13 @@ pub struct RunArgs {
 
 /// The options of the built-in workers, which an external program makes
 /// meaningless: refused beside a COMMAND.
-const BUILT_IN_WORKLOAD: [&str; 21] = [
+const BUILT_IN_WORKLOAD: [&str; 22] = [
     "size",
     "page_size",
     "first_touch",
     "move",
     "fill_fast_leave",
+    "fill_fast_locked",
     "threads",
     "oversubscribe",
     "pin",

@@ -121,6 +121,10 @@ const BUILT_IN_SCENARIOS: &[(&str, &str)] = &[
         "mechanisms",
         include_str!("../../bench/scenarios/mechanisms.toml"),
     ),
+    (
+        "pingpong",
+        include_str!("../../bench/scenarios/pingpong.toml"),
+    ),
 ];
 
 /// Where a named file was found.

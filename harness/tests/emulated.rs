@@ -275,6 +275,109 @@ fn promotion_follows_the_flag_on_6_12() {
     }
 }
 
+/// Tiering quality by page identity. (1) A sweep of the hot half, nothing
+/// else touched: every page NUMA balancing promotes is hot (precision 1),
+/// and the tracked sample's estimate of the promoted pages agrees with the
+/// kernel's pgpromote_success within the estimate's 95% interval; without
+/// the flag nothing moves. (2) The ping-pong scenario (fast tier filled
+/// and locked, hot set larger than the room): tracked pages are promoted,
+/// demoted and promoted again, and the kernel's pgpromote_success and
+/// pgdemote_kswapd both grow.
+#[test]
+fn tiering_quality_counts_moves_by_page_identity_on_6_12() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_6_12") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promotion_run(&k, out.path(), &[]);
+    let with = run.summary("preferred-many:0+balancing");
+    let promoted = run.num(with, "moves.promoted_hot") + run.num(with, "moves.promoted_cold");
+    let (ci, kernel_count) = (
+        run.num(with, "moves.promoted_ci95"),
+        run.num(with, "vmstat.pgpromote_success"),
+    );
+    eprintln!(
+        "sweep: tracked estimate {promoted} +-{ci} pages promoted, kernel {kernel_count}, \
+         precision {}",
+        run.cell(with, "precision")
+    );
+    assert!(kernel_count > 0.0, "nothing promoted: {:?}", with);
+    assert_eq!(run.num(with, "moves.promoted_cold"), 0.0, "{:?}", with);
+    assert_eq!(run.num(with, "precision"), 1.0, "{:?}", with);
+    // +1: the columns are rounded to whole pages.
+    assert!(
+        (promoted - kernel_count).abs() <= ci + 1.0,
+        "estimate {promoted} +-{ci} vs the kernel's {kernel_count}"
+    );
+    assert!(
+        run.num(with, "workers_sys_s") > 0.0,
+        "hint faults cost no system time"
+    );
+    assert!(run.num(with, "hint_faults_per_s") > 0.0);
+    let without = run.summary("preferred-many:0");
+    for c in [
+        "moves.promoted_hot",
+        "moves.promoted_cold",
+        "moves.demoted_hot",
+        "moves.demoted_cold",
+        "moves.round_trips",
+    ] {
+        assert_eq!(
+            run.num(without, c),
+            0.0,
+            "{c} without the flag: {:?}",
+            without
+        );
+    }
+    assert_eq!(run.cell(without, "precision"), "");
+
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-dram-cxl", "tcg", "300s", &k, out.path())
+        .args(["--", "run", "--scenario", "pingpong", "-q"])
+        .output()
+        .unwrap();
+    let run = read_run(&output, out.path());
+    let with = run.summary("preferred-many:0+balancing");
+    eprintln!(
+        "ping-pong: {} round trips, {} pages both ways (median {} s), precision {}; \
+         pgpromote_success {}, pgdemote_kswapd {}",
+        run.cell(with, "moves.round_trips"),
+        run.cell(with, "pingpong_pages"),
+        run.cell(with, "round_trip_s_p50"),
+        run.cell(with, "precision"),
+        run.cell(with, "vmstat.pgpromote_success"),
+        run.cell(with, "vmstat.pgdemote_kswapd"),
+    );
+    assert!(
+        run.num(with, "vmstat.pgpromote_success") > 0.0,
+        "{:?}",
+        with
+    );
+    assert!(run.num(with, "vmstat.pgdemote_kswapd") > 0.0, "{:?}", with);
+    assert!(run.num(with, "moves.demoted_hot") + run.num(with, "moves.demoted_cold") > 0.0);
+    assert!(run.num(with, "moves.round_trips") > 0.0, "{:?}", with);
+    assert!(run.num(with, "pingpong_pages") > 0.0);
+    assert!(run.num(with, "round_trip_s_p50") > 0.0);
+    // A page that moves between two rows is seen; one that went and came
+    // back inside a row is not: the estimate is at most the kernel's count.
+    let promoted = run.num(with, "moves.promoted_hot") + run.num(with, "moves.promoted_cold");
+    assert!(
+        promoted
+            <= run.num(with, "vmstat.pgpromote_success")
+                + run.num(with, "moves.promoted_ci95")
+                + 1.0,
+        "{:?}",
+        with
+    );
+    let timeline = &run.series;
+    let rows = timeline.filter("variant", "preferred-many:0+balancing");
+    assert!(
+        rows.iter()
+            .any(|r| timeline.num(r, "moves.round_trips") > 0.0),
+        "no row saw a round trip"
+    );
+}
+
 #[test]
 fn promotion_follows_the_flag_on_the_newest_debian_kernel() {
     let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {

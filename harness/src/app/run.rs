@@ -276,6 +276,7 @@ fn run_spec(a: &RunArgs, program: Option<ProgramSpec>) -> RunSpec {
         damon: a.damon.clone(),
         move_on_switch: a.move_on_switch,
         fill_fast_leave: a.fill_fast_leave,
+        fill_fast_locked: a.fill_fast_locked,
         worker_node: a.worker_node,
         threads: a.threads,
         oversubscribe: a.oversubscribe,
@@ -571,12 +572,13 @@ fn plan_record(plan: &Plan) -> anyhow::Result<serde_json::Value> {
     Ok(v)
 }
 
-const BUILT_IN_PLAN_KEYS: [&str; 14] = [
+const BUILT_IN_PLAN_KEYS: [&str; 15] = [
     "size_bytes",
     "page",
     "first_touch",
     "move_on_switch",
     "fill_fast_leave",
+    "fill_fast_locked",
     "pattern",
     "hot_bytes",
     "expected_hot_share",

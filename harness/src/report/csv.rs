@@ -167,6 +167,7 @@ mod tests {
             program: false,
             damon: false,
             weighted: false,
+            quality: false,
         };
         let mut sink = CsvSink::new(Vec::new(), cols.clone(), RowKind::Summary).unwrap();
         let mut row = SampleRow::empty(RowKind::Summary, "preferred-many:0+balancing", 1, &cols);

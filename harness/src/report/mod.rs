@@ -10,6 +10,7 @@ pub mod note;
 pub mod outdir;
 pub mod plot;
 pub mod progress;
+pub mod quality;
 pub mod schema;
 pub mod table;
 
@@ -110,6 +111,13 @@ pub struct SampleRow {
     /// Largest gap in points between a node's share of the buffer's pages
     /// and its share of the interleave weights.
     pub weight_error_pts: Option<f64>,
+    /// What the tracked pages did in the row (interval rows), or in the
+    /// window (summary rows).
+    pub moves: Option<quality::Moves>,
+    /// Summary rows: precision and ping-pong of the window.
+    pub quality: Option<quality::Quality>,
+    /// Summary rows: what the window cost.
+    pub cost: Option<quality::Cost>,
     pub notes: Vec<Note>,
 }
 
@@ -170,6 +178,9 @@ impl SampleRow {
             }),
             damos: BTreeMap::new(),
             weight_error_pts: None,
+            moves: None,
+            quality: None,
+            cost: None,
             notes: Vec::new(),
         }
     }
@@ -223,6 +234,9 @@ pub struct Columns {
     /// A variant sets interleave weights: the summary says how far the
     /// pages landed from them.
     pub weighted: bool,
+    /// The built-in workers with a census: the tracked pages' moves and
+    /// the window's cost are added.
+    pub quality: bool,
 }
 
 pub use crate::stamp::utc_stamp;
@@ -314,6 +328,13 @@ impl Columns {
         if self.weighted && kind == RowKind::Summary {
             h.push(col::WEIGHT_ERROR_PTS.into());
         }
+        if self.quality {
+            h.extend(col::MOVES.map(String::from));
+            if kind == RowKind::Summary {
+                h.extend(col::QUALITY.map(String::from));
+                h.extend(col::COST.map(String::from));
+            }
+        }
         h.extend(self.counters.iter().map(|c| c.column()));
         if kind == RowKind::Summary {
             h.extend(self.perf.iter().map(|p| format!("perf.{p}")));
@@ -391,6 +412,39 @@ impl Columns {
         }
         if self.weighted && r.kind == RowKind::Summary {
             out.push(opt(r.weight_error_pts.map(|e| format!("{e:.2}"))));
+        }
+        if self.quality {
+            let pages = |v: Option<f64>| opt(v.map(|x| format!("{x:.0}")));
+            let m = r.moves.as_ref();
+            out.extend([
+                pages(m.map(|m| m.promoted_hot)),
+                pages(m.map(|m| m.promoted_cold)),
+                pages(m.map(|m| m.demoted_hot)),
+                pages(m.map(|m| m.demoted_cold)),
+                pages(m.map(|m| m.round_trips)),
+                pages(m.map(|m| m.promoted_ci95)),
+            ]);
+            if r.kind == RowKind::Summary {
+                let q = r.quality.as_ref();
+                out.extend([
+                    f3(q.and_then(|q| q.precision)),
+                    pages(q.map(|q| q.pingpong_pages)),
+                    opt(q
+                        .and_then(|q| q.round_trip_s_p50)
+                        .map(|t| format!("{t:.3}"))),
+                    opt(q.map(|q| q.tracked)),
+                ]);
+                let c = r.cost.clone().unwrap_or_default();
+                let g = |v: Option<f64>| opt(v.map(|x| format!("{x:.4}")));
+                out.extend([
+                    opt(c.user_s.map(|t| format!("{t:.3}"))),
+                    opt(c.sys_s.map(|t| format!("{t:.3}"))),
+                    opt(c.accesses_per_cpu_s.map(|x| format!("{x:.0}"))),
+                    g(c.hint_faults_per_s),
+                    g(c.migrated_mib_per_s),
+                    g(c.accesses_per_migrated_page),
+                ]);
+            }
         }
         out.extend(r.counters.iter().map(|v| opt(*v)));
         if r.kind == RowKind::Summary {

@@ -30,13 +30,17 @@ use crate::error::InputError;
 /// pattern keys, which did not apply. 5: variants may carry interleave
 /// weights (`weighted-interleave:0=9,1=1`) and a mechanism (`@damon`);
 /// DAMOS statistics (`damos.ROLE.STAT`) and `weight_error_pts` where a
-/// variant has them; the plan's `damon`.
-pub const SCHEMA_VERSION: u32 = 5;
+/// variant has them; the plan's `damon`. 6: runs of the built-in workers
+/// with a census carry the tracked pages' moves (`moves.*`), the window's
+/// precision and ping-pong, and its cost (`workers_user_s` ...
+/// `accesses_per_migrated_page`).
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The versions this build reads: 2 lacks only the two census columns,
 /// which no reader needs; 3 has no program columns, which are read as
-/// absent; 4 has no mechanism columns, read as absent.
-pub const READABLE_VERSIONS: [u32; 4] = [2, 3, 4, 5];
+/// absent; 4 has no mechanism columns, 5 no quality columns, read as
+/// absent.
+pub const READABLE_VERSIONS: [u32; 5] = [2, 3, 4, 5, 6];
 
 /// Fixed column names of `summary.csv` and `timeseries.csv`.
 pub mod col {
@@ -80,6 +84,43 @@ pub mod col {
     /// What DAMON's migrate_hot and migrate_cold schemes applied, bytes.
     pub const DAMOS_HOT_SZ_APPLIED: &str = "damos.hot.sz_applied";
     pub const DAMOS_COLD_SZ_APPLIED: &str = "damos.cold.sz_applied";
+    /// The tracked pages' moves (estimated pages of the buffer), interval
+    /// and summary rows.
+    pub const MOVES_PROMOTED_HOT: &str = "moves.promoted_hot";
+    pub const MOVES_PROMOTED_COLD: &str = "moves.promoted_cold";
+    pub const MOVES_DEMOTED_HOT: &str = "moves.demoted_hot";
+    pub const MOVES_DEMOTED_COLD: &str = "moves.demoted_cold";
+    pub const MOVES_ROUND_TRIPS: &str = "moves.round_trips";
+    pub const MOVES_PROMOTED_CI95: &str = "moves.promoted_ci95";
+    pub const MOVES: [&str; 6] = [
+        MOVES_PROMOTED_HOT,
+        MOVES_PROMOTED_COLD,
+        MOVES_DEMOTED_HOT,
+        MOVES_DEMOTED_COLD,
+        MOVES_ROUND_TRIPS,
+        MOVES_PROMOTED_CI95,
+    ];
+    /// The window's precision and ping-pong (summary rows).
+    pub const PRECISION: &str = "precision";
+    pub const PINGPONG_PAGES: &str = "pingpong_pages";
+    pub const ROUND_TRIP_S_P50: &str = "round_trip_s_p50";
+    pub const TRACKED_PAGES: &str = "tracked_pages";
+    pub const QUALITY: [&str; 4] = [PRECISION, PINGPONG_PAGES, ROUND_TRIP_S_P50, TRACKED_PAGES];
+    /// What the window cost (summary rows).
+    pub const WORKERS_USER_S: &str = "workers_user_s";
+    pub const WORKERS_SYS_S: &str = "workers_sys_s";
+    pub const ACCESSES_PER_CPU_S: &str = "accesses_per_cpu_s";
+    pub const HINT_FAULTS_PER_S: &str = "hint_faults_per_s";
+    pub const MIGRATED_MIB_PER_S: &str = "migrated_mib_per_s";
+    pub const ACCESSES_PER_MIGRATED_PAGE: &str = "accesses_per_migrated_page";
+    pub const COST: [&str; 6] = [
+        WORKERS_USER_S,
+        WORKERS_SYS_S,
+        ACCESSES_PER_CPU_S,
+        HINT_FAULTS_PER_S,
+        MIGRATED_MIB_PER_S,
+        ACCESSES_PER_MIGRATED_PAGE,
+    ];
     /// A DAMOS statistic of the schemes of one role: `damos.hot.sz_applied`.
     pub fn damos(role: &str, stat: &str) -> String {
         format!("damos.{role}.{stat}")

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 use crate::buffer::{self, Buffer, Census, PageKind, BASE_PAGE};
 use crate::mempolicy::{MoveFlags, Policy};
 use crate::pin::{self, PinMethod};
+use crate::report::quality::Cost;
 use crate::report::{Columns, Note, RowKind, RunObserver, SampleRow, Status};
 use crate::sysfs::SysRoot;
 use crate::telemetry::perf::PerfCounters;
+use crate::telemetry::taskcpu::CpuTimes;
 use crate::telemetry::vmstat::{CounterId, Snapshot};
 use crate::topology::{NodeId, NodeSet, Topology};
 use crate::variant::Variant;
@@ -26,6 +28,7 @@ use crate::workload::histogram::Counts;
 use crate::workload::pattern::{Pattern, Shared, Worker};
 
 mod mechanisms;
+mod moves;
 mod plan;
 mod program;
 
@@ -118,6 +121,15 @@ fn fill_fast(plan: &Plan, leave: u64, stop: &AtomicBool) -> anyhow::Result<Optio
     let mut eater = Buffer::map(want as usize, PageKind::Base)?;
     eater.set_policy(&Policy::bind(plan.fast.clone()), MoveFlags::NONE)?;
     eater.populate(&plan.worker_cpus, stop)?;
+    if plan.fill_fast_locked {
+        eater.lock().map_err(|e| {
+            anyhow::anyhow!(
+                "locking the {} MiB fast-tier filler (mlock): {e}; run as root or raise \
+                 RLIMIT_MEMLOCK (ulimit -l), or leave out --fill-fast-locked",
+                want >> 20
+            )
+        })?;
+    }
     Ok(Some(eater))
 }
 
@@ -342,6 +354,20 @@ fn run_variant(
         .filter_map(|(n, p)| Some((*n, (*p)?)))
         .collect();
     summary.weight_error_pts = in_force.weight_error_pts(&policy.nodes, &pages);
+    if let Some(tracker) = &window.tracker {
+        let q = tracker.quality();
+        summary.moves = Some(q.moves.clone());
+        summary.quality = Some(q);
+    }
+    if cols.quality {
+        let cpu = window.cpu_end.zip(window.cpu_start);
+        summary.cost = Some(cost(
+            cpu.map(|(end, start)| end.since(&start)),
+            elapsed,
+            total,
+            &last.global.delta(&first.global),
+        ));
+    }
     notes.append(&mut in_force.notes);
     notes.extend(in_force.cost_note());
     in_force.end()?;
@@ -396,6 +422,35 @@ fn run_variant(
     })
 }
 
+/// What the window cost: the workers' CPU time, and the kernel's faults
+/// and migrations over it, per second and per access.
+fn cost(
+    cpu: Option<CpuTimes>,
+    elapsed: f64,
+    accesses: u64,
+    vmstat: &std::collections::BTreeMap<String, i64>,
+) -> Cost {
+    let per_s = |name: &str| {
+        vmstat
+            .get(name)
+            .filter(|_| elapsed > 0.0)
+            .map(|&n| n as f64 / elapsed)
+    };
+    let migrated = vmstat.get("pgmigrate_success").copied();
+    let accesses = accesses as f64;
+    Cost {
+        user_s: cpu.map(|c| c.user_s),
+        sys_s: cpu.map(|c| c.sys_s),
+        accesses_per_cpu_s: cpu
+            .filter(|c| c.total_s() > 0.0)
+            .map(|c| accesses / c.total_s()),
+        hint_faults_per_s: per_s("numa_hint_faults"),
+        migrated_mib_per_s: per_s("pgmigrate_success")
+            .map(|p| p * BASE_PAGE as f64 / (1u64 << 20) as f64),
+        accesses_per_migrated_page: migrated.filter(|&m| m > 0).map(|m| accesses / m as f64),
+    }
+}
+
 /// Runs `during` on this thread while the plan's workers, pinned, drive
 /// `pattern` over the buffer at `base`; stops and joins them after. Returns
 /// what `during` returned and how the workers were pinned.
@@ -426,6 +481,11 @@ fn with_workers<R>(
                 };
                 s.spawn(move || -> Result<PinMethod, pin::PinError> {
                     let m = pin::pin_current_thread(cpu)?;
+                    shared
+                        .tids
+                        .lock()
+                        .expect("no worker panics holding it")
+                        .push(crate::telemetry::taskcpu::gettid());
                     // SAFETY: the buffer outlives this scope and is only
                     // accessed through atomics while the workers run.
                     unsafe { worker.run(base as *mut u8) };
@@ -576,6 +636,11 @@ struct Window {
     worst_stall_s: f64,
     /// Knobs found changed under the run (each reported once).
     knobs_changed: Vec<Note>,
+    /// The pages followed by identity (runs with a census).
+    tracker: Option<moves::Tracker>,
+    /// The workers' CPU times at the window's start and its last row.
+    cpu_start: Option<CpuTimes>,
+    cpu_end: Option<CpuTimes>,
 }
 
 /// CPU time of the calling thread.
@@ -629,12 +694,23 @@ fn sample_loop(
     let (interval, duration, move_at) = (plan.interval, plan.duration, plan.move_hot_at);
     let shared = ctx.shared;
     if plan.census {
+        let unit = plan.page.census_unit();
+        let units = ctx.buf.len() / unit;
+        window.tracker = Some(moves::Tracker::draw(
+            units,
+            hot_position(ctx, units).0,
+            plan.hot_bytes.div_ceil(unit).max(1),
+            moves::TRACKED_PER_STRATUM,
+            CENSUS_RUN,
+        ));
         // Where the hot set starts: a time-to-50% of 0 means it was
-        // already there, not that promotion was instant.
+        // already there, not that promotion was instant. The tracked
+        // pages' first positions.
         let mut at_start = SampleRow::empty(RowKind::Interval, ctx.name, ctx.iteration, ctx.cols);
         interval_census(ctx, &mut at_start, window)?;
     }
     let first = Snapshot::read(ctx.sys, ctx.nodes)?;
+    window.cpu_start = workers_cpu(ctx);
     let started = Instant::now();
     let count0 = shared.accesses.load(Ordering::Relaxed);
     let hot0 = shared.hot_accesses.load(Ordering::Relaxed);
@@ -674,6 +750,7 @@ fn sample_loop(
         let h = shared.hot_accesses.load(Ordering::Relaxed);
         let lat = shared.latency.snapshot();
         let snap = Snapshot::read(ctx.sys, ctx.nodes)?;
+        window.cpu_end = workers_cpu(ctx);
         window.elapsed = t.as_secs_f64();
         window.accesses = c - count0;
         window.hot = h - hot0;
@@ -757,7 +834,36 @@ fn interval_census(
     if let Some(share) = row.hot_fast_share {
         window.reached.observe(row.t_s, share);
     }
+    if let Some(tracker) = &mut window.tracker {
+        let status = ctx.buf.where_are(tracker.units())?;
+        let units = ctx.buf.len() / plan.page.census_unit();
+        let (first_hot, hot_units) = hot_position(ctx, units);
+        let is_hot = |u: usize| (u + units - first_hot) % units < hot_units;
+        row.moves = Some(tracker.observe(row.t_s, &status, &plan.fast, &plan.slow, is_hot));
+    }
     Ok(())
+}
+
+/// The hot set's first census unit now and its length in units.
+fn hot_position(ctx: &SampleCtx, units: usize) -> (usize, usize) {
+    let unit = ctx.plan.page.census_unit();
+    let first = ctx.shared.shift.load(Ordering::Relaxed) * BASE_PAGE / unit % units;
+    (first, ctx.plan.hot_bytes.div_ceil(unit).clamp(1, units))
+}
+
+/// The workers' CPU times, once every worker has said its thread id (they
+/// do before touching the buffer); None where /proc cannot say.
+fn workers_cpu(ctx: &SampleCtx) -> Option<CpuTimes> {
+    let tids = ctx
+        .shared
+        .tids
+        .lock()
+        .expect("no worker panics holding it")
+        .clone();
+    if tids.len() < ctx.plan.worker_cpus.len() {
+        return None;
+    }
+    CpuTimes::of_threads(&tids).ok()
 }
 
 /// Consecutive units a sampled census examines together. move_pages costs

@@ -189,6 +189,8 @@ pub struct RunSpec {
     /// harness owns until only this many bytes above the high watermarks
     /// stay free; freed after the variant.
     pub fill_fast_leave: Option<u64>,
+    /// The eater is locked in memory: reclaim cannot demote it.
+    pub fill_fast_locked: bool,
     pub worker_node: Option<NodeId>,
     pub threads: usize,
     pub oversubscribe: bool,
@@ -225,6 +227,10 @@ pub struct Plan {
     pub damon: Option<DamonConfig>,
     pub move_on_switch: bool,
     pub fill_fast_leave: Option<u64>,
+    /// Written only when set: records without it compare with runs that
+    /// did not lock.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fill_fast_locked: bool,
     pub worker_node: NodeId,
     pub worker_cpus: Vec<u32>,
     pub pattern: PatternSpec,
@@ -510,6 +516,7 @@ impl Plan {
             damon,
             move_on_switch: spec.move_on_switch,
             fill_fast_leave: spec.fill_fast_leave,
+            fill_fast_locked: spec.fill_fast_locked,
             worker_node,
             worker_cpus,
             pattern: spec.pattern,
@@ -542,6 +549,7 @@ impl Plan {
             program: self.program.is_some(),
             damon: self.damon.is_some(),
             weighted: self.variants.iter().any(|v| v.weights.is_some()),
+            quality: self.census && self.program.is_none(),
         }
     }
 
@@ -651,6 +659,7 @@ mod tests {
             damon: Vec::new(),
             move_on_switch: false,
             fill_fast_leave: None,
+            fill_fast_locked: false,
             worker_node: None,
             threads: 1,
             oversubscribe: false,

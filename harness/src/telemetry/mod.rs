@@ -3,6 +3,7 @@
 //! subtracts; it never prints and never invents a value the kernel lacks.
 
 pub mod perf;
+pub mod taskcpu;
 pub mod vmstat;
 
 pub use vmstat::{Snapshot, Vmstat};

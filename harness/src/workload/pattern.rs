@@ -327,6 +327,8 @@ pub struct Shared {
     pub shift: AtomicUsize,
     pub stop: AtomicBool,
     pub latency: Histogram,
+    /// The workers' thread ids, for their CPU times.
+    pub tids: std::sync::Mutex<Vec<i32>>,
 }
 
 /// Accesses between updates of the shared counters (and checks of `stop`

@@ -190,7 +190,8 @@ fn json_cell(c: &Cell) -> serde_json::Value {
 
 /// mmtests' compare-kernels layout, for where MM reviewers expect it: per
 /// block an `Amean` line for every metric (the text table's means), an
-/// `Hmean` line for the rates (accesses/s, a higher-is-better score), a
+/// `Hmean` line for the rates (accesses/s and per CPU-second, a
+/// higher-is-better score), a
 /// `Stddev` line for every metric, then the vmstat counters as `Ops` lines.
 /// Changes are signed as mmtests signs them, positive when better (so a
 /// latency that fell is positive), in parentheses, between `*` where
@@ -302,7 +303,8 @@ impl PerBlock for Mmtests {
 /// A row mmtests would summarise by its harmonic mean: a rate, higher
 /// better.
 fn mm_is_rate(row: &MetricRow) -> bool {
-    row.better == Some(Better::Higher) && matches!(row.metric.units, "accesses/s" | "score")
+    row.better == Some(Better::Higher)
+        && matches!(row.metric.units, "accesses/s" | "accesses/cpu-s" | "score")
 }
 
 /// mmtests' `pndiff`: the change of a lower-is-better value, positive when

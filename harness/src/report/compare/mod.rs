@@ -177,7 +177,7 @@ fn typed_plan_key<T: serde::de::DeserializeOwned>(
 /// The plan's keys that decide what was measured. Iterations, the
 /// sampling interval and the worker CPUs may differ between comparable
 /// runs; these may not.
-const PLAN_KEYS: [&str; 11] = [
+const PLAN_KEYS: [&str; 12] = [
     "program",
     "size_bytes",
     "page",
@@ -188,6 +188,7 @@ const PLAN_KEYS: [&str; 11] = [
     "duration_s",
     "move_on_switch",
     "fill_fast_leave",
+    "fill_fast_locked",
     "move_hot_at_s",
 ];
 
@@ -384,7 +385,7 @@ impl Metric {
 /// The metrics of the table, then the vmstat rows. A metric no row has a
 /// value for is left out (a program run has no accesses/s, a run of the
 /// built-in workers no score).
-const METRICS: [Metric; 15] = [
+const METRICS: [Metric; 21] = [
     // Normalised to the bounds, as tiering results are in changelogs.
     Metric {
         source: Source::GapRecovered,
@@ -527,6 +528,68 @@ const METRICS: [Metric; 15] = [
         empty_is_never: false,
         runs: Runs::Any,
         better: Direction::Lower,
+    },
+    // Quality, from the pages followed by identity: what was promoted,
+    // how much of it was hot, what came back; and what the moves cost.
+    Metric {
+        source: Source::Column(col::PRECISION),
+        label: "precision %",
+        units: "percent",
+        scale: 100.0,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Higher,
+    },
+    Metric {
+        source: Source::Column(col::MOVES_PROMOTED_COLD),
+        label: "cold pages promoted",
+        units: "pages",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Lower,
+    },
+    Metric {
+        source: Source::Column(col::PINGPONG_PAGES),
+        label: "ping-pong pages",
+        units: "pages",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Lower,
+    },
+    Metric {
+        source: Source::Column(col::WORKERS_SYS_S),
+        label: "workers sys s",
+        units: "seconds",
+        scale: 1.0,
+        by_emulator: true,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Lower,
+    },
+    Metric {
+        source: Source::Column(col::ACCESSES_PER_CPU_S),
+        label: "accesses/CPU-s",
+        units: "accesses/cpu-s",
+        scale: 1.0,
+        by_emulator: true,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Higher,
+    },
+    Metric {
+        source: Source::Column(col::MIGRATED_MIB_PER_S),
+        label: "migrated MiB/s",
+        units: "MiB/s",
+        scale: 1.0,
+        by_emulator: false,
+        empty_is_never: false,
+        runs: Runs::Workers,
+        better: Direction::Neither,
     },
     Metric {
         source: Source::Column(col::LAT_P50_NS),
