@@ -801,7 +801,7 @@ fn item12_compare_names_what_is_missing() {
     v["schema_version"] = 9.into();
     std::fs::write(&sys, v.to_string()).unwrap();
     let o = tb().arg("compare").arg(&a).output().unwrap();
-    refused(&o, "schema version 9, and this tierbench reads version 5");
+    refused(&o, "schema version 9, and this tierbench reads version 6");
 }
 
 /// Item 12 (the results contract): two real runs written by `run` compare;
@@ -1299,12 +1299,11 @@ fn pass3_d12_messages_are_one_line_and_say_the_real_problem() {
     refused(&o, "is a directory");
     let dir = results_dir(d.path(), "v", &format!("{HEADER}x,1,ok,10\n"));
     let sys = dir.join("system.json");
-    let text = std::fs::read_to_string(&sys).unwrap();
-    std::fs::write(
-        &sys,
-        text.replace("\"schema_version\": 5", "\"schema_version\": 5.0"),
-    )
-    .unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sys).unwrap()).unwrap();
+    let version = v["schema_version"].as_u64().unwrap();
+    v["schema_version"] = (version as f64 + 0.5).into();
+    std::fs::write(&sys, v.to_string()).unwrap();
     let o = tb().arg("compare").arg(&dir).output().unwrap();
     refused(&o, "not a whole version number");
     let esc = results_dir(
