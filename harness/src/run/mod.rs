@@ -480,12 +480,12 @@ fn with_workers<R>(
                     seed: u64::from(seed),
                 };
                 s.spawn(move || -> Result<PinMethod, pin::PinError> {
-                    let m = pin::pin_current_thread(cpu)?;
                     shared
                         .tids
                         .lock()
                         .expect("no worker panics holding it")
                         .push(crate::telemetry::taskcpu::gettid());
+                    let m = pin::pin_current_thread(cpu)?;
                     // SAFETY: the buffer outlives this scope and is only
                     // accessed through atomics while the workers run.
                     unsafe { worker.run(base as *mut u8) };
@@ -851,19 +851,27 @@ fn hot_position(ctx: &SampleCtx, units: usize) -> (usize, usize) {
     (first, ctx.plan.hot_bytes.div_ceil(unit).clamp(1, units))
 }
 
-/// The workers' CPU times, once every worker has said its thread id (they
-/// do before touching the buffer); None where /proc cannot say.
+/// The workers' CPU times, once every worker has said its thread id (the
+/// first thing each does; without a warm-up the window can start before a
+/// thread has run at all, so this waits for them, a second at most); None
+/// where /proc cannot say.
 fn workers_cpu(ctx: &SampleCtx) -> Option<CpuTimes> {
-    let tids = ctx
-        .shared
-        .tids
-        .lock()
-        .expect("no worker panics holding it")
-        .clone();
-    if tids.len() < ctx.plan.worker_cpus.len() {
-        return None;
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        let tids = ctx
+            .shared
+            .tids
+            .lock()
+            .expect("no worker panics holding it")
+            .clone();
+        if tids.len() >= ctx.plan.worker_cpus.len() {
+            return CpuTimes::of_threads(&tids).ok();
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
-    CpuTimes::of_threads(&tids).ok()
 }
 
 /// Consecutive units a sampled census examines together. move_pages costs
