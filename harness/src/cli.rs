@@ -1000,9 +1000,9 @@ pub struct CurveArgs {
                   tierbench latency --curve --delays 0,200,2000 --duration 500ms --json"
 )]
 pub struct LatencyArgs {
-    /// Working set of the chase
-    #[arg(long, default_value = "256M", value_parser = size_arg)]
-    pub size: u64,
+    /// Working set of the chase [default: 4 x the last-level cache, 256M at least]
+    #[arg(long, value_parser = size_arg)]
+    pub size: Option<u64>,
     /// Bytes between slots (64 = one cache line)
     #[arg(long, default_value = "64", value_parser = size_arg)]
     pub stride: u64,
@@ -1084,9 +1084,9 @@ pub struct LatencyArgs {
                   Example:\n  tierbench matrix --curve -o results/this-machine"
 )]
 pub struct MatrixArgs {
-    /// Working set of each latency cell
-    #[arg(long, default_value = "256M", value_parser = size_arg, help_heading = "Matrix")]
-    pub latency_size: u64,
+    /// Working set of each latency cell [default: 4 x the last-level cache, 256M at least]
+    #[arg(long, value_parser = size_arg, help_heading = "Matrix")]
+    pub latency_size: Option<u64>,
     /// Working set of each bandwidth cell (all threads together)
     #[arg(long, default_value = "512M", value_parser = size_arg, help_heading = "Matrix")]
     pub bw_size: u64,

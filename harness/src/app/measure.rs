@@ -107,8 +107,21 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
+/// The chase's working set: the one asked for, or the default for this
+/// machine's caches, said on stderr.
+fn chase_size(asked: Option<u64>, command: &str) -> u64 {
+    asked.unwrap_or_else(|| {
+        let (size, why) =
+            crate::workload::chase::default_size(crate::topology::hwloc::last_level_cache());
+        crate::errln!("tierbench {command}: chase working set {why} (--size to choose)");
+        size
+    })
+}
+
+pub fn latency(mut a: LatencyArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
+    a.size = Some(chase_size(a.size, "latency"));
+    let size = a.size.expect("set");
     if a.sweep.curve {
         return curve(a, &topo);
     }
@@ -127,10 +140,9 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
     if !(1..=8).contains(&a.chains) {
         return Err(input(format!("--chains {} must be 1 to 8", a.chains)));
     }
-    if a.size < a.stride * 2 * a.chains as u64 {
+    if size < a.stride * 2 * a.chains as u64 {
         return Err(input(format!(
-            "--size {} is too small for the chase: it needs at least two slots per chain",
-            a.size
+            "--size {size} is too small for the chase: it needs at least two slots per chain"
         )));
     }
     let duration = a.duration.unwrap_or(Duration::from_secs(3));
@@ -152,7 +164,7 @@ pub fn latency(a: LatencyArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let spec = crate::workload::measure::ChaseSpec {
-        size_bytes: a.size as usize,
+        size_bytes: size as usize,
         stride: a.stride as usize,
         window: a.window as usize,
         chains: a.chains,
@@ -271,7 +283,7 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         a.load_threads,
         a.load_kernel,
         a.load_size,
-        a.size,
+        a.size.expect("set by latency()"),
         a.page_size.unwrap_or(crate::buffer::PageKind::Thp),
         a.sweep.delays.clone(),
         duration,
@@ -506,8 +518,9 @@ pub fn matrix_of(
 ) -> anyhow::Result<ExitCode> {
     use crate::workload::matrix;
     let topo = discover()?;
+    let latency_size = chase_size(a.latency_size, "matrix");
     let spec = matrix::MatrixSpec {
-        latency_size: a.latency_size as usize,
+        latency_size: latency_size as usize,
         bw_size: a.bw_size as usize,
         threads: a.threads,
         page: a.page_size,
@@ -524,7 +537,7 @@ pub fn matrix_of(
             None,
             BwKernel::Read,
             a.bw_size,
-            a.latency_size,
+            latency_size,
             a.page_size,
             a.sweep.delays.clone(),
             a.duration,

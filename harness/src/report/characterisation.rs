@@ -374,6 +374,7 @@ mod tests {
             latency_mean_ns: ns,
             latency_worst_ns: ns + 5.0,
             samples: 10,
+            chase_size_bytes: None,
         }
     }
 

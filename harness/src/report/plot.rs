@@ -594,6 +594,7 @@ mod tests {
             latency_mean_ns: ns,
             latency_worst_ns: ns,
             samples: 10,
+            chase_size_bytes: None,
         }
     }
 

@@ -34,6 +34,42 @@ pub fn hwloc_node_cpus() -> Result<BTreeMap<NodeId, CpuSet>, String> {
     Ok(out)
 }
 
+/// A CPU cache as hwloc reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cache {
+    /// 1 for L1, 3 for L3, ...
+    pub level: u8,
+    /// Bytes of one instance (the largest, where instances differ).
+    pub bytes: u64,
+}
+
+/// The last-level data (or unified) cache: the deepest level hwloc lists,
+/// its largest instance. None where hwloc lists no cache (some virtual
+/// machines).
+pub fn last_level_cache() -> Option<Cache> {
+    let topo = hwloc().ok()?;
+    let mut best: Option<Cache> = None;
+    for obj in topo.objects() {
+        let ty = obj.object_type();
+        if !ty.is_cpu_data_cache() {
+            continue;
+        }
+        let Some(hwlocality::object::attributes::ObjectAttributes::Cache(attr)) = obj.attributes()
+        else {
+            continue;
+        };
+        let Some(size) = attr.size() else { continue };
+        let c = Cache {
+            level: attr.depth() as u8,
+            bytes: size.get(),
+        };
+        if best.is_none_or(|b| (c.level, c.bytes) > (b.level, b.bytes)) {
+            best = Some(c);
+        }
+    }
+    best
+}
+
 /// One CPU per physical core among `cpus` (the first hardware thread of
 /// each core, as hwloc groups them), in order.
 pub fn one_per_core(cpus: &CpuSet) -> Result<CpuSet, String> {

@@ -21,6 +21,42 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
+/// The smallest default working set of the chase.
+pub const MIN_DEFAULT_SIZE: u64 = 256 << 20;
+
+/// The chase's default working set on a machine whose last-level cache is
+/// `llc`: at least four times it, so "idle latency" is memory's and not a
+/// cache's (a 480 MiB L3 would hold all of a 256 MiB chase), and at least
+/// [`MIN_DEFAULT_SIZE`]; rounded up to 2 MiB for huge pages. Returns the
+/// size and why, for the output.
+pub fn default_size(llc: Option<crate::topology::hwloc::Cache>) -> (u64, String) {
+    let size = llc
+        .map(|c| (4 * c.bytes).div_ceil(2 << 20) * (2 << 20))
+        .unwrap_or(0)
+        .max(MIN_DEFAULT_SIZE);
+    let why = match llc {
+        Some(c) => {
+            let cache = match c.bytes {
+                b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+                b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+                b => format!("{} KiB", b >> 10),
+            };
+            let relation = if size > MIN_DEFAULT_SIZE {
+                "4 x"
+            } else {
+                "at least 4 x"
+            };
+            format!(
+                "{} MiB: {relation} the {cache} L{} cache hwloc reports",
+                size >> 20,
+                c.level
+            )
+        }
+        None => format!("{} MiB: hwloc reports no cache", size >> 20),
+    };
+    (size, why)
+}
+
 /// Entries of the offset table: the offset of slot `s` is `table[s % 64]`,
 /// so neighbouring slots take different lines of their stride.
 const MIXER: usize = 64;
@@ -116,6 +152,41 @@ unsafe fn run_n<const N: usize>(starts: &mut [usize], loads: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topology::hwloc::Cache;
+
+    /// The default working set follows the machine's last-level cache: a
+    /// 480 MiB L3 (a host the chase once measured as a cache) gets 1920
+    /// MiB; a 105 MiB one 420 MiB; a small cache, or none, 256 MiB.
+    #[test]
+    fn the_default_size_is_four_times_the_last_level_cache() {
+        let l3 = |mib: u64| {
+            Some(Cache {
+                level: 3,
+                bytes: mib << 20,
+            })
+        };
+        let (size, why) = default_size(l3(480));
+        assert_eq!(size, 1920 << 20);
+        assert_eq!(why, "1920 MiB: 4 x the 480 MiB L3 cache hwloc reports");
+        assert_eq!(default_size(l3(105)).0, 420 << 20);
+        // 4 x 65 MiB: above 256 MiB, rounded up to 2 MiB.
+        let odd = Some(Cache {
+            level: 3,
+            bytes: (65 << 20) + 4096,
+        });
+        assert_eq!(default_size(odd).0, 262 << 20);
+        assert_eq!(
+            default_size(l3(32)),
+            (
+                256 << 20,
+                "256 MiB: at least 4 x the 32 MiB L3 cache hwloc reports".into()
+            )
+        );
+        assert_eq!(
+            default_size(None),
+            (256 << 20, "256 MiB: hwloc reports no cache".into())
+        );
+    }
 
     /// Following the cycle from its first slot visits every slot exactly
     /// once and comes back.

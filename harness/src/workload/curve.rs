@@ -119,6 +119,10 @@ pub struct CurvePoint {
     pub latency_mean_ns: f64,
     pub latency_worst_ns: f64,
     pub samples: usize,
+    /// The chase's working set (empty in files written before it was
+    /// recorded).
+    #[serde(default)]
+    pub chase_size_bytes: Option<u64>,
 }
 
 impl CurveSpec {
@@ -243,6 +247,7 @@ fn node_curve(
         latency_mean_ns: stats.mean_ns,
         latency_worst_ns: stats.worst_ns,
         samples: stats.samples,
+        chase_size_bytes: Some(spec.chase_size as u64),
     };
     let (_, idle) = chase.time(spec.duration, spec.sample);
     let idle = point(None, 0.0, idle);
@@ -295,6 +300,7 @@ mod tests {
             latency_mean_ns: median,
             latency_worst_ns: median,
             samples: 1,
+            chase_size_bytes: None,
         }
     }
 

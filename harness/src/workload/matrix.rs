@@ -90,6 +90,10 @@ pub struct Cell {
     pub bw_threads: usize,
     /// Read bandwidth, 10^6 bytes per second.
     pub read_mb_per_s: f64,
+    /// The latency chase's working set (empty in files written before it
+    /// was recorded).
+    #[serde(default)]
+    pub latency_size_bytes: Option<u64>,
 }
 
 /// One kernel's bandwidth in one cell: a row of `mixes.csv`.
@@ -240,6 +244,7 @@ pub fn measure(
         latency_ns: lat.ns_per_load,
         bw_threads: threads,
         read_mb_per_s: mixes[0].mb_per_s,
+        latency_size_bytes: Some(spec.latency_size as u64),
     };
     Ok((cell, mixes))
 }
@@ -269,6 +274,7 @@ mod tests {
             latency_ns: 301.5,
             bw_threads: 2,
             read_mb_per_s: 5120.0,
+            latency_size_bytes: Some(128 << 20),
         };
         let mut w = csv::Writer::from_writer(Vec::new());
         w.serialize(&cell).unwrap();
