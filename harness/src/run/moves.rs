@@ -18,8 +18,10 @@
 use crate::report::quality::{Moves, Quality};
 use crate::topology::{NodeId, NodeSet};
 
-/// Pages a tracker follows at most, per stratum: two `move_pages` calls of
-/// 4096 pages in runs cost about 0.3 ms a row.
+/// Pages a tracker follows at most, per stratum: one `move_pages` call of
+/// up to 8192 pages a row, in runs of consecutive pages (a 256 MiB run's
+/// sampler, census and tracker together, measured 1.9 ms of CPU a row
+/// natively and 22 ms under TCG).
 pub const TRACKED_PER_STRATUM: usize = 4096;
 
 /// Which way a page moved between tiers.
