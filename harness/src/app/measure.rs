@@ -108,22 +108,37 @@ pub fn bw(a: BwArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The chase's working set: the one asked for, or the default for this
-/// machine's caches, said on stderr.
-fn chase_size(asked: Option<u64>, command: &str) -> u64 {
-    asked.unwrap_or_else(|| {
-        let (size, why) =
-            crate::workload::chase::default_size(crate::topology::hwloc::last_level_cache());
-        crate::errln!("tierbench {command}: chase working set {why} (--size to choose)");
-        size
-    })
+/// machine's caches with the line that says so, for stderr once the
+/// input is checked (bad input gets its error line alone).
+fn chase_size(asked: Option<u64>, command: &str) -> (u64, Option<String>) {
+    match asked {
+        Some(size) => (size, None),
+        None => {
+            let (size, why) =
+                crate::workload::chase::default_size(crate::topology::hwloc::last_level_cache());
+            let flag = if command == "matrix" {
+                "--latency-size"
+            } else {
+                "--size"
+            };
+            let line = format!("tierbench {command}: chase working set {why} ({flag} to choose)");
+            (size, Some(line))
+        }
+    }
+}
+
+fn say(line: &Option<String>) {
+    if let Some(l) = line {
+        crate::errln!("{l}");
+    }
 }
 
 pub fn latency(mut a: LatencyArgs) -> anyhow::Result<ExitCode> {
     let topo = discover()?;
-    a.size = Some(chase_size(a.size, "latency"));
-    let size = a.size.expect("set");
+    let (size, size_line) = chase_size(a.size, "latency");
+    a.size = Some(size);
     if a.sweep.curve {
-        return curve(a, &topo);
+        return curve(a, &topo, &size_line);
     }
     let (cpu_node, mem_node) = nodes_for(&topo, a.cpu_node, a.mem_node)?;
     if a.out.is_some() {
@@ -175,6 +190,7 @@ pub fn latency(mut a: LatencyArgs) -> anyhow::Result<ExitCode> {
         sample: a.sample,
         load,
     };
+    say(&size_line);
     let r = std::thread::spawn(move || crate::workload::measure::latency(&spec))
         .join()
         .expect("chase thread")?;
@@ -261,7 +277,7 @@ fn curve_spec(
 }
 
 /// `latency --curve`: the curve of every memory node (or --mem-node).
-fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
+fn curve(a: LatencyArgs, topo: &Topology, size_line: &Option<String>) -> anyhow::Result<ExitCode> {
     let cpu_node = topo.cpu_node(a.cpu_node, "--cpu-node").map_err(input)?.id;
     let mem_nodes = match a.mem_node {
         Some(m) => vec![nodes_for(topo, Some(cpu_node), Some(m))?.1],
@@ -293,6 +309,7 @@ fn curve(a: LatencyArgs, topo: &Topology) -> anyhow::Result<ExitCode> {
         Some(dir) => Some(create_out(dir, Existing::from_flag(a.replace), topo, None)?),
         None => None,
     };
+    say(size_line);
     let t0 = std::time::Instant::now();
     let points = run_curve(&spec, topo, a.out.as_deref())?;
     if a.json {
@@ -518,7 +535,7 @@ pub fn matrix_of(
 ) -> anyhow::Result<ExitCode> {
     use crate::workload::matrix;
     let topo = discover()?;
-    let latency_size = chase_size(a.latency_size, "matrix");
+    let (latency_size, size_line) = chase_size(a.latency_size, "matrix");
     let spec = matrix::MatrixSpec {
         latency_size: latency_size as usize,
         bw_size: a.bw_size as usize,
@@ -565,6 +582,7 @@ pub fn matrix_of(
         file(characterisation::MATRIX_CSV)?,
         file(characterisation::MIXES_CSV)?,
     );
+    say(&size_line);
     let t0 = std::time::Instant::now();
     let mut cells = Vec::new();
     let mut mixes = Vec::new();
