@@ -967,16 +967,19 @@ pub struct CurveArgs {
     /// Sweep the loaded-latency curve over --delays, per memory node
     #[arg(long)]
     pub curve: bool,
-    /// The curve's injection delays, increasing (spin steps per 256 bytes moved)
+    /// The curve's injection delays, increasing (spin steps per cache line moved)
     #[arg(
         long,
         default_value = "default",
         allow_hyphen_values = true,
         long_help = "The curve's injection delays, strictly increasing whole numbers: after every \
-                     256 bytes of each array it moves, a load thread spins this many steps \
-                     (about one CPU cycle each); 0 runs it flat out. `default` is 0, 50, 100, \
-                     200, ... doubling to 51200, stopping once two points in a row have a median \
-                     latency within 2% of the idle one; a list given here is swept whole."
+                     cache line of each array it moves, a load thread spins this many steps \
+                     (about one CPU cycle each, as MLC's delay); 0 runs it flat out. Each point \
+                     records the delay as time too (delay_ns: the steps times a step's cost \
+                     measured on the load CPUs). `default` runs flat out first, then the delays \
+                     that ask for 60%, 45%, 35%, 25%, ... down to 0.2% of the flat-out rate (a \
+                     line per delay_ns), stopping once two points in a row have a median latency \
+                     within 2% of the idle one; a list given here is swept whole."
     )]
     pub delays: crate::workload::curve::Delays,
 }
@@ -1012,6 +1015,19 @@ pub struct LatencyArgs {
     /// Independent chains (memory-level parallelism), 1 to 8
     #[arg(long, default_value_t = 1)]
     pub chains: usize,
+    /// Seed of the chase's random cycle
+    #[arg(
+        long,
+        default_value_t = crate::workload::chase::DEFAULT_SEED,
+        long_help = "Seed of the chase's random cycle and of its pointers' offsets in their \
+                     stride. One fixed cycle by default, so runs and hosts walk the same one. \
+                     Which cycle is drawn, and which frames a run is given, move the result: on \
+                     a shared KVM guest one 256 MiB chase at stride 256 in 256 KiB windows read \
+                     between 107 and 138 ns over six seeds and three runs of each, multichase \
+                     (whose generator is seeded with a constant too) between 108 and 130 over \
+                     six seeds; compare tools over several seeds and runs, not one."
+    )]
+    pub seed: u64,
     /// Bandwidth threads beside the chase, on the CPU node's other CPUs (loaded latency)
     #[arg(
         long,
@@ -1026,7 +1042,7 @@ pub struct LatencyArgs {
     /// Working set of the load threads together
     #[arg(long, default_value = "512M", value_parser = size_arg)]
     pub load_size: u64,
-    /// Injection delay of the load threads (spin steps per 256 bytes; 0 = flat out)
+    /// Injection delay of the load threads (spin steps per cache line; 0 = flat out)
     #[arg(long, default_value_t = 0)]
     pub delay: u32,
     /// Node whose CPU runs the chase (default: the first with CPUs)

@@ -81,7 +81,10 @@ fn latency_curve_rises_with_the_load_and_reads_back() {
     for (i, row) in t.rows.iter().enumerate() {
         for (col, cell) in t.header.iter().zip(row) {
             assert!(
-                !cell.is_empty() || (i == 0 && col == "delay"),
+                !cell.is_empty()
+                    || (i == 0 && col == "delay")
+                    // A delay's time: none when idle or flat out.
+                    || (i <= 1 && col == "delay_ns"),
                 "row {i}: {col} is empty"
             );
         }
@@ -110,4 +113,68 @@ fn latency_curve_rises_with_the_load_and_reads_back() {
         svg.contains("loaded latency") && svg.contains("node0 (fast)"),
         "{svg}"
     );
+}
+
+/// The default sweep on this machine: flat out first, then delays that
+/// ask for shrinking shares of the flat-out rate. The first delayed point
+/// delivers within 10% of what its delay asks (a line per `delay_ns` per
+/// thread, at most the flat-out rate), and each lighter load delivers less
+/// than the one before.
+#[test]
+fn the_default_curve_steps_down_from_flat_out_where_the_delays_say() {
+    let name = "the_default_curve_steps_down_from_flat_out_where_the_delays_say";
+    let cpus = std::fs::read_to_string("/sys/devices/system/node/node0/cpulist").unwrap();
+    if cpus.trim() == "0" {
+        common::skip(
+            name,
+            "node 0 has one CPU: no CPU for the load beside the chase",
+        );
+        return;
+    }
+    let out = tb()
+        .args([
+            "latency",
+            "--curve",
+            "--mem-node",
+            "0",
+            "--load-kernel",
+            "read",
+        ])
+        .args(["--size", "1G", "--load-size", "1G", "--duration", "500ms"])
+        .args(["--sample", "50ms", "--json"])
+        .output()
+        .unwrap();
+    common::ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pts = v.as_array().unwrap();
+    let f = |p: &serde_json::Value, k: &str| p[k].as_f64().unwrap_or_else(|| panic!("{k}: {p}"));
+    assert!(
+        pts.len() >= 4,
+        "idle, flat out and two delays at least: {v}"
+    );
+    assert_eq!(pts[1]["delay"], 0, "{v}");
+    let flat = f(&pts[1], "load_mb_per_s");
+    let threads = f(&pts[2], "load_threads");
+    // Read moves 64 bytes a line.
+    let asked = |p: &serde_json::Value| (threads * 64.0 / f(p, "delay_ns") * 1e3).min(flat);
+    let first = &pts[2];
+    let ratio = f(first, "load_mb_per_s") / asked(first);
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "the first delayed point delivered {ratio:.3} x what its delay asks \
+         ({:.0} MB/s for {:.0}; flat out {flat:.0}): {v}",
+        f(first, "load_mb_per_s"),
+        asked(first)
+    );
+    let mb: Vec<f64> = pts[1..].iter().map(|p| f(p, "load_mb_per_s")).collect();
+    for w in mb.windows(2) {
+        assert!(w[1] < w[0], "bandwidth must fall with every step: {mb:?}");
+    }
+    for p in &pts[2..] {
+        let (d, ns) = (f(p, "delay"), f(p, "delay_ns"));
+        assert!(
+            d >= 1.0 && ns > 0.0 && ns < d * 10.0,
+            "a step costs 0-10 ns: {p}"
+        );
+    }
 }

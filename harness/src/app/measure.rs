@@ -189,6 +189,7 @@ pub fn latency(mut a: LatencyArgs) -> anyhow::Result<ExitCode> {
         duration,
         sample: a.sample,
         load,
+        seed: a.seed,
     };
     say(&size_line);
     let r = std::thread::spawn(move || crate::workload::measure::latency(&spec))
@@ -216,14 +217,25 @@ pub fn latency(mut a: LatencyArgs) -> anyhow::Result<ExitCode> {
         )?;
         if let (Some(k), Some(mb)) = (&r.load_kernel, r.load_mb_per_s) {
             crate::outln!(
-                "load: {} x {k} (delay {}) on node {cpu_node}'s other CPUs: {mb:.0} MB/s during \
+                "load: {} x {k} ({}) on node {cpu_node}'s other CPUs: {mb:.0} MB/s during \
                  the chase",
                 r.load_threads,
-                a.delay
+                delay_text(Some(a.delay), r.load_delay_ns)
             )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A load's delay for the output: `idle`, `flat out`, or its spin steps
+/// per line with their time.
+fn delay_text(delay: Option<u32>, delay_ns: Option<f64>) -> String {
+    match (delay, delay_ns) {
+        (None, _) => "idle".into(),
+        (Some(0), _) => "flat out".into(),
+        (Some(d), Some(ns)) => format!("delay {d} ({ns:.1} ns/line)"),
+        (Some(d), None) => format!("delay {d}"),
+    }
 }
 
 /// `threads` CPUs of `cpu_node` besides its first (the chase's).
@@ -461,9 +473,9 @@ fn run_curve(
         .transpose()?;
     let mut emit = |p: &crate::workload::curve::CurvePoint| -> std::io::Result<()> {
         crate::errln!(
-            "curve: node {} delay {}: load {:.0} MB/s, median {:.1} ns",
+            "curve: node {} {}: load {:.0} MB/s, median {:.1} ns",
             p.mem_node,
-            p.delay.map_or("idle".into(), |d| d.to_string()),
+            delay_text(p.delay, p.delay_ns),
             p.load_mb_per_s,
             p.latency_median_ns
         );

@@ -368,6 +368,7 @@ mod tests {
             load_kernel: "read".into(),
             load_threads: if delay.is_some() { 1 } else { 0 },
             delay,
+            delay_ns: None,
             load_mb_per_s: mb,
             latency_best_ns: ns - 1.0,
             latency_median_ns: ns,

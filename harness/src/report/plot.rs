@@ -588,6 +588,7 @@ mod tests {
             load_kernel: "read".into(),
             load_threads: 1,
             delay: Some(0),
+            delay_ns: None,
             load_mb_per_s: mb_per_s,
             latency_best_ns: ns,
             latency_median_ns: ns,

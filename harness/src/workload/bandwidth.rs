@@ -137,6 +137,71 @@ pub unsafe fn pass(kernel: BwKernel, chunk: Chunk) -> u64 {
     }
 }
 
+/// The kernel's work on line `i` of the chunk (the `i`-th 64 bytes of
+/// each array), as [`pass`] does it to every line: for loads paced line by
+/// line (loaded latency), where a call per line must cost little beside
+/// the pacing. Counts [`BwKernel::bytes_per_pass`] of [`LINE_BYTES`].
+/// Returns a value derived from what was read.
+///
+/// # Safety
+/// As [`pass`], and `i < chunk.len / 64`.
+#[inline(always)]
+pub unsafe fn line(kernel: BwKernel, ch: Chunk, i: usize) -> u64 {
+    const WORDS: usize = LINE / 8;
+    // SAFETY: the caller upholds this function's contract (its # Safety):
+    // the line lies inside each array.
+    unsafe {
+        let at = |p: *mut u8| p.add(i * LINE) as *mut u64;
+        let (a, b, c) = (at(ch.a), at(ch.b), at(ch.c));
+        let read = |p: *mut u64| {
+            (0..WORDS).fold(0u64, |s, k| {
+                s.wrapping_add(std::ptr::read_volatile(p.add(k)))
+            })
+        };
+        let write = |p: *mut u64| {
+            for k in 0..WORDS {
+                std::ptr::write_volatile(p.add(k), FILL);
+            }
+        };
+        match kernel {
+            BwKernel::Read => return read(a),
+            BwKernel::Write => write(a),
+            BwKernel::WriteNt => {
+                #[cfg(target_arch = "x86_64")]
+                for k in 0..WORDS {
+                    std::arch::x86_64::_mm_stream_si64(a.add(k) as *mut i64, FILL as i64);
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                write(a);
+            }
+            BwKernel::Copy => {
+                for k in 0..WORDS {
+                    std::ptr::write_volatile(a.add(k), std::ptr::read_volatile(b.add(k)));
+                }
+            }
+            BwKernel::Triad => {
+                let (a, b, c) = (a as *mut f64, b as *const f64, c as *const f64);
+                for k in 0..WORDS {
+                    std::ptr::write_volatile(a.add(k), *b.add(k) + TRIAD_SCALAR * *c.add(k));
+                }
+            }
+            BwKernel::Mix { reads, writes } => {
+                if i % (reads + writes) as usize >= reads as usize {
+                    write(a);
+                } else {
+                    return read(a);
+                }
+            }
+        }
+        0
+    }
+}
+
+/// The bytes of each array [`line`] works on.
+pub const LINE_BYTES: usize = LINE;
+/// What [`line`]'s writes store.
+const FILL: u64 = 0x3c3c_3c3c_3c3c_3c3c;
+
 mod scalar {
     use super::*;
 
@@ -493,6 +558,66 @@ mod tests {
                 .count();
             assert_eq!(written, lines / 4);
             assert!((0..lines).all(|l| (*(p.add(l * 64) as *const u64) != 0) == (l % 4 == 3)));
+        }
+    }
+
+    /// Line by line, every kernel leaves the arrays as a pass does and
+    /// reads what it reads (the paced load is the same kernel, slower).
+    #[test]
+    fn a_pass_line_by_line_does_what_a_pass_does() {
+        let len = 16 << 10;
+        for kernel in ["read", "write", "write-nt", "copy", "triad", "mix:3:1"] {
+            let kernel: BwKernel = kernel.parse().unwrap();
+            let run = |by_line: bool| {
+                let (keep, p) = aligned(3 * len);
+                // SAFETY: p has 3 x len bytes.
+                unsafe {
+                    for w in 0..3 * len / 8 {
+                        *(p as *mut f64).add(w) = (w % 7) as f64;
+                    }
+                    let ch = Chunk {
+                        a: p,
+                        b: p.add(len),
+                        c: p.add(2 * len),
+                        len,
+                    };
+                    let sum = if by_line {
+                        (0..len / LINE_BYTES).fold(0u64, |s, i| s.wrapping_add(line(kernel, ch, i)))
+                    } else {
+                        pass(kernel, ch)
+                    };
+                    #[cfg(target_arch = "x86_64")]
+                    std::arch::x86_64::_mm_sfence();
+                    let a: Vec<u64> = (0..len / 8).map(|w| *(p as *const u64).add(w)).collect();
+                    drop(keep);
+                    (sum, a)
+                }
+            };
+            let (line_sum, line_a) = run(true);
+            let (pass_sum, pass_a) = run(false);
+            if matches!(
+                kernel,
+                BwKernel::Write | BwKernel::WriteNt | BwKernel::Mix { .. }
+            ) {
+                // What a write stores is the kernel's own: compare which
+                // lines changed, and that they changed alike.
+                let changed = |a: &[u64]| -> Vec<bool> {
+                    a.chunks(8)
+                        .enumerate()
+                        .map(|(l, c)| {
+                            c.iter()
+                                .enumerate()
+                                .any(|(k, &x)| x != (((l * 8 + k) % 7) as f64).to_bits())
+                        })
+                        .collect()
+                };
+                assert_eq!(changed(&line_a), changed(&pass_a), "{kernel}");
+            } else {
+                assert_eq!(line_a, pass_a, "{kernel}");
+            }
+            if kernel == BwKernel::Read {
+                assert_eq!(line_sum, pass_sum, "{kernel}");
+            }
         }
     }
 }

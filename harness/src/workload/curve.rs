@@ -11,14 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use super::bandwidth::BwKernel;
 use super::matrix::MemRole;
-use super::measure::{Chase, ChaseSpec, ChaseStats, Load, LoadSpec};
+use super::measure::{spin_step_ns, Chase, ChaseSpec, ChaseStats, Load, LoadReading, LoadSpec};
 use crate::buffer::{BufferError, PageKind};
 use crate::topology::{NodeId, Topology};
 
-/// The delays the curve takes when none are given: doubling steps, so a
-/// few points land where the latency bends whatever the machine's pace.
-pub const DEFAULT_DELAYS: &[u32] = &[
-    0, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 51200,
+/// With no delays given, the loaded points after the flat-out one ask for
+/// these shares of the flat-out rate: the delay of each is the flat-out
+/// time per line divided by its share, so the curve steps down evenly from
+/// the bandwidth flat out to idle on any machine (fixed delays bunched
+/// their points on a fast machine and skipped the bend on a slow one).
+pub const DEFAULT_SHARES: &[f64] = &[
+    0.6, 0.45, 0.35, 0.25, 0.18, 0.12, 0.08, 0.05, 0.03, 0.02, 0.01, 0.005, 0.002,
 ];
 
 /// With the default delays the sweep stops once this many loaded points in
@@ -31,8 +34,8 @@ pub const SETTLED: f64 = 0.02;
 /// Which delays to sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delays {
-    /// [`DEFAULT_DELAYS`], stopping where the load no longer moves the
-    /// latency.
+    /// Flat out, then [`DEFAULT_SHARES`] of the flat-out rate, stopping
+    /// where the load no longer moves the latency.
     Default,
     /// Exactly these, strictly increasing.
     Given(Vec<u32>),
@@ -65,11 +68,20 @@ impl Delays {
         Ok(Delays::Given(out))
     }
 
-    fn list(&self) -> &[u32] {
-        match self {
-            Delays::Default => DEFAULT_DELAYS,
-            Delays::Given(d) => d,
+    /// The delays after the flat-out point that ask `threads` threads for
+    /// [`DEFAULT_SHARES`] of `flat_mb_per_s`, given a spin step's
+    /// `step_ns`: strictly increasing, at least 1.
+    fn shares_of(flat_mb_per_s: f64, kernel: BwKernel, threads: usize, step_ns: f64) -> Vec<u32> {
+        let per_line = kernel.bytes_per_pass(crate::workload::bandwidth::LINE_BYTES) as f64;
+        // Flat out, one thread moves a line every this many ns.
+        let line_ns = threads as f64 * per_line / flat_mb_per_s * 1e3;
+        let mut out: Vec<u32> = Vec::new();
+        for share in DEFAULT_SHARES {
+            let d = (line_ns / share / step_ns).round().max(1.0) as u32;
+            let d = out.last().map_or(d, |&last| d.max(last + 1));
+            out.push(d);
         }
+        out
     }
 }
 
@@ -109,9 +121,14 @@ pub struct CurvePoint {
     pub load_kernel: String,
     /// 0 for the idle point.
     pub load_threads: usize,
-    /// Spin steps after every 256 bytes per load thread; empty for the
+    /// Spin steps after every cache line per load thread; empty for the
     /// idle point.
     pub delay: Option<u32>,
+    /// The delay as time (its steps times a step's cost measured on the
+    /// load CPUs); empty for the idle and flat-out points and in files
+    /// written before it was recorded.
+    #[serde(default)]
+    pub delay_ns: Option<f64>,
     /// What the load delivered while the chase was timed (0 when idle).
     pub load_mb_per_s: f64,
     pub latency_best_ns: f64,
@@ -215,6 +232,7 @@ fn node_curve(
         duration: spec.duration,
         sample: spec.sample,
         load: None,
+        seed: super::chase::DEFAULT_SEED,
     };
     let mut chase = Chase::build(&chase_spec)?;
     let load = Load::new(
@@ -229,7 +247,7 @@ fn node_curve(
     )
     .map_err(|e: BufferError| anyhow::anyhow!(e))?;
     chase.warm_up();
-    let point = |delay: Option<u32>, mb: f64, stats: ChaseStats| CurvePoint {
+    let point = |delay: Option<u32>, load: Option<LoadReading>, stats: ChaseStats| CurvePoint {
         cpu_node: spec.cpu_node,
         mem_node,
         mem_role: MemRole::of(topo, mem_node),
@@ -241,7 +259,8 @@ fn node_curve(
             0
         },
         delay,
-        load_mb_per_s: mb,
+        delay_ns: load.and_then(|l| l.delay_ns),
+        load_mb_per_s: load.map_or(0.0, |l| l.mb_per_s),
         latency_best_ns: stats.best_ns,
         latency_median_ns: stats.median_ns,
         latency_mean_ns: stats.mean_ns,
@@ -250,16 +269,33 @@ fn node_curve(
         chase_size_bytes: Some(spec.chase_size as u64),
     };
     let (_, idle) = chase.time(spec.duration, spec.sample);
-    let idle = point(None, 0.0, idle);
+    let idle = point(None, None, idle);
     emit(&idle)?;
     let mut loaded: Vec<CurvePoint> = Vec::new();
-    for &d in spec.delays.list() {
-        let ((_, stats), mb) = load.beside(d, || chase.time(spec.duration, spec.sample))?;
-        let p = point(Some(d), mb, stats);
+    let mut at = |d: u32, loaded: &mut Vec<CurvePoint>| -> anyhow::Result<()> {
+        let ((_, stats), reading) = load.beside(d, || chase.time(spec.duration, spec.sample))?;
+        let p = point(Some(d), Some(reading), stats);
         emit(&p)?;
         loaded.push(p);
-        if spec.delays == Delays::Default && settled(idle.latency_median_ns, &loaded) {
-            break;
+        Ok(())
+    };
+    match &spec.delays {
+        Delays::Given(delays) => {
+            for &d in delays {
+                at(d, &mut loaded)?;
+            }
+        }
+        Delays::Default => {
+            at(0, &mut loaded)?;
+            let flat = loaded[0].load_mb_per_s;
+            let step_ns = spin_step_ns();
+            let threads = spec.load_cpus.len();
+            for d in Delays::shares_of(flat, spec.load_kernel, threads, step_ns) {
+                at(d, &mut loaded)?;
+                if settled(idle.latency_median_ns, &loaded) {
+                    break;
+                }
+            }
         }
     }
     let mut out = vec![idle];
@@ -294,6 +330,7 @@ mod tests {
             load_kernel: "read".into(),
             load_threads: 1,
             delay: Some(0),
+            delay_ns: None,
             load_mb_per_s: 1.0,
             latency_best_ns: median,
             latency_median_ns: median,

@@ -208,6 +208,7 @@ pub fn measure(
         duration: spec.duration,
         sample: spec.duration.min(Duration::from_millis(100)),
         load: None,
+        seed: super::chase::DEFAULT_SEED,
     };
     // The chase pins the thread it runs on: give it one of its own.
     let lat = std::thread::spawn(move || measure::latency(&chase))

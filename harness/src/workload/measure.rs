@@ -199,7 +199,7 @@ pub struct LoadSpec {
     pub size_bytes: usize,
     pub cpus: Vec<u32>,
     /// Injection delay: spin steps (about one CPU cycle each) each load
-    /// thread waits after every 256 bytes of each array it moves; 0 runs
+    /// thread waits after every cache line of each array it moves; 0 runs
     /// the kernel flat out.
     pub delay: u32,
 }
@@ -218,6 +218,8 @@ pub struct ChaseSpec {
     /// best and the median are reported beside the mean.
     pub sample: Duration,
     pub load: Option<LoadSpec>,
+    /// Seed of the random cycle (and of its line offsets).
+    pub seed: u64,
 }
 
 /// The statistics of a chase's samples, ns per load of one chain.
@@ -270,6 +272,10 @@ pub struct ChaseResult {
     pub load_threads: usize,
     pub load_kernel: Option<String>,
     pub load_delay: Option<u32>,
+    /// Seed of the random cycle.
+    pub seed: u64,
+    /// The delay after each line as time, measured on the load CPUs.
+    pub load_delay_ns: Option<f64>,
     pub load_mb_per_s: Option<f64>,
 }
 
@@ -293,7 +299,7 @@ impl Chase {
         let t0 = Instant::now();
         let base = buf.as_mut_ptr();
         // SAFETY: the buffer holds its len; the stride is checked by the caller.
-        let cycle = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, 0x7ee7) };
+        let cycle = unsafe { chase::build(base, buf.len(), spec.stride, spec.window, spec.seed) };
         let starts = (0..spec.chains)
             .map(|i| cycle[i * cycle.len() / spec.chains])
             .collect();
@@ -342,16 +348,22 @@ impl Chase {
     }
 }
 
-/// Spins `n` steps of a dependent add (about a cycle each); the empty asm
-/// keeps the compiler from folding the loop away.
+/// Spins `n` steps of a dependent add (about a cycle each) on `x`; the
+/// empty asm keeps the compiler from folding the loop away. A paced load
+/// carries one `x` from line to line: with a fresh chain per line the core
+/// ran the delays of several lines side by side, and a delay cost less
+/// than its steps (delay 20 delivered 19 GB/s where 14 were asked).
 #[inline(always)]
-fn spin(n: u32) {
-    let mut x = 0u64;
+fn spin(x: &mut u64, n: u32) {
     for _ in 0..n {
-        x = x.wrapping_add(1);
+        *x = x.wrapping_add(1);
         // SAFETY: an empty instruction sequence that only "uses" a register.
         unsafe {
-            std::arch::asm!("/* {0} */", inout(reg) x, options(nomem, nostack, preserves_flags))
+            std::arch::asm!(
+                "/* {0} */",
+                inout(reg) * x,
+                options(nomem, nostack, preserves_flags)
+            )
         };
     }
 }
@@ -363,10 +375,30 @@ fn spin(n: u32) {
 #[repr(align(64))]
 struct Moved(AtomicU64);
 
-/// Runs `kernel` over `chunk` until `stop`, `delay` spin steps after every
-/// 256 bytes of each array (flat out in 1 MiB steps when 0), keeping the
-/// bytes it has counted in `moved` after every step. Returns a value
-/// derived from what was read.
+/// The time of one [`spin`] step on the calling thread: the best of a few
+/// timed runs of a million steps (a fraction of a millisecond each).
+pub fn spin_step_ns() -> f64 {
+    const STEPS: u32 = 1 << 20;
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            spin(&mut 0, STEPS);
+            t.elapsed().as_secs_f64() * 1e9 / STEPS as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Lines a paced load works between updates of its count and looks at
+/// `stop`: 4 KiB per array.
+const PACED_BLOCK: usize = 64;
+
+/// Runs `kernel` over `chunk` until `stop`, keeping the bytes it has
+/// counted in `moved`. Flat out (`delay` 0) in 1 MiB passes; otherwise
+/// line by line, `delay` spin steps after each line (MLC's injection
+/// delay: cycles between a thread's line accesses), so the rate follows
+/// the delay from the first step (a call per 256 bytes cost more than
+/// small delays and the first delayed point fell below what it asked).
+/// Returns a value derived from what was read.
 ///
 /// # Safety
 /// As [`bandwidth::pass`]: the chunk must be this worker's own.
@@ -377,32 +409,52 @@ unsafe fn load_until(
     stop: &AtomicBool,
     moved: &Moved,
 ) -> u64 {
-    let step = if delay == 0 { 1 << 20 } else { 256 };
     let mut sink = 0u64;
     let mut total = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let mut off = 0;
-        while off < chunk.len && !stop.load(Ordering::Relaxed) {
-            let len = step.min(chunk.len - off);
-            // SAFETY: off + len stays inside each array of the chunk; both
-            // are multiples of 256, as `pass` requires.
-            let sub = unsafe {
-                Chunk {
-                    a: chunk.a.add(off),
-                    b: chunk.b.add(off),
-                    c: chunk.c.add(off),
-                    len,
-                }
-            };
-            // SAFETY: the caller upholds this function's contract.
-            sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, sub) });
-            total += kernel.bytes_per_pass(len);
-            moved.0.store(total, Ordering::Relaxed);
-            spin(delay);
-            off += len;
+    if delay == 0 {
+        const STEP: usize = 1 << 20;
+        while !stop.load(Ordering::Relaxed) {
+            let mut off = 0;
+            while off < chunk.len && !stop.load(Ordering::Relaxed) {
+                let len = STEP.min(chunk.len - off);
+                // SAFETY: off + len stays inside each array of the chunk;
+                // both are multiples of 256, as `pass` requires.
+                let sub = unsafe {
+                    Chunk {
+                        a: chunk.a.add(off),
+                        b: chunk.b.add(off),
+                        c: chunk.c.add(off),
+                        len,
+                    }
+                };
+                // SAFETY: the caller upholds this function's contract.
+                sink = sink.wrapping_add(unsafe { bandwidth::pass(kernel, sub) });
+                total += kernel.bytes_per_pass(len);
+                moved.0.store(total, Ordering::Relaxed);
+                off += len;
+            }
         }
+        return sink;
     }
-    sink
+    // Chunks are multiples of 256 bytes: whole blocks of 64 lines or not,
+    // the line index wraps inside the chunk.
+    let lines = chunk.len / bandwidth::LINE_BYTES;
+    let per_block = kernel.bytes_per_pass(PACED_BLOCK * bandwidth::LINE_BYTES);
+    let (mut i, mut chain) = (0, 0u64);
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..PACED_BLOCK {
+            // SAFETY: i < lines, a line of the caller's chunk.
+            sink = sink.wrapping_add(unsafe { bandwidth::line(kernel, chunk, i) });
+            spin(&mut chain, delay);
+            i += 1;
+            if i == lines {
+                i = 0;
+            }
+        }
+        total += per_block;
+        moved.0.store(total, Ordering::Relaxed);
+    }
+    sink.wrapping_add(chain)
 }
 
 /// Bandwidth workers on their own buffer, started beside a chase.
@@ -430,9 +482,12 @@ impl Load {
     }
 
     /// Runs the load at `delay` on its CPUs while `f` runs on the calling
-    /// thread; returns what `f` returned and the MB/s (10^6 bytes) the load
-    /// delivered while it ran.
-    pub fn beside<R>(&self, delay: u32, f: impl FnOnce() -> R) -> Result<(R, f64), pin::PinError> {
+    /// thread; returns what `f` returned and what the load did meanwhile.
+    pub fn beside<R>(
+        &self,
+        delay: u32,
+        f: impl FnOnce() -> R,
+    ) -> Result<(R, LoadReading), pin::PinError> {
         let stop = AtomicBool::new(false);
         let moved: Vec<Moved> = self.cpus.iter().map(|_| Moved::default()).collect();
         let sum = || -> u64 { moved.iter().map(|m| m.0.load(Ordering::Relaxed)).sum() };
@@ -444,10 +499,14 @@ impl Load {
                 .zip(&moved)
                 .map(|((&cpu, &chunk), moved)| {
                     let (stop, kernel) = (&stop, self.kernel);
-                    s.spawn(move || -> Result<u64, pin::PinError> {
+                    s.spawn(move || -> Result<(u64, f64), pin::PinError> {
                         pin::pin_current_thread(cpu)?;
+                        // What a delay step costs on this CPU, now: the
+                        // delay's time is read from it.
+                        let step_ns = if delay > 0 { spin_step_ns() } else { 0.0 };
                         // SAFETY: the chunk is this worker's own, inside the load buffer.
-                        Ok(unsafe { load_until(kernel, chunk, delay, stop, moved) })
+                        let sink = unsafe { load_until(kernel, chunk, delay, stop, moved) };
+                        Ok((sink, step_ns))
                     })
                 })
                 .collect();
@@ -459,11 +518,47 @@ impl Load {
             let secs = t.elapsed().as_secs_f64();
             let moved = sum() - b0;
             stop.store(true, Ordering::Relaxed);
+            let mut steps = Vec::new();
             for h in handles {
-                std::hint::black_box(h.join().expect("load worker panicked")?);
+                let (sink, step_ns) = h.join().expect("load worker panicked")?;
+                std::hint::black_box(sink);
+                steps.push(step_ns);
             }
-            Ok((r, moved as f64 / secs / 1e6))
+            let delay_ns =
+                (delay > 0).then(|| delay as f64 * steps.iter().sum::<f64>() / steps.len() as f64);
+            Ok((
+                r,
+                LoadReading {
+                    mb_per_s: moved as f64 / secs / 1e6,
+                    delay_ns,
+                },
+            ))
         })
+    }
+}
+
+/// What a load did beside a chase.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadReading {
+    /// MB/s (10^6 bytes) the load threads delivered together.
+    pub mb_per_s: f64,
+    /// The delay after each line as time: its spin steps times a step's
+    /// cost measured on the load CPUs (their mean); none when flat out.
+    pub delay_ns: Option<f64>,
+}
+
+impl LoadReading {
+    /// The rate the delay asks of `threads` threads of `kernel`: a line
+    /// per `delay_ns`, or the flat-out `flat_mb_per_s` if that is lower
+    /// (the delay then hides under the memory's own time per line).
+    pub fn paced_mb_per_s(
+        delay_ns: f64,
+        kernel: BwKernel,
+        threads: usize,
+        flat_mb_per_s: f64,
+    ) -> f64 {
+        let per_line = kernel.bytes_per_pass(bandwidth::LINE_BYTES) as f64;
+        (threads as f64 * per_line / delay_ns * 1e3).min(flat_mb_per_s)
     }
 }
 
@@ -477,10 +572,10 @@ pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
         .map(|l| Load::new(l, spec.mem_node, spec.page))
         .transpose()?;
     chase.warm_up();
-    let ((loads, stats), load_mb_per_s) = match (&load, &spec.load) {
+    let ((loads, stats), reading) = match (&load, &spec.load) {
         (Some(load), Some(ls)) => {
-            let (r, mb) = load.beside(ls.delay, || chase.time(spec.duration, spec.sample))?;
-            (r, Some(mb))
+            let (r, reading) = load.beside(ls.delay, || chase.time(spec.duration, spec.sample))?;
+            (r, Some(reading))
         }
         _ => (chase.time(spec.duration, spec.sample), None),
     };
@@ -497,7 +592,9 @@ pub fn latency(spec: &ChaseSpec) -> Result<ChaseResult, BufferError> {
         load_threads: spec.load.as_ref().map_or(0, |l| l.cpus.len()),
         load_kernel: spec.load.as_ref().map(|l| l.kernel.to_string()),
         load_delay: spec.load.as_ref().map(|l| l.delay),
-        load_mb_per_s,
+        seed: spec.seed,
+        load_delay_ns: reading.and_then(|r| r.delay_ns),
+        load_mb_per_s: reading.map(|r| r.mb_per_s),
     })
 }
 
