@@ -436,18 +436,23 @@ unsafe fn load_until(
         }
         return sink;
     }
-    // Chunks are multiples of 256 bytes: whole blocks of 64 lines or not,
-    // the line index wraps inside the chunk.
-    let lines = chunk.len / bandwidth::LINE_BYTES;
+    // Two streams, from the chunk's two halves in turn, as the flat-out
+    // read runs: one stream kept fewer line fills in flight, and the first
+    // delayed points fell below their ask where one stream's own peak is.
+    // Chunks are multiples of 256 bytes (an even number of lines); the line
+    // index wraps inside each half.
+    let half = chunk.len / bandwidth::LINE_BYTES / 2;
     let per_block = kernel.bytes_per_pass(PACED_BLOCK * bandwidth::LINE_BYTES);
     let (mut i, mut chain) = (0, 0u64);
     while !stop.load(Ordering::Relaxed) {
-        for _ in 0..PACED_BLOCK {
-            // SAFETY: i < lines, a line of the caller's chunk.
-            sink = sink.wrapping_add(unsafe { bandwidth::line(kernel, chunk, i) });
-            spin(&mut chain, delay);
+        for _ in 0..PACED_BLOCK / 2 {
+            for at in [i, half + i] {
+                // SAFETY: at < 2 * half, a line of the caller's chunk.
+                sink = sink.wrapping_add(unsafe { bandwidth::line(kernel, chunk, at) });
+                spin(&mut chain, delay);
+            }
             i += 1;
-            if i == lines {
+            if i == half {
                 i = 0;
             }
         }
