@@ -86,6 +86,18 @@ const BUILT_IN_HOSTS: &[(&str, &str)] = &[
         include_str!("../../hosts/qemu-cxl-type3-x2.toml"),
     ),
     (
+        "qemu-cxl-port-near",
+        include_str!("../../hosts/qemu-cxl-port-near.toml"),
+    ),
+    (
+        "qemu-cxl-port-far",
+        include_str!("../../hosts/qemu-cxl-port-far.toml"),
+    ),
+    (
+        "qemu-cxl-3tier",
+        include_str!("../../hosts/qemu-cxl-3tier.toml"),
+    ),
+    (
         "qemu-cpuless-no-hmat",
         include_str!("../../hosts/qemu-cpuless-no-hmat.toml"),
     ),

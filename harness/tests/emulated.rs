@@ -1785,3 +1785,108 @@ fn redis_pushed_to_the_slow_node_comes_back_only_with_the_flag_on_6_12() {
         s.num(with, "returned_share")
     );
 }
+
+/// The CXL node's coordinates and tier on `kernel_var`, from one boot of
+/// `host` running `command` (topo's JSON is written beside it).
+fn cxl_topology(host: &str, kernel: &Path, command: &[&str]) -> (serde_json::Value, String) {
+    let d = tempfile::tempdir().unwrap();
+    let out = vm_cmd(host, "tcg", "300s", kernel, d.path())
+        .arg("--")
+        .args(command)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{host}: {err}");
+    let vm = common::json(&d.path().join("vm.json"));
+    assert!(
+        vm["expectation_mismatches"].as_array().unwrap().is_empty(),
+        "{host}: {vm}"
+    );
+    (
+        common::json(&d.path().join("guest-topology.json")),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// What the kernel computed for the CXL region on `node`, checked against
+/// the port's HMAT entry plus QEMU's CDAT (150/250 ns, 16 GB/s) plus the
+/// link (a few ns, the kernel's estimate from the link speed), and the
+/// tier the kernel chose against the one its numbers give. Returns the
+/// tier.
+fn check_cxl_tier(topo: &serde_json::Value, node: u64, port_ns: u64, port_mbps: u64) -> u64 {
+    let reason = topo["tier_reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == node)
+        .unwrap_or_else(|| panic!("no tier reason for node {node}: {topo}"));
+    let perf = &reason["perf"];
+    let f = |k: &str| perf[k].as_u64().unwrap_or_else(|| panic!("{k}: {reason}"));
+    for (k, cdat) in [("read_latency_ns", 150), ("write_latency_ns", 250)] {
+        let link = f(k) as i64 - (port_ns + cdat) as i64;
+        assert!(
+            (0..=10).contains(&link),
+            "node {node}: {k} {} is not port {port_ns} + CDAT {cdat} + a link's few ns: {reason}",
+            f(k)
+        );
+    }
+    for k in ["read_bandwidth_mbps", "write_bandwidth_mbps"] {
+        assert_eq!(f(k), port_mbps.min(16000), "node {node}: {k}: {reason}");
+    }
+    assert_eq!(
+        reason["tier"], reason["expected_tier"],
+        "node {node}: the kernel's tier is not the one its numbers give: {reason}"
+    );
+    reason["tier"].as_u64().unwrap()
+}
+
+/// Two profiles that differ only in the generic port's HMAT entry land
+/// in different tiers, each where the kernel's arithmetic puts it.
+fn check_port_numbers_set_the_tier(kernel_var: &str) {
+    let Some(k) = kernel(kernel_var) else {
+        return;
+    };
+    let json = ["topo", "--format", "json"];
+    let (near, _) = cxl_topology("qemu-cxl-port-near", &k, &json);
+    let (far, _) = cxl_topology("qemu-cxl-port-far", &k, &json);
+    let near_tier = check_cxl_tier(&near, 2, 100, 20480);
+    let far_tier = check_cxl_tier(&far, 2, 400, 5120);
+    assert!(
+        far_tier > near_tier && near_tier > 4,
+        "the slower port must give a lower tier: near {near_tier}, far {far_tier}"
+    );
+}
+
+#[test]
+fn cxl_tier_follows_the_generic_ports_numbers_on_6_12() {
+    check_port_numbers_set_the_tier("TIERBENCH_KERNEL_6_12");
+}
+
+#[test]
+fn cxl_tier_follows_the_generic_ports_numbers_on_the_newest_debian_kernel() {
+    check_port_numbers_set_the_tier("TIERBENCH_KERNEL_LATEST");
+}
+
+/// Two expanders with different ports, two regions, two nodes: three
+/// tiers, each expander's where its numbers put it, and conform's
+/// coverage line names all three.
+#[test]
+fn two_expanders_with_different_ports_make_three_tiers_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let (topo, stdout) = cxl_topology("qemu-cxl-3tier", &k, &["conform", "--list"]);
+    let near = check_cxl_tier(&topo, 2, 100, 20480);
+    let far = check_cxl_tier(&topo, 3, 400, 5120);
+    let tiers = topo["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 3, "{topo}");
+    assert!(4 < near && near < far, "{near} {far}");
+    let coverage = stdout
+        .lines()
+        .find(|l| l.starts_with("coverage:"))
+        .unwrap_or_else(|| panic!("no coverage line: {stdout}"));
+    assert!(
+        coverage.contains("tiers top {0}, lower1 {2}, lower2 {3}"),
+        "{coverage}"
+    );
+}

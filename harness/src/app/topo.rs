@@ -47,7 +47,9 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                     opt(n.mem_free_kib.map(|k| k / 1024)),
                     opt(n.tier.map(|t| format!("memory_tier{t}"))),
                     role.into(),
-                    if n.hmat.is_some() {
+                    if let Some(region) = &n.coordinates_from {
+                        format!("({region})")
+                    } else if n.hmat.is_some() {
                         h.initiators.to_string()
                     } else {
                         "-".into()
@@ -98,6 +100,9 @@ pub fn topo(args: TopoArgs) -> anyhow::Result<ExitCode> {
                         .join(" ")
                 }
             )?;
+            for r in &t.tier_reasons {
+                writeln!(out, "tier of {}", r.line())?;
+            }
             writeln!(
                 out,
                 "fast nodes: {}  slow nodes: {}  (from {})",

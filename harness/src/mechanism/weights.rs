@@ -56,11 +56,21 @@ pub fn weights_text(w: &BTreeMap<NodeId, u8>) -> String {
 
 /// A node's bandwidth as `auto` weighting takes it: the smaller of its read
 /// and write bandwidth (MB/s) seen from CPUs (`access1`, the CPU access
-/// class); 0 where the firmware gave none.
+/// class); for CXL memory whose node has none, the coordinates the kernel
+/// put on its region (7.x keeps them there, and `auto` uses them: 17:14
+/// on qemu-cxl-port-near where the node alone gave 32:1); 0 where the
+/// firmware gave none.
 pub fn cpu_bandwidth(sys: &SysRoot, node: NodeId) -> u64 {
     let dir = format!("/sys/devices/system/node/node{node}/access1/initiators");
     let read = |name: &str| -> Option<u64> { sys.read_opt(&format!("{dir}/{name}"))?.parse().ok() };
-    match (read("read_bandwidth"), read("write_bandwidth")) {
+    let (mut r, mut w) = (read("read_bandwidth"), read("write_bandwidth"));
+    if (r, w) == (None, None) {
+        let inv = crate::topology::cxl::CxlInventory::read(sys);
+        if let Some(c) = inv.region_of_node(node).and_then(|g| g.access1.clone()) {
+            (r, w) = (c.read_bandwidth_mbps, c.write_bandwidth_mbps);
+        }
+    }
+    match (r, w) {
         (Some(r), Some(w)) => r.min(w),
         (Some(b), None) | (None, Some(b)) => b,
         (None, None) => 0,

@@ -52,6 +52,12 @@ pub struct Region {
     pub mode: Option<String>,
     /// Endpoint decoders, in target order.
     pub targets: Vec<String>,
+    /// The access coordinates the kernel computed for it (6.10+): the
+    /// devices' CDAT plus the links plus the host bridge's generic port
+    /// (HMAT), for any initiator (`access0`) and for CPUs (`access1`).
+    /// `None` where the kernel had no numbers (no port, or older kernel).
+    pub access0: Option<super::Hmat>,
+    pub access1: Option<super::Hmat>,
 }
 
 /// What a DAX device is used as, from the driver bound to it.
@@ -160,6 +166,8 @@ impl CxlInventory {
                     committed: attr(&dir, "commit").as_deref() == Some("1"),
                     mode: attr(&dir, "mode"),
                     targets,
+                    access0: super::read_coordinates(sys, &format!("{dir}/access0")),
+                    access1: super::read_coordinates(sys, &format!("{dir}/access1")),
                 });
             }
         }
@@ -185,6 +193,12 @@ impl CxlInventory {
 
     pub fn is_empty(&self) -> bool {
         self.memdevs.is_empty() && self.regions.is_empty() && self.dax.is_empty()
+    }
+
+    /// The region whose memory is onlined as `node`, if any.
+    pub fn region_of_node(&self, node: u32) -> Option<&Region> {
+        let name = self.dax_of_node(node)?.region.as_deref()?;
+        self.regions.iter().find(|r| r.name == name)
     }
 
     /// The DAX device onlined as the memory of `node`, if one was.

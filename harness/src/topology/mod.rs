@@ -6,6 +6,7 @@
 //! on the live system hwloc then supplies the CPU sets, which are what the
 //! pinning code binds to. This module does not pin or allocate.
 
+pub mod adistance;
 pub mod blocks;
 pub mod cxl;
 pub mod hwloc;
@@ -52,6 +53,14 @@ pub struct Node {
     /// The memory tier the kernel put this node in, if it reports tiers.
     pub tier: Option<u32>,
     pub hmat: Option<Hmat>,
+    /// The same as seen from CPUs (`access1`): the class the kernel ranks
+    /// tiers by, and where CXL nodes get the coordinates the kernel
+    /// computed from CDAT and the generic port.
+    pub hmat_cpu: Option<Hmat>,
+    /// The CXL region whose coordinates `hmat` and `hmat_cpu` are, where
+    /// the node itself has none (kernels put CXL coordinates on the
+    /// region, not always on the node).
+    pub coordinates_from: Option<String>,
     /// Its memory blocks, online and by zone.
     pub memory_blocks: Option<blocks::NodeBlocks>,
 }
@@ -116,6 +125,9 @@ pub struct Topology {
     /// without CXL).
     pub cxl: cxl::CxlInventory,
     pub hotplug: blocks::Hotplug,
+    /// Why each CPU-less memory node is in its tier: the numbers the
+    /// kernel ranked it by and the tier they give.
+    pub tier_reasons: Vec<adistance::TierReason>,
     /// Things discovery noticed and the user should know.
     pub notes: Vec<String>,
 }
@@ -185,7 +197,9 @@ impl Topology {
                 mem_total_kib: meminfo_kib(&meminfo, "MemTotal"),
                 mem_free_kib: meminfo_kib(&meminfo, "MemFree"),
                 tier,
-                hmat: read_hmat(sys, &dir)?,
+                hmat: read_hmat(sys, &dir, "access0")?,
+                hmat_cpu: read_hmat(sys, &dir, "access1")?,
+                coordinates_from: None,
                 memory_blocks: blocks::NodeBlocks::read(sys, id),
             });
             let row: Vec<u32> = sys
@@ -217,18 +231,31 @@ impl Topology {
                     .to_string(),
             );
         }
+        let cxl = cxl::CxlInventory::read(sys);
+        for n in nodes.iter_mut().filter(|n| n.hmat_cpu.is_none()) {
+            if let Some(r) = cxl.region_of_node(n.id).filter(|r| r.access1.is_some()) {
+                n.hmat_cpu = r.access1.clone();
+                n.hmat = n.hmat.take().or_else(|| r.access0.clone());
+                n.coordinates_from = Some(r.name.clone());
+            }
+        }
         let mut topo = Self {
             nodes,
             tiers,
             distances,
             roles,
             cpu_source: CpuSource::Sysfs,
-            cxl: cxl::CxlInventory::read(sys),
+            cxl,
             hotplug: blocks::Hotplug::read(sys),
+            tier_reasons: Vec::new(),
             notes,
         };
         if let Some(trap) = topo.tier_trap() {
             topo.notes.push(trap.why);
+        }
+        topo.tier_reasons = topo.explain_tiers();
+        for r in topo.tier_reasons.iter().filter(|r| r.unexpected()) {
+            topo.notes.push(format!("tier check: {}", r.line()));
         }
         Ok(topo)
     }
@@ -425,8 +452,27 @@ fn read_tiers(sys: &SysRoot) -> Result<Vec<Tier>, TopologyError> {
     Ok(tiers)
 }
 
-fn read_hmat(sys: &SysRoot, node_dir: &str) -> Result<Option<Hmat>, TopologyError> {
-    let dir = format!("{node_dir}/access0/initiators");
+/// The four access coordinates in `dir` (a CXL region's `accessN`), or
+/// `None` when the kernel wrote none (absent, or all zero).
+fn read_coordinates(sys: &SysRoot, dir: &str) -> Option<Hmat> {
+    let attr = |name: &str| -> Option<u64> {
+        sys.read_opt(&format!("{dir}/{name}"))?
+            .parse()
+            .ok()
+            .filter(|&v| v > 0)
+    };
+    let h = Hmat {
+        initiators: NodeSet::new(),
+        read_latency_ns: attr("read_latency"),
+        write_latency_ns: attr("write_latency"),
+        read_bandwidth_mbps: attr("read_bandwidth"),
+        write_bandwidth_mbps: attr("write_bandwidth"),
+    };
+    (h != Hmat::default()).then_some(h)
+}
+
+fn read_hmat(sys: &SysRoot, node_dir: &str, class: &str) -> Result<Option<Hmat>, TopologyError> {
+    let dir = format!("{node_dir}/{class}/initiators");
     if !sys.exists(&dir) {
         return Ok(None);
     }

@@ -97,6 +97,41 @@ pub struct CxlDevice {
     pub online: OnlineZone,
     /// The device's serial number, as the guest's `cxl` sysfs reports it.
     pub serial: Option<u64>,
+    /// The path from the CPUs to the device's host bridge, as firmware
+    /// describes it on CXL platforms: an ACPI generic port (a proximity
+    /// domain of its own) with an HMAT entry from the first CPU node. The
+    /// kernel (6.10+) adds the link and the device's CDAT numbers to it
+    /// and kmem places the node in a tier by the sum; without a port the
+    /// node lands in kmem's default tier whatever the device says.
+    pub port: Option<PortPerf>,
+}
+
+/// What firmware says of a CXL host bridge's path: one HMAT entry from the
+/// CPUs to the generic port's proximity domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortPerf {
+    pub latency_ns: u64,
+    /// MiB/s, as HMAT entries are written (QEMU's `bandwidth=NM`).
+    pub bandwidth_mbps: u64,
+}
+
+/// The CDAT performance QEMU's `cxl-type3` reports for its volatile memory
+/// when given no `cdat=` file (hw/mem/cxl_type3.c: DSLBIS read latency
+/// 150 ns, write latency 250 ns, read and write bandwidth 16 GB/s): what
+/// the kernel adds to a generic port's numbers.
+pub const QEMU_CDAT: CdatPerf = CdatPerf {
+    read_latency_ns: 150,
+    write_latency_ns: 250,
+    bandwidth_mbps: 16000,
+};
+
+/// A device's own numbers (its CDAT DSLBIS entries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CdatPerf {
+    pub read_latency_ns: u64,
+    pub write_latency_ns: u64,
+    pub bandwidth_mbps: u64,
 }
 
 impl CxlDevice {
@@ -129,6 +164,10 @@ pub struct Expander {
     pub online: Option<OnlineZone>,
     /// The card's serial number, as `cxl list` and sysfs show it.
     pub serial: Option<u64>,
+    /// Cards interleaved into this node's region (its decoders'
+    /// `interleave_ways`), 1 when absent: a region assembled from fewer
+    /// cards than the lab put in is reported before any run.
+    pub interleave_ways: Option<u32>,
 }
 
 /// CXL capacities and windows come in 256 MiB units (the CXL HDM decoder
@@ -375,10 +414,34 @@ impl Profile {
     }
 
     /// The node ids the kernel gives the CXL devices' memory: one per
-    /// fixed memory window, after the firmware's nodes.
+    /// fixed memory window, after the nodes the firmware's SRAT maps. A
+    /// generic port's domain is not one of them, except the last domain
+    /// QEMU declares: QEMU puts the hot-plug memory range in SRAT under
+    /// it, which costs a node id (one port: CXL memory on node 2; two
+    /// ports: nodes 2 and 3, seen on 6.12 and 7.3).
     pub fn cxl_nodes(&self) -> NodeSet {
-        let first = self.nodes.len() as NodeId;
+        let hotplug_domain = usize::from(self.ports().next().is_some());
+        let first = (self.nodes.len() + hotplug_domain) as NodeId;
         (first..first + self.cxl.len() as NodeId).collect()
+    }
+
+    /// Each device with a generic port, with the proximity domain (node
+    /// id) its port gets: after the `[[node]]`s, in device order. The
+    /// kernel onlines no node for it (no memory, no CPUs).
+    pub fn ports(&self) -> impl Iterator<Item = (usize, NodeId, PortPerf)> + '_ {
+        let first = self.nodes.len() as NodeId;
+        self.cxl
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| Some((i, c.port?)))
+            .enumerate()
+            .map(move |(k, (i, p))| (i, first + k as NodeId, p))
+    }
+
+    /// The CPU node generic ports are described from (the HMAT
+    /// initiator): the first node with CPUs.
+    pub fn port_initiator(&self) -> Option<NodeId> {
+        self.nodes.iter().find(|n| !n.cpus.is_empty()).map(|n| n.id)
     }
 
     /// The guest's `maxmem`: room for every window's memory to be hot-added.
@@ -403,6 +466,30 @@ impl Profile {
                     c.window_mib, c.memory_mib
                 ));
             }
+            if let Some(p) = c.port {
+                if p.latency_ns == 0 || p.bandwidth_mbps == 0 {
+                    return Err(format!(
+                        "{at}: port latency_ns and bandwidth_mbps must be positive (the \
+                         kernel ignores a zero HMAT entry)"
+                    ));
+                }
+                // The kernel ranks the node against DRAM's own HMAT
+                // numbers (mt_perf_to_adistance); without them it keeps
+                // kmem's default tier and the port is silently unused.
+                let dram = self.port_initiator();
+                if !self
+                    .hmat
+                    .iter()
+                    .any(|h| Some(h.initiator) == dram && h.target == h.initiator)
+                {
+                    return Err(format!(
+                        "{at} has a port, but the kernel ranks CXL memory against DRAM's \
+                         HMAT numbers and there are none: add [[hmat]] initiator = {n}, \
+                         target = {n} (and initiator = {n} on [[node]] {n})",
+                        n = dram.unwrap_or(0)
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -424,6 +511,29 @@ impl Profile {
     /// blocks: onlined on its node, its size, its zone, its serial.
     pub fn check_expanders(&self, topo: &Topology) -> Vec<String> {
         let mut out = Vec::new();
+        let cards: u32 = self
+            .expanders
+            .iter()
+            .map(|e| e.interleave_ways.unwrap_or(1))
+            .sum();
+        if cards as usize > topo.cxl.memdevs.len() {
+            out.push(format!(
+                "profile {} describes {cards} CXL memory card(s), the kernel sees {} ({}): an \
+                 expander is missing (not seated, not trained, or its driver not loaded)",
+                self.name,
+                topo.cxl.memdevs.len(),
+                if topo.cxl.memdevs.is_empty() {
+                    "no memdev".into()
+                } else {
+                    topo.cxl
+                        .memdevs
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ));
+        }
         for e in &self.expanders {
             let Some(dax) = topo.cxl.dax_of_node(e.node) else {
                 let seen: Vec<String> = topo
@@ -466,6 +576,21 @@ impl Profile {
                         b.summary()
                     ));
                 }
+            }
+            let ways = e.interleave_ways.unwrap_or(1);
+            match topo.cxl.region_of_node(e.node) {
+                Some(r) if r.interleave_ways != Some(ways) || r.targets.len() != ways as usize => {
+                    out.push(format!(
+                        "node {}: profile expects {ways} expander(s) interleaved in its region, \
+                         {} has {} way(s) and {} target(s) ({})",
+                        e.node,
+                        r.name,
+                        r.interleave_ways.map_or("?".into(), |w| w.to_string()),
+                        r.targets.len(),
+                        r.targets.join(", ")
+                    ));
+                }
+                _ => {}
             }
             if let Some(serial) = e.serial {
                 let serials: Vec<&str> = topo
@@ -557,6 +682,16 @@ impl Profile {
                 "profile {} expects fast {} / slow {}, the kernel's tiers give fast {} / slow {}",
                 self.name, self.expect.fast, self.expect.slow, topo.roles.fast, topo.roles.slow
             ));
+        }
+        if !out.is_empty() {
+            // The numbers the kernel ranked each CPU-less node by, and the
+            // tier they give: what a lab needs to see why a node is where
+            // it is (no data, a missing DRAM baseline, or odd numbers).
+            out.extend(
+                topo.tier_reasons
+                    .iter()
+                    .map(|r| format!("why: {}", r.line())),
+            );
         }
         out
     }
@@ -677,6 +812,51 @@ mod tests {
         );
         let m = lab("node = 0\nmemory_mib = 256");
         assert!(m[0].contains("onlined as system RAM on node 0"), "{m:?}");
+        // A lab that put two cards behind node 1's region, one of them
+        // missing: the count and the region's ways both say so.
+        let m = lab("node = 1\nmemory_mib = 256\ninterleave_ways = 2");
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(
+            m[0].contains("2 CXL memory card(s), the kernel sees 1 (mem0)"),
+            "{m:?}"
+        );
+        assert!(
+            m[1].contains("2 expander(s) interleaved") && m[1].contains("1 way(s) and 1 target"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn generic_ports_are_proximity_domains_before_the_cxl_nodes() {
+        let p = Profile::load("qemu-cxl-port-near").unwrap();
+        assert_eq!(p.ports().collect::<Vec<_>>().len(), 1);
+        assert_eq!(p.cxl_nodes().to_string(), "2");
+        assert_eq!(
+            Profile::load("qemu-cxl-3tier")
+                .unwrap()
+                .cxl_nodes()
+                .to_string(),
+            "2-3"
+        );
+        let text = std::fs::read_to_string(hosts("qemu-cxl-port-near")).unwrap();
+        let no_dram = text.replace("[[hmat]]", "[[distance]]").replace(
+            "initiator = 0\ntarget = 0\nlatency_ns = 100\nbandwidth_mbps = 20480",
+            "from = 0\nto = 1\nvalue = 20",
+        );
+        let e = toml::from_str::<Profile>(&no_dram)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("add [[hmat]] initiator = 0, target = 0"), "{e}");
+        let zero = text.replace(
+            "latency_ns = 100, bandwidth_mbps",
+            "latency_ns = 0, bandwidth_mbps",
+        );
+        let e = toml::from_str::<Profile>(&zero)
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("must be positive"), "{e}");
     }
 
     #[test]
@@ -716,7 +896,12 @@ mod tests {
         assert!(p.check(&new).is_empty(), "{:?}", p.check(&new));
         let old = Topology::from_sysfs(&data("dram-cxl-6.1")).unwrap();
         let m = p.check(&old);
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len(), 2, "{m:?}");
         assert!(m[0].contains("memory_tier4=0-1"), "{m:?}");
+        // The why: this 6.1 sysfs shows the node no HMAT numbers at all.
+        assert_eq!(
+            m[1], "why: node 1: no performance data; the kernel put it in memory_tier4",
+            "{m:?}"
+        );
     }
 }

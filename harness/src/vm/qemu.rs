@@ -144,6 +144,12 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
         push("-numa".into());
         push(node);
     }
+    // A generic port's proximity domain: a node without memory or CPUs.
+    let initiator = profile.port_initiator().unwrap_or(0);
+    for (_, id, _) in profile.ports() {
+        push("-numa".into());
+        push(format!("node,nodeid={id},initiator={initiator}"));
+    }
     for d in &profile.distances {
         push("-numa".into());
         push(format!("dist,src={},dst={},val={}", d.from, d.to, d.value));
@@ -151,7 +157,15 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
     for arg in cxl_args(profile) {
         push(arg);
     }
-    for h in &profile.hmat {
+    let ports = profile
+        .ports()
+        .map(|(_, id, p)| crate::vm::profile::HmatEntry {
+            initiator,
+            target: id,
+            latency_ns: p.latency_ns,
+            bandwidth_mbps: p.bandwidth_mbps,
+        });
+    for h in profile.hmat.iter().cloned().chain(ports) {
         push("-numa".into());
         push(format!(
             "hmat-lb,initiator={},target={},hierarchy=memory,data-type=access-latency,latency={}",
@@ -200,6 +214,12 @@ fn cxl_args(profile: &Profile) -> Vec<String> {
         windows.push(format!(
             "cxl-fmw.{i}.targets.0=cxl.{i},cxl-fmw.{i}.size={}M",
             c.window_mib
+        ));
+    }
+    for (i, id, _) in profile.ports() {
+        a.push("-object".into());
+        a.push(format!(
+            "acpi-generic-port,id=gp{i},pci-bus=cxl.{i},node={id}"
         ));
     }
     if !windows.is_empty() {
@@ -415,6 +435,21 @@ mod tests {
             assert!(a.contains(want), "missing {want:?} in {a}");
         }
         assert!(!a.contains("hmat=on"), "{a}");
+    }
+
+    #[test]
+    fn a_generic_port_gets_a_domain_an_object_and_hmat_entries() {
+        let a = tcg_args("qemu-cxl-port-far");
+        for want in [
+            "-machine q35,hmat=on,cxl=on",
+            "-numa node,nodeid=1,initiator=0",
+            "-object acpi-generic-port,id=gp0,pci-bus=cxl.0,node=1",
+            "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=400",
+            "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-bandwidth,bandwidth=5120M",
+            "hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-latency,latency=100",
+        ] {
+            assert!(a.contains(want), "missing {want:?} in {a}");
+        }
     }
 
     #[test]
