@@ -98,6 +98,10 @@ const BUILT_IN_HOSTS: &[(&str, &str)] = &[
         include_str!("../../hosts/qemu-cxl-3tier.toml"),
     ),
     (
+        "qemu-cxl-interleave-x2",
+        include_str!("../../hosts/qemu-cxl-interleave-x2.toml"),
+    ),
+    (
         "qemu-cpuless-no-hmat",
         include_str!("../../hosts/qemu-cpuless-no-hmat.toml"),
     ),

@@ -1890,3 +1890,44 @@ fn two_expanders_with_different_ports_make_three_tiers_on_the_newest_debian_kern
         "{coverage}"
     );
 }
+
+/// Two cards behind two host bridges, interleaved 2 ways by one window:
+/// one region with 2 ways and 2 targets (each at its host bridge's
+/// position in the window's target list), one node, and promote-hot
+/// promotes from it with the flag and not without.
+#[test]
+fn two_expanders_interleaved_are_one_node_that_promotes_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let run = promote_hot_on("qemu-cxl-interleave-x2", &k, out.path());
+    check_promotion(&run);
+    let read = |name: &str| -> serde_json::Value { common::json(&out.path().join(name)) };
+    let onlined = read("cxl.json");
+    let devs = onlined.as_array().unwrap();
+    assert_eq!(devs.len(), 1, "one region: {onlined}");
+    let dev = &devs[0];
+    assert_eq!(dev["interleave_ways"], 2, "{onlined}");
+    assert_eq!(dev["size_bytes"], 512u64 << 20, "{onlined}");
+    assert_eq!(dev["node"], 1, "{onlined}");
+    let mut memdevs: Vec<&str> = dev["memdev"].as_str().unwrap().split(',').collect();
+    memdevs.sort();
+    assert_eq!(memdevs, ["mem0", "mem1"], "{onlined}");
+    let topo = read("guest-topology.json");
+    let region = &topo["cxl"]["regions"][0];
+    assert_eq!(region["interleave_ways"], 2, "{topo}");
+    assert_eq!(region["targets"].as_array().unwrap().len(), 2, "{topo}");
+    assert_eq!(
+        topo["cxl"]["regions"].as_array().unwrap().len(),
+        1,
+        "{topo}"
+    );
+    let nodes = topo["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "DRAM and one CXL node: {topo}");
+    assert_eq!(
+        nodes[1]["mem_total_kib"].as_u64().unwrap() >> 10,
+        512,
+        "{topo}"
+    );
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::profile::CxlDevice;
+use super::profile::{CxlDevice, Profile};
 use crate::sysfs::SysRoot;
 use crate::topology::blocks::NodeBlocks;
 use crate::topology::cxl::{parse_number, DaxMode};
@@ -25,6 +25,9 @@ const AUTO_ONLINE: &str = "/sys/devices/system/memory/auto_online_blocks";
 /// What was done for one device: `cxl.json` in the results.
 #[derive(Debug, Clone, Serialize)]
 pub struct Onlined {
+    /// The cards' memdevs, comma-separated in interleave position order
+    /// (one name for an uninterleaved window); `serial` and
+    /// `endpoint_decoder` follow the same order.
     pub memdev: String,
     pub serial: Option<String>,
     pub root_decoder: String,
@@ -140,13 +143,13 @@ fn wait_for<T>(
     }
 }
 
-/// Onlines every device, in order. Device `i` is the memdev with its
-/// serial, mapped through the root decoder (window) whose target is that
-/// memdev's host bridge: the kernel numbers memdevs and decoders in probe
-/// order, which need not be the profile's.
-pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
+/// Onlines every `[[cxl]]` entry, in order: its cards are the memdevs
+/// with their serials, mapped through the root decoder (window) whose
+/// targets are those memdevs' host bridges; the kernel numbers memdevs and
+/// decoders in probe order, which need not be the profile's.
+pub fn online_all(profile: &Profile) -> Result<Vec<Onlined>, String> {
     let sys = SysRoot::live();
-    if devices.is_empty() {
+    if profile.cxl.is_empty() {
         return Ok(Vec::new());
     }
     if !sys.exists("/sys/bus/cxl") {
@@ -173,7 +176,7 @@ pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
             .into_iter()
             .filter(|d| sys.exists(&format!("{CXL}/{d}/create_ram_region")))
             .collect();
-        (r.len() >= devices.len()).then_some(r)
+        (r.len() >= profile.cxl.len()).then_some(r)
     })?;
     // Memory onlined before tierbench came (firmware-programmed decoders,
     // auto-onlining, a udev rule) is not tierbench's to take over.
@@ -187,25 +190,52 @@ pub fn online_all(devices: &[CxlDevice]) -> Result<Vec<Onlined>, String> {
         ));
     }
     let old_auto = sys.read_opt(AUTO_ONLINE);
-    let result = (|| {
-        let mut out = Vec::new();
-        for (i, dev) in devices.iter().enumerate() {
-            let memdev = wait_for(
-                &format!("a memdev with serial {:#x} (cxl_pci)", dev.serial_of(i)),
-                timeout,
-                || memdev_with_serial(&sys, dev.serial_of(i)),
-            )?;
-            let root = root_for(&sys, &memdev, &roots).ok_or_else(|| {
-                format!(
-                    "no CXL window targets {memdev}'s host bridge (root decoders {}: see \
-                     their target_list)",
-                    roots.join(", ")
-                )
-            })?;
-            out.push(online_one(&sys, &memdev, dev, &root, timeout)?);
-        }
-        Ok(out)
-    })();
+    let result =
+        (|| {
+            let mut out = Vec::new();
+            for (i, dev) in profile.cxl.iter().enumerate() {
+                let mut cards = Vec::new();
+                for card in profile.cards_of(i) {
+                    let memdev = wait_for(
+                        &format!("a memdev with serial {:#x} (cxl_pci)", card.serial),
+                        timeout,
+                        || memdev_with_serial(&sys, card.serial),
+                    )?;
+                    let bus = bus_of(&sys, &memdev).ok_or_else(|| {
+                        format!("{memdev}: no PCI host bridge in its device path")
+                    })?;
+                    cards.push((memdev, bus));
+                }
+                let buses: std::collections::BTreeSet<u32> = cards.iter().map(|c| c.1).collect();
+                let (root, order) =
+                    roots
+                        .iter()
+                        .find_map(|r| {
+                            let order = target_list(&sys, r);
+                            (order
+                                .iter()
+                                .copied()
+                                .collect::<std::collections::BTreeSet<_>>()
+                                == buses)
+                                .then(|| (r.clone(), order))
+                        })
+                        .ok_or_else(|| {
+                            format!(
+                        "no CXL window targets exactly the host bridges {buses:?} of {} (root \
+                         decoders {}: see their target_list)",
+                        cards.iter().map(|c| c.0.as_str()).collect::<Vec<_>>().join(", "),
+                        roots.join(", ")
+                    )
+                        })?;
+                // A region's targetN must be the endpoint decoder below the
+                // host bridge at position N of the root's target list (else
+                // ENXIO, "invalid target position").
+                cards.sort_by_key(|(_, bus)| order.iter().position(|b| b == bus));
+                let memdevs: Vec<String> = cards.into_iter().map(|c| c.0).collect();
+                out.push(online_one(&sys, &memdevs, dev, &root, timeout)?);
+            }
+            Ok(out)
+        })();
     if let Some(v) = old_auto {
         let _ = write(AUTO_ONLINE, &v);
     }
@@ -224,81 +254,94 @@ fn memdev_with_serial(sys: &SysRoot, serial: u64) -> Option<String> {
     })
 }
 
-/// The root decoder whose window targets `memdev`'s host bridge alone.
-/// The host bridge's id in a `target_list` is its PCI bus number, the
-/// `pciDDDD:BB` the memdev's device path starts under.
-fn root_for(sys: &SysRoot, memdev: &str, roots: &[String]) -> Option<String> {
+/// The PCI bus number of `memdev`'s host bridge: its id in a root
+/// decoder's `target_list`, the `pciDDDD:BB` its device path starts under.
+fn bus_of(sys: &SysRoot, memdev: &str) -> Option<u32> {
     let path = std::fs::canonicalize(sys.path(&format!("{CXL}/{memdev}"))).ok()?;
-    let bus = path.iter().find_map(|c| {
+    path.iter().find_map(|c| {
         let c = c.to_string_lossy();
         let (_, bb) = c.strip_prefix("pci")?.split_once(':')?;
         u32::from_str_radix(bb, 16).ok()
-    })?;
-    roots
-        .iter()
-        .find(|r| {
-            sys.read_opt(&format!("{CXL}/{r}/target_list"))
-                .is_some_and(|t| t.trim() == bus.to_string())
-        })
-        .cloned()
+    })
 }
 
+/// A root decoder's host bridges, in interleave position order
+/// (`target_list`, "12,28").
+fn target_list(sys: &SysRoot, root: &str) -> Vec<u32> {
+    sys.read_opt(&format!("{CXL}/{root}/target_list"))
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|t| t.trim().parse().ok())
+        .collect()
+}
+
+/// One region over `memdevs` (in interleave position order) from `root`,
+/// bound and onlined.
 fn online_one(
     sys: &SysRoot,
-    memdev: &str,
+    memdevs: &[String],
     dev: &CxlDevice,
     root: &str,
     timeout: Duration,
 ) -> Result<Onlined, String> {
     let t0 = Instant::now();
-    let memdev = memdev.to_string();
-    // The memory device's endpoint port: the one whose uport is memN.
-    let endpoint = wait_for(
-        &format!("{memdev}'s endpoint port (cxl_pci, cxl_mem)"),
-        timeout,
-        || {
-            sys.list(CXL).into_iter().find(|n| {
-                n.starts_with("endpoint")
-                    && sys.link_name(&format!("{CXL}/{n}/uport")).as_deref() == Some(&memdev)
-            })
-        },
-    )?;
-    let port = endpoint.trim_start_matches("endpoint");
-    let ep_decoder = wait_for(&format!("{endpoint}'s decoders"), timeout, || {
-        let d = format!("decoder{port}.0");
-        sys.exists(&format!("{CXL}/{d}/dpa_size")).then_some(d)
-    })?;
-    let ep = format!("{CXL}/{ep_decoder}");
-    if sys
-        .read_opt(&format!("{ep}/region"))
-        .is_some_and(|r| !r.is_empty())
-    {
-        return Err(format!(
-            "{ep_decoder} already belongs to a region: the device was set up before tierbench \
-             (firmware or an earlier run)"
-        ));
-    }
     let size = dev.memory_mib << 20;
-    let ram = read(sys, &format!("{CXL}/{memdev}/ram/size"))?;
-    if parse_number(&ram).unwrap_or(0) < size {
-        return Err(format!(
-            "{memdev} has {ram} bytes of volatile memory, the profile gives {} MiB",
-            dev.memory_mib
-        ));
+    let mut ep_decoders = Vec::new();
+    for memdev in memdevs {
+        // The memory device's endpoint port: the one whose uport is memN.
+        let endpoint = wait_for(
+            &format!("{memdev}'s endpoint port (cxl_pci, cxl_mem)"),
+            timeout,
+            || {
+                sys.list(CXL).into_iter().find(|n| {
+                    n.starts_with("endpoint")
+                        && sys.link_name(&format!("{CXL}/{n}/uport")).as_deref()
+                            == Some(memdev.as_str())
+                })
+            },
+        )?;
+        let port = endpoint.trim_start_matches("endpoint");
+        let ep_decoder = wait_for(&format!("{endpoint}'s decoders"), timeout, || {
+            let d = format!("decoder{port}.0");
+            sys.exists(&format!("{CXL}/{d}/dpa_size")).then_some(d)
+        })?;
+        if sys
+            .read_opt(&format!("{CXL}/{ep_decoder}/region"))
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(format!(
+                "{ep_decoder} already belongs to a region: the device was set up before \
+                 tierbench (firmware or an earlier run)"
+            ));
+        }
+        let ram = read(sys, &format!("{CXL}/{memdev}/ram/size"))?;
+        if parse_number(&ram).unwrap_or(0) < size {
+            return Err(format!(
+                "{memdev} has {ram} bytes of volatile memory, the profile gives {} MiB",
+                dev.memory_mib
+            ));
+        }
+        ep_decoders.push(ep_decoder);
     }
 
-    // The region, from the root decoder of the device's window.
+    // The region, from the root decoder of the cards' window.
     let rd = format!("{CXL}/{root}");
     let region = read(sys, &format!("{rd}/create_ram_region"))?;
     write(&format!("{rd}/create_ram_region"), &region)?;
     let reg = format!("{CXL}/{region}");
     let granularity = read(sys, &format!("{rd}/interleave_granularity"))?;
+    let ways = memdevs.len();
     write(&format!("{reg}/interleave_granularity"), &granularity)?;
-    write(&format!("{reg}/interleave_ways"), "1")?;
-    write(&format!("{ep}/mode"), "ram")?;
-    write(&format!("{ep}/dpa_size"), &size.to_string())?;
-    write(&format!("{reg}/size"), &size.to_string())?;
-    write(&format!("{reg}/target0"), &ep_decoder)?;
+    write(&format!("{reg}/interleave_ways"), &ways.to_string())?;
+    for ep in &ep_decoders {
+        write(&format!("{CXL}/{ep}/mode"), "ram")?;
+        write(&format!("{CXL}/{ep}/dpa_size"), &size.to_string())?;
+    }
+    let total = size * ways as u64;
+    write(&format!("{reg}/size"), &total.to_string())?;
+    for (k, ep) in ep_decoders.iter().enumerate() {
+        write(&format!("{reg}/target{k}"), ep)?;
+    }
     write(&format!("{reg}/commit"), "1")?;
     // From 6.3 dax_cxl hands a RAM region's DAX device to kmem itself, and
     // the memory is onlined the moment it is added: the zone is set first.
@@ -340,13 +383,17 @@ fn online_one(
         NodeBlocks::read(sys, node).filter(|b| b.online == b.blocks)
     })
     .ok();
+    let serials: Vec<String> = memdevs
+        .iter()
+        .filter_map(|m| sys.read_opt(&format!("{CXL}/{m}/serial")))
+        .collect();
     Ok(Onlined {
-        serial: sys.read_opt(&format!("{CXL}/{memdev}/serial")),
-        memdev,
+        serial: (!serials.is_empty()).then(|| serials.join(",")),
+        memdev: memdevs.join(","),
         root_decoder: root.to_string(),
-        endpoint_decoder: ep_decoder,
-        size_bytes: size,
-        interleave_ways: 1,
+        endpoint_decoder: ep_decoders.join(","),
+        size_bytes: total,
+        interleave_ways: ways as u32,
         interleave_granularity: granularity.parse().unwrap_or(0),
         region,
         dax,

@@ -232,7 +232,7 @@ fn run(port: &mut Option<File>) -> Result<i32, GuestError> {
     }
     fs::create_dir_all(RESULTS).map_err(|e| e.to_string())?;
     if !profile.cxl.is_empty() {
-        let onlined = super::cxl_region::online_all(&profile.cxl)
+        let onlined = super::cxl_region::online_all(&profile)
             .map_err(|e| format!("onlining the CXL memory: {e}"))?;
         for o in &onlined {
             crate::errln!("tierbench guest: CXL: {}", o.summary());

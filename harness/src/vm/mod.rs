@@ -160,6 +160,15 @@ fn preflight(req: &VmRequest) -> anyhow::Result<Prepared> {
             }
             _ => {}
         }
+        if profile.ports().next().is_some() && !qemu::has_object("acpi-generic-port") {
+            return Err(input(format!(
+                "host profile {} gives a CXL host bridge a generic port, and {} has no \
+                 `-object acpi-generic-port` (QEMU 9.2 added it): install a newer QEMU \
+                 (scripts/setup installs 10.0 from bookworm-backports)",
+                profile.name,
+                qemu::QEMU
+            )));
+        }
     }
     let k = &req.kernel;
     qemu::check_kernel_image(k).map_err(|why| input(format!("--kernel {}: {why}", k.display())))?;

@@ -80,18 +80,24 @@ impl OnlineZone {
     }
 }
 
-/// A volatile CXL type-3 memory device of an emulated machine (QEMU's
-/// `cxl-type3` behind its own `pxb-cxl` host bridge and `cxl-rp` root port,
-/// mapped through its own fixed memory window). The kernel makes it a new
-/// CPU-less node once its region is onlined through `kmem`.
+/// Volatile CXL type-3 memory of an emulated machine: one fixed memory
+/// window, one region, one CPU-less node once the region is onlined
+/// through `kmem`. Behind it, `ways` cards (QEMU's `cxl-type3`), each
+/// behind its own `pxb-cxl` host bridge and `cxl-rp` root port; with two
+/// or more, the window interleaves them (as a lab box with expanders on
+/// two host bridges interleaved by the BIOS).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CxlDevice {
-    /// The device's volatile capacity (a multiple of 256 MiB).
+    /// Each card's volatile capacity (a multiple of 256 MiB); the node
+    /// holds `ways` times this.
     pub memory_mib: u64,
     /// The CXL fixed memory window it is mapped through (CEDT CFMWS), at
-    /// least the capacity, a multiple of 256 MiB.
+    /// least the node's capacity, a multiple of 256 MiB.
     pub window_mib: u64,
+    /// Cards interleaved in the window: 1 (default), 2, 4 or 8.
+    #[serde(default = "one_way")]
+    pub ways: u32,
     /// The zone its memory is onlined into.
     #[serde(default = "default_zone")]
     pub online: OnlineZone,
@@ -134,17 +140,33 @@ pub struct CdatPerf {
     pub bandwidth_mbps: u64,
 }
 
-impl CxlDevice {
-    /// The serial QEMU gives device `index` (the profile's, or index + 1):
-    /// how the guest finds which memdev is which device.
-    pub fn serial_of(&self, index: usize) -> u64 {
-        self.serial.unwrap_or(index as u64 + 1)
-    }
+fn one_way() -> u32 {
+    1
+}
 
-    /// The PCI bus number of the device's host bridge (`pxb-cxl bus_nr`),
+/// One card of a [`CxlDevice`]: the `way`-th behind its window, the
+/// `index`-th of the machine (which names its QEMU objects and bus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CxlCard {
+    pub index: usize,
+    pub way: u32,
+    /// The serial QEMU gives it (the profile's `serial` + way, or index +
+    /// 1): how the guest finds which memdev is which card.
+    pub serial: u64,
+}
+
+impl CxlCard {
+    /// The PCI bus number of the card's host bridge (`pxb-cxl bus_nr`),
     /// which is also the host bridge's id in its window's target list.
-    pub fn host_bridge_bus(index: usize) -> u32 {
-        12 + 16 * index as u32
+    pub fn host_bridge_bus(&self) -> u32 {
+        12 + 16 * self.index as u32
+    }
+}
+
+impl CxlDevice {
+    /// The node's capacity: every card's.
+    pub fn node_mib(&self) -> u64 {
+        self.memory_mib * u64::from(self.ways)
     }
 }
 
@@ -413,6 +435,28 @@ impl Profile {
         Ok(())
     }
 
+    /// Every CXL card with the `[[cxl]]` entry it belongs to, in order.
+    pub fn cxl_cards(&self) -> Vec<(usize, CxlCard)> {
+        let mut out = Vec::new();
+        for (i, c) in self.cxl.iter().enumerate() {
+            for way in 0..c.ways {
+                let index = out.len();
+                let serial = c.serial.map_or(index as u64 + 1, |s| s + u64::from(way));
+                out.push((i, CxlCard { index, way, serial }));
+            }
+        }
+        out
+    }
+
+    /// The cards of entry `i`, in way order.
+    pub fn cards_of(&self, i: usize) -> Vec<CxlCard> {
+        self.cxl_cards()
+            .into_iter()
+            .filter(|(e, _)| *e == i)
+            .map(|(_, c)| c)
+            .collect()
+    }
+
     /// The node ids the kernel gives the CXL devices' memory: one per
     /// fixed memory window, after the nodes the firmware's SRAT maps. A
     /// generic port's domain is not one of them, except the last domain
@@ -459,11 +503,24 @@ impl Profile {
                     c.memory_mib
                 ));
             }
-            if c.window_mib % CXL_UNIT_MIB != 0 || c.window_mib < c.memory_mib {
+            if ![1, 2, 4, 8].contains(&c.ways) {
                 return Err(format!(
-                    "{at}: window_mib = {} does not fit memory_mib = {}: the fixed memory \
-                     window must be at least the device's capacity, in {CXL_UNIT_MIB} MiB units",
-                    c.window_mib, c.memory_mib
+                    "{at}: ways = {}: a window interleaves 1, 2, 4 or 8 cards here",
+                    c.ways
+                ));
+            }
+            if c.window_mib % CXL_UNIT_MIB != 0 || c.window_mib < c.node_mib() {
+                return Err(format!(
+                    "{at}: window_mib = {} does not fit {} card(s) of memory_mib = {}: the fixed \
+                     memory window must be at least their capacity, in {CXL_UNIT_MIB} MiB units",
+                    c.window_mib, c.ways, c.memory_mib
+                ));
+            }
+            if c.port.is_some() && c.ways > 1 {
+                return Err(format!(
+                    "{at}: a port on an interleaved window is not supported: each of its {} \
+                     host bridges would need its own generic port",
+                    c.ways
                 ));
             }
             if let Some(p) = c.port {
@@ -868,7 +925,17 @@ mod tests {
             (
                 "window_mib = 4096",
                 "window_mib = 128",
-                "does not fit memory_mib = 256",
+                "does not fit 1 card(s) of memory_mib = 256",
+            ),
+            (
+                "window_mib = 4096",
+                "window_mib = 256\nways = 2",
+                "does not fit 2 card(s)",
+            ),
+            (
+                "window_mib = 4096",
+                "window_mib = 4096\nways = 3",
+                "ways = 3",
             ),
             ("memory_mib = 256", "memory_mib = 300", "multiple of 256"),
             ("slow = \"1\"", "slow = \"2\"", "names node 2"),

@@ -180,22 +180,22 @@ pub fn args(profile: &Profile, accel: Accel, boot: &Boot) -> Vec<String> {
     a
 }
 
-/// Each CXL device behind its own host bridge (`pxb-cxl`) and root port
-/// (`cxl-rp`), mapped through its own fixed memory window: the shape of
-/// QEMU's docs/system/devices/cxl.rst for volatile memory. Every window
-/// goes into one `-M` argument: QEMU refuses `cxl-fmw.*` spread over
-/// several ("Parameters 'cxl-fmw.*' used inconsistently").
+/// Each CXL card behind its own host bridge (`pxb-cxl`) and root port
+/// (`cxl-rp`); each `[[cxl]]` entry's cards behind one fixed memory window,
+/// interleaved when there are several: the shape of QEMU's
+/// docs/system/devices/cxl.rst for volatile memory. Every window goes into
+/// one `-M` argument: QEMU refuses `cxl-fmw.*` spread over several
+/// ("Parameters 'cxl-fmw.*' used inconsistently").
 fn cxl_args(profile: &Profile) -> Vec<String> {
     let mut a = Vec::new();
     let mut windows = Vec::new();
-    for (i, c) in profile.cxl.iter().enumerate() {
-        let serial = c.serial_of(i);
-        let bus = super::profile::CxlDevice::host_bridge_bus(i);
+    for (entry, card) in profile.cxl_cards() {
+        let (i, serial, bus) = (card.index, card.serial, card.host_bridge_bus());
         for arg in [
             "-object".to_string(),
             format!(
                 "memory-backend-ram,id=cxl-mem{i},share=on,size={}M",
-                c.memory_mib
+                profile.cxl[entry].memory_mib
             ),
             "-device".into(),
             format!("pxb-cxl,bus_nr={bus},bus=pcie.0,id=cxl.{i}"),
@@ -211,15 +211,26 @@ fn cxl_args(profile: &Profile) -> Vec<String> {
         ] {
             a.push(arg);
         }
-        windows.push(format!(
-            "cxl-fmw.{i}.targets.0=cxl.{i},cxl-fmw.{i}.size={}M",
-            c.window_mib
-        ));
+    }
+    for (i, c) in profile.cxl.iter().enumerate() {
+        let mut w: Vec<String> = profile
+            .cards_of(i)
+            .iter()
+            .map(|card| format!("cxl-fmw.{i}.targets.{}=cxl.{}", card.way, card.index))
+            .collect();
+        w.push(format!("cxl-fmw.{i}.size={}M", c.window_mib));
+        if c.ways > 1 {
+            // The region takes the root decoder's granularity.
+            w.push(format!("cxl-fmw.{i}.interleave-granularity=256"));
+        }
+        windows.push(w.join(","));
     }
     for (i, id, _) in profile.ports() {
+        // Ports sit on uninterleaved windows: the entry's one card.
+        let card = profile.cards_of(i)[0].index;
         a.push("-object".into());
         a.push(format!(
-            "acpi-generic-port,id=gp{i},pci-bus=cxl.{i},node={id}"
+            "acpi-generic-port,id=gp{i},pci-bus=cxl.{card},node={id}"
         ));
     }
     if !windows.is_empty() {
@@ -241,6 +252,19 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
 pub fn version() -> Option<(u32, u32)> {
     let out = Command::new(QEMU).arg("--version").output().ok()?;
     parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Whether this QEMU can create objects of `type_name` (`-object help`
+/// lists it): `acpi-generic-port` came later than volatile CXL memory.
+pub fn has_object(type_name: &str) -> bool {
+    Command::new(QEMU)
+        .args(["-object", "help"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == type_name)
+        })
 }
 
 /// How a boot ended.
@@ -450,6 +474,21 @@ mod tests {
         ] {
             assert!(a.contains(want), "missing {want:?} in {a}");
         }
+    }
+
+    #[test]
+    fn an_interleaved_window_targets_every_cards_host_bridge() {
+        let a = tcg_args("qemu-cxl-interleave-x2");
+        for want in [
+            "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
+            "-device pxb-cxl,bus_nr=28,bus=pcie.0,id=cxl.1",
+            "-device cxl-type3,bus=cxl-rp1,volatile-memdev=cxl-mem1,id=cxl-vmem1,sn=4661",
+            "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,cxl-fmw.0.size=4096M,\
+             cxl-fmw.0.interleave-granularity=256",
+        ] {
+            assert!(a.contains(want), "missing {want:?} in {a}");
+        }
+        assert_eq!(a.matches("-M ").count(), 1, "{a}");
     }
 
     #[test]
