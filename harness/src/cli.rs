@@ -525,6 +525,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "T", value_parser = duration_arg, help_heading = "Workload")]
     pub move_hot_at: Option<Duration>,
 
+    /// Take the slow node's memory blocks offline at this time (e.g. 3s)
+    #[arg(
+        long,
+        value_name = "T",
+        value_parser = duration_arg,
+        help_heading = "Workload",
+        long_help = "T into each variant's window, write `offline` to every online memory block \
+                     of the slow node(s), as an administrator removing an expander does. The \
+                     kernel migrates the pages away first, or refuses (EBUSY) where it cannot \
+                     move them: the row where it finished and the summary say, per block, \
+                     which went offline and the errno of those that did not; the census and \
+                     pgmigrate_success show where the pages went (the summary's counters run until \
+                     the last block was tried). The blocks go back online, \
+                     in their zone, after each variant and on every way the run ends \
+                     (SIGTERM, Ctrl-C, an error; `tierbench knobs restore` after SIGKILL). \
+                     Needs root and a slow node with hot-pluggable memory (a CXL node onlined \
+                     through kmem: tierbench vm --host qemu-cxl-type3)."
+    )]
+    pub offline_slow_at: Option<Duration>,
+
     /// Time one access in N (a power of two; 0: none) for latency percentiles
     #[arg(
         long,

@@ -65,10 +65,17 @@ pub enum Knob {
     /// Y while the kernel's own kdamond watches the system. It runs
     /// exclusively, so a sysfs kdamond cannot start (EBUSY) until it is N.
     DamonStat,
+    /// `/sys/devices/system/memory/memoryN/state`: a hot-pluggable memory
+    /// block, `offline` or online in a zone (read as `online_movable` or
+    /// `online_kernel`, from its `valid_zones`, so putting it back puts it
+    /// in the zone it was in). `--offline-slow-at` takes the slow node's.
+    MemoryBlock(u32),
 }
 
 /// Where the weighted-interleave weights live (6.9+).
 pub const WI_DIR: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
+/// Memory blocks (hot-plug granules).
+pub const MEMORY_DIR: &str = "/sys/devices/system/memory";
 /// The DAMON sysfs interface's kdamonds.
 pub const KDAMONDS_DIR: &str = "/sys/kernel/mm/damon/admin/kdamonds";
 
@@ -112,6 +119,7 @@ impl Knob {
             Knob::InterleaveAuto => format!("{WI_DIR}/auto"),
             Knob::DamonKdamonds => format!("{KDAMONDS_DIR}/nr_kdamonds"),
             Knob::DamonStat => "/sys/module/damon_stat/parameters/enabled".into(),
+            Knob::MemoryBlock(n) => format!("{MEMORY_DIR}/memory{n}/state"),
         }
     }
 
@@ -182,10 +190,31 @@ impl Knob {
         let raw = sys
             .read(&self.file(sys))
             .map_err(|e| self.io_error("read", e))?;
+        if let Knob::MemoryBlock(n) = self {
+            if raw.trim() == "online" {
+                // An online block's valid_zones names the zone it is in.
+                let zones = sys
+                    .read_opt(&format!("{MEMORY_DIR}/memory{n}/valid_zones"))
+                    .unwrap_or_default();
+                return Ok(match zones.split_whitespace().next() {
+                    Some("Movable") => "online_movable",
+                    _ => "online_kernel",
+                }
+                .into());
+            }
+        }
         Ok(selected_value(&raw))
     }
 
     fn write(&self, sys: &SysRoot, value: &str) -> Result<(), KnobError> {
+        // A block already in the asked state: the kernel answers EINVAL to
+        // `online` on an online block, so only a change is written.
+        if let Knob::MemoryBlock(_) = self {
+            let now = self.read(sys)?;
+            if now == value || (value == "online" && now.starts_with("online")) {
+                return Ok(());
+            }
+        }
         // DAMON_STAT starts exclusively: EBUSY while a kdamond runs.
         if *self == Knob::DamonStat && matches!(value, "Y" | "y" | "1") {
             stop_kdamonds(sys)?;
@@ -255,6 +284,12 @@ impl Knob {
             // One kdamond per node a DAMON variant watches, at most.
             Knob::DamonKdamonds => value.parse::<u32>().is_ok_and(|n| n <= 64),
             Knob::DamonStat => matches!(value, "Y" | "N" | "1" | "0" | "y" | "n"),
+            Knob::MemoryBlock(_) => {
+                matches!(
+                    value,
+                    "offline" | "online" | "online_movable" | "online_kernel"
+                )
+            }
         };
         if ok {
             Ok(())
@@ -296,6 +331,7 @@ impl fmt::Display for Knob {
             Knob::InterleaveAuto => f.write_str("weighted_interleave.auto"),
             Knob::DamonKdamonds => f.write_str("damon.nr_kdamonds"),
             Knob::DamonStat => f.write_str("damon_stat.enabled"),
+            Knob::MemoryBlock(n) => write!(f, "memory_block.{n}"),
         }
     }
 }
@@ -317,6 +353,11 @@ impl FromStr for Knob {
             other => {
                 if let Some(name) = other.strip_prefix("numab.") {
                     Knob::numab(name)?
+                } else if let Some(n) = other
+                    .strip_prefix("memory_block.")
+                    .and_then(|n| n.parse::<u32>().ok())
+                {
+                    Knob::MemoryBlock(n)
                 } else if let Some(n) = other
                     .strip_prefix("weighted_interleave.node")
                     .and_then(|n| n.parse::<u32>().ok())
@@ -815,12 +856,27 @@ pub fn restore_owned() -> Result<bool, KnobError> {
 /// The knobs this process set whose value is no longer what it wrote:
 /// (knob, value set, value found). Read back every interval, so a run
 /// notices `knobs restore --force` or another root changing them under it.
+///
+/// Memory blocks are left out (offlining moves their state under the
+/// kernel's hand, and the run records what it did to them), and a check
+/// that finds the knobs busy (a memory block being offlined holds them for
+/// seconds) is skipped: the next row checks.
 pub fn drifted() -> Vec<(Knob, String, String)> {
-    let guard = owned();
+    let guard = match OWNED.try_lock() {
+        Ok(g) => g,
+        Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(std::sync::TryLockError::WouldBlock) => return Vec::new(),
+    };
     let Some(o) = guard.as_ref() else {
         return Vec::new();
     };
-    changed_under(&o.sys, &o.set)
+    let set: Vec<(Knob, String)> = o
+        .set
+        .iter()
+        .filter(|(k, _)| !matches!(k, Knob::MemoryBlock(_)))
+        .cloned()
+        .collect();
+    changed_under(&o.sys, &set)
 }
 
 fn changed_under(sys: &SysRoot, set: &[(Knob, String)]) -> Vec<(Knob, String, String)> {

@@ -123,6 +123,10 @@ fn bad_input_exits_2_with_one_line_and_changes_nothing() {
             &["run", "--hot-fraction", "0.1", "--move-hot-at", "20s"],
             "--move-hot-at",
         ),
+        (&["run", "--offline-slow-at", "20s"], "--offline-slow-at"),
+        // This machine has no slow node to take offline (CI's and a
+        // laptop's: one tier).
+        (&["run", "--offline-slow-at", "2s"], "needs a slow node"),
         (&["run", "--latency-every", "1000"], "power of two"),
         (&["run", "--iterations", "0"], "--iterations"),
         (&["run", "--mix", "0:0"], "no accesses"),
@@ -565,7 +569,7 @@ fn vm_cxl_bad_input_exits_2() {
         (
             vec!["--host", &n, "--kernel", &k],
             None,
-            "window_mib = 128 does not fit memory_mib = 256",
+            "window_mib = 128 does not fit 1 card(s) of memory_mib = 256",
         ),
         (
             vec!["--host", "qemu-cxl-type3", "--kernel", &k],

@@ -1931,3 +1931,124 @@ fn two_expanders_interleaved_are_one_node_that_promotes_on_the_newest_debian_ker
         "{topo}"
     );
 }
+
+/// The blocks of node 1 as `topo --format json` (an `--after` command's
+/// output) reports them: (blocks, online, Movable).
+fn slow_blocks(after: &str) -> (u64, u64, u64) {
+    let t: serde_json::Value = serde_json::from_str(after.split("\nexit:").next().unwrap())
+        .unwrap_or_else(|e| {
+            panic!("{e}: {after}");
+        });
+    let node = t["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == 1)
+        .unwrap_or_else(|| panic!("no node 1: {t}"));
+    let b = &node["memory_blocks"];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    (n(&b["blocks"]), n(&b["online"]), n(&b["zones"]["Movable"]))
+}
+
+/// `--offline-slow-at` with promotion running: the CXL node's blocks go
+/// offline mid-run (ZONE_MOVABLE: the kernel migrates every page off
+/// first), every row is whole, the census and pgmigrate_success show the
+/// pages on node 0, and the blocks are online again, in Movable, after
+/// the run.
+#[test]
+fn offlining_the_cxl_node_mid_run_moves_its_pages_and_puts_them_back_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-cxl-type3", "tcg", "300s", &k, out.path())
+        .args(["--after", "topo --format json"])
+        .args(["--", "run", "--size", "64M", "--first-touch", "slow"])
+        .args(["--numa-balancing", "tiering", "--numab", "scan_delay_ms=0"])
+        .args(["--numab", "scan_period_min_ms=100", "--stride", "4096"])
+        .args(["--duration", "6s", "--offline-slow-at", "2s", "-q"])
+        .args(["--policy", "preferred-many:fast+balancing"])
+        .output()
+        .unwrap();
+    let run = read_run(&output, out.path());
+    let row = run.summary("preferred-many:0+balancing");
+    assert_eq!(run.cell(row, "status"), "ok");
+    let notes = run.cell(row, "notes");
+    assert!(
+        notes.contains("offlined node 1's memory blocks at 2.")
+            && notes.matches(" offline in ").count() == 2
+            && !notes.contains("refused"),
+        "both Movable blocks go offline: {notes}"
+    );
+    // Where the pages went: all on node 0, and the kernel counted the
+    // migrations (promotion and the offlining's together).
+    assert_eq!(run.num(row, "pages_node1"), 0.0, "{notes}");
+    assert_eq!(run.num(row, "pages_node0"), (64 << 20) as f64 / 4096.0);
+    assert!(run.num(row, "vmstat.pgmigrate_success") >= (64 << 20) as f64 / 4096.0);
+    // Every interval row whole: the census and the counters in each.
+    assert!(run.series.rows.len() >= 5, "{:?}", run.series.rows.len());
+    for r in &run.series.rows {
+        for col in [
+            "census_pages",
+            "hot_fast_share",
+            "hot_slow_share",
+            "vmstat.pgmigrate_success",
+        ] {
+            assert!(!run.series.cell(r, col).is_empty(), "{col} empty in {r:?}");
+        }
+    }
+    let after = std::fs::read_to_string(out.path().join("after-1.txt")).unwrap();
+    assert_eq!(
+        slow_blocks(&after),
+        (2, 2, 2),
+        "blocks back online in Movable"
+    );
+}
+
+/// SIGTERM while the blocks are offline: the run's guard puts them back
+/// online, in their zone, before it exits (the program is the workload
+/// here, a shell that sends the signal).
+#[test]
+fn sigterm_with_the_cxl_node_offline_puts_its_blocks_back_on_the_newest_debian_kernel() {
+    let Some(k) = kernel("TIERBENCH_KERNEL_LATEST") else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = vm_cmd("qemu-cxl-type3", "tcg", "300s", &k, out.path())
+        .arg("--carry")
+        .arg(which("sh"))
+        .arg("--carry")
+        .arg(which("sleep"))
+        .args(["--after", "topo --format json"])
+        .args([
+            "--",
+            "run",
+            "-q",
+            "--offline-slow-at",
+            "1s",
+            "--interval",
+            "500ms",
+        ])
+        .args(["--", "sh", "-c", "sleep 5; kill -TERM $PPID; sleep 60"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a killed run ended well: {stderr}"
+    );
+    let series = common::Table::read(&out.path().join("timeseries.csv"));
+    let offlined = series
+        .rows
+        .iter()
+        .map(|r| series.cell(r, "notes"))
+        .find(|n| n.contains("offlined node 1's memory blocks"))
+        .unwrap_or_else(|| panic!("no row says the blocks went offline: {stderr}"));
+    assert_eq!(offlined.matches(" offline in ").count(), 2, "{offlined}");
+    let after = std::fs::read_to_string(out.path().join("after-1.txt")).unwrap();
+    assert_eq!(
+        slow_blocks(&after),
+        (2, 2, 2),
+        "blocks back online in Movable"
+    );
+}

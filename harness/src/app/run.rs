@@ -297,6 +297,7 @@ fn run_spec(a: &RunArgs, program: Option<ProgramSpec>) -> RunSpec {
             },
         },
         move_hot_at: a.move_hot_at,
+        offline_slow_at: a.offline_slow_at,
         latency_every: a.latency_every,
         warmup: a.warmup,
         duration: a.duration,
@@ -406,6 +407,11 @@ pub fn run(cli: RunArgs) -> anyhow::Result<ExitCode> {
     let mut knob_plan = knob_plan(&a, &*names)?;
     check_tier_trap(&topo, &a, &*names, &mut plan)?;
     let sys = SysRoot::live();
+    if let Some(at) = spec.offline_slow_at {
+        let blocks = crate::run::offline::OfflinePlan::resolve(&sys, &plan.slow, at)
+            .map_err(|e| input(format!("{}: {e}", names("offline-slow-at"))))?;
+        plan.offline = Some(blocks);
+    }
     own_mechanism_state(&plan, &sys, &mut knob_plan);
     let state = a
         .state_file
@@ -553,6 +559,11 @@ fn own_mechanism_state(plan: &Plan, sys: &SysRoot, knobs: &mut KnobPlan) {
     }
     if plan.variants.iter().any(|v| v.weights.is_some()) {
         for k in Knob::interleave_knobs(sys) {
+            knobs.own(k);
+        }
+    }
+    if let Some(offline) = &plan.offline {
+        for k in offline.knobs() {
             knobs.own(k);
         }
     }

@@ -115,6 +115,16 @@ pub enum Note {
     /// What reading the DAMOS statistics took per row (wall time: each
     /// read waits for the kdamonds to answer).
     DamosReadCost { ms_per_read: f64, reads: u32 },
+    /// `--offline-slow-at`: the slow node's memory blocks written
+    /// `offline` at `at_s`, and what the kernel did with each.
+    Offlined {
+        at_s: f64,
+        nodes: String,
+        outcomes: Vec<crate::run::offline::Outcome>,
+    },
+    /// A memory block `--offline-slow-at` took could not be put back
+    /// online after the variant (the run's guard tries again at its end).
+    PutBack(String),
 }
 
 impl fmt::Display for Note {
@@ -274,6 +284,16 @@ impl fmt::Display for Note {
                 }
                 Ok(())
             }
+            Note::Offlined {
+                at_s,
+                nodes,
+                outcomes,
+            } => write!(
+                f,
+                "offlined node {nodes}'s memory blocks at {at_s:.2} s: {}",
+                crate::run::offline::outcomes_text(outcomes)
+            ),
+            Note::PutBack(e) => write!(f, "not put back online after the variant: {e}"),
             Note::DamosReadCost { ms_per_read, reads } => write!(
                 f,
                 "DAMOS statistics: {ms_per_read:.1} ms of wall time per read ({reads} reads; \

@@ -29,6 +29,7 @@ use crate::workload::pattern::{Pattern, Shared, Worker};
 
 mod mechanisms;
 mod moves;
+pub mod offline;
 mod plan;
 mod program;
 
@@ -319,6 +320,11 @@ fn run_variant(
             drop(binding);
             sampled
         })?;
+    // The summary's counters run until the last block was tried: the
+    // migrations the offlining caused belong to this variant.
+    if window.offline.finish() && window.last.is_some() {
+        window.last = Some(Snapshot::read(&sys, &nodes)?);
+    }
     result?;
     drop(eater);
 
@@ -368,6 +374,9 @@ fn run_variant(
             &last.global.delta(&first.global),
         ));
     }
+    // Back online before the next variant, which starts from the same
+    // machine; the run's guard would put them back at its end anyway.
+    notes.extend(std::mem::take(&mut window.offline).end());
     notes.append(&mut in_force.notes);
     notes.extend(in_force.cost_note());
     in_force.end()?;
@@ -641,6 +650,8 @@ struct Window {
     /// The workers' CPU times at the window's start and its last row.
     cpu_start: Option<CpuTimes>,
     cpu_end: Option<CpuTimes>,
+    /// `--offline-slow-at` in this variant.
+    offline: offline::VariantOffline,
 }
 
 /// CPU time of the calling thread.
@@ -692,6 +703,7 @@ fn sample_loop(
 ) -> anyhow::Result<()> {
     let plan = ctx.plan;
     let (interval, duration, move_at) = (plan.interval, plan.duration, plan.move_hot_at);
+    window.offline = offline::VariantOffline::new(plan.offline.as_ref());
     let shared = ctx.shared;
     if plan.census {
         let unit = plan.page.census_unit();
@@ -735,12 +747,16 @@ fn sample_loop(
                 shared.shift.store(ctx.pattern.hot, Ordering::Relaxed);
                 moved = true;
             }
+            window.offline.tick(now);
             if now >= deadline {
                 break;
             }
             let mut wake = deadline - now;
             if let Some(at) = move_at.filter(|_| !moved) {
                 wake = wake.min(at.saturating_sub(now));
+            }
+            if let Some(due) = window.offline.due_in(now) {
+                wake = wake.min(due);
             }
             std::thread::sleep(wake.min(Duration::from_millis(50)));
         }
@@ -796,6 +812,10 @@ fn sample_loop(
             .iter()
             .map(|id: &CounterId| id.delta(&prev, &snap))
             .collect();
+        if let Some(note) = window.offline.poll() {
+            crate::errln!("tierbench run: {}: {note}", ctx.name);
+            row.notes.push(note);
+        }
         if plan.census {
             interval_census(ctx, &mut row, window)?;
         }

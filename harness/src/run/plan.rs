@@ -198,6 +198,8 @@ pub struct RunSpec {
     pub pattern: PatternSpec,
     /// Move the hot set onto cold pages at this time.
     pub move_hot_at: Option<Duration>,
+    /// Take the slow node's memory blocks offline at this time.
+    pub offline_slow_at: Option<Duration>,
     /// Time one access in this many (a power of two), 0 for none.
     pub latency_every: u64,
     pub warmup: Duration,
@@ -239,6 +241,10 @@ pub struct Plan {
     pub expected_hot_share: f64,
     #[serde(rename = "move_hot_at_s", serialize_with = "crate::units::secs_opt")]
     pub move_hot_at: Option<Duration>,
+    /// `--offline-slow-at`: the blocks and when (filled in against the
+    /// live machine by the caller, [`super::offline::OfflinePlan::resolve`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline: Option<super::offline::OfflinePlan>,
     pub latency_every: u64,
     #[serde(rename = "warmup_s", serialize_with = "crate::units::secs")]
     pub warmup: Duration,
@@ -423,6 +429,17 @@ impl Plan {
                 )));
             }
         }
+        if let Some(t) = spec.offline_slow_at {
+            // A program runs until it ends: only the built-in workers'
+            // window has a duration to fall inside.
+            if t.is_zero() || (spec.program.is_none() && t >= spec.duration) {
+                return Err(bad(format!(
+                    "{} must be inside the run (0 < T < duration {:?})",
+                    flag("offline-slow-at"),
+                    spec.duration
+                )));
+            }
+        }
         if let Some(at) = spec.program.as_ref().and_then(|p| p.push_to_slow_at) {
             if topo.roles.fast.is_empty() || !topo.has_slow_tier() {
                 return Err(bad(format!(
@@ -523,6 +540,7 @@ impl Plan {
             hot_bytes,
             expected_hot_share: pattern.expected_hot_share,
             move_hot_at: spec.move_hot_at,
+            offline: None,
             latency_every: spec.latency_every,
             warmup: spec.warmup,
             duration: spec.duration,
@@ -673,6 +691,7 @@ mod tests {
                 mix: crate::workload::pattern::Mix::READ_ONLY,
             },
             move_hot_at: None,
+            offline_slow_at: None,
             latency_every: 1024,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(10),

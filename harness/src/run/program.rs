@@ -172,6 +172,7 @@ pub(super) fn run_variant(
     let mut tick = 1u32;
     let mut reached = Reached::default();
     let mut push: Option<Push> = None;
+    let mut offline = super::offline::VariantOffline::new(plan.offline.as_ref());
     let mut last_census = GroupCensus::default();
     let mut peak_kib = 0u64;
     let (mut census_cpu, mut census_rows) = (Duration::ZERO, 0u32);
@@ -200,6 +201,7 @@ pub(super) fn run_variant(
                     push = Some(p);
                 }
             }
+            offline.tick(started.elapsed());
             if started.elapsed() >= deadline {
                 break None;
             }
@@ -261,6 +263,10 @@ pub(super) fn run_variant(
                     last_census = c;
                 }
             }
+        }
+        if let Some(note) = offline.poll() {
+            crate::errln!("tierbench run: {name}: {note}");
+            row.notes.push(note);
         }
         row.damos = in_force.damos()?;
         emit(sinks, &row)?;
@@ -354,6 +360,10 @@ pub(super) fn run_variant(
         });
     }
     notes.extend(knobs_changed);
+    if offline.finish() {
+        last = Snapshot::read(&sys, &nodes)?;
+    }
+    notes.extend(offline.end());
     summary.damos = in_force.damos()?;
     let anon: std::collections::BTreeMap<crate::topology::NodeId, u64> = cols
         .nodes
