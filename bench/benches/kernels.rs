@@ -62,7 +62,7 @@ fn pointer_chase(c: &mut Criterion) {
         let mut buf = populated(size, page);
         let base = buf.as_mut_ptr();
         // SAFETY: the buffer holds `size` bytes.
-        let cycle = unsafe { chase::build(base, size, 64, window, 1) };
+        let cycle = unsafe { chase::build(base, size, 64, window, chase::Draw::Seed(1)) };
         let mut start = [cycle[0]];
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             // SAFETY: start is a slot of the cycle.

@@ -1035,19 +1035,24 @@ pub struct LatencyArgs {
     /// Independent chains (memory-level parallelism), 1 to 8
     #[arg(long, default_value_t = 1)]
     pub chains: usize,
-    /// Seed of the chase's random cycle
+    /// The chase's random cycle: `multichase` (its draw, the default) or a seed
     #[arg(
         long,
-        default_value_t = crate::workload::chase::DEFAULT_SEED,
-        long_help = "Seed of the chase's random cycle and of its pointers' offsets in their \
-                     stride. One fixed cycle by default, so runs and hosts walk the same one. \
-                     Which cycle is drawn, and which frames a run is given, move the result: on \
-                     a shared KVM guest one 256 MiB chase at stride 256 in 256 KiB windows read \
-                     between 107 and 138 ns over six seeds and three runs of each, multichase \
-                     (whose generator is seeded with a constant too) between 108 and 130 over \
-                     six seeds; compare tools over several seeds and runs, not one."
+        value_name = "multichase|N",
+        default_value_t = crate::workload::chase::DEFAULT_DRAW,
+        long_help = "Which random cycle the chase walks, and its pointers' offsets in their \
+                     stride. `multichase` (the default) draws exactly the cycle multichase \
+                     draws for the same size, stride and window (glibc's random_r seeded as \
+                     multichase seeds it, its permutation and window order), so the two tools \
+                     walk the same cycle and a comparison compares the tools. A number draws \
+                     another cycle from tierbench's generator. Which cycle is drawn, and \
+                     which frames a run is given, move the result: on a shared KVM guest one \
+                     256 MiB chase at stride 256 in 256 KiB windows read between 107 and 138 \
+                     ns over six seeds and three runs of each, multichase (patched to take a \
+                     seed) between 108 and 130; to speak of a machine rather than of one \
+                     cycle, run several seeds."
     )]
-    pub seed: u64,
+    pub seed: crate::workload::chase::Draw,
     /// Bandwidth threads beside the chase, on the CPU node's other CPUs (loaded latency)
     #[arg(
         long,

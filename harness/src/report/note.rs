@@ -120,7 +120,7 @@ pub enum Note {
     Offlined {
         at_s: f64,
         nodes: String,
-        outcomes: Vec<crate::run::offline::Outcome>,
+        outcomes: Vec<Outcome>,
     },
     /// A memory block `--offline-slow-at` took could not be put back
     /// online after the variant (the run's guard tries again at its end).
@@ -291,7 +291,7 @@ impl fmt::Display for Note {
             } => write!(
                 f,
                 "offlined node {nodes}'s memory blocks at {at_s:.2} s: {}",
-                crate::run::offline::outcomes_text(outcomes)
+                outcomes_text(outcomes)
             ),
             Note::PutBack(e) => write!(f, "not put back online after the variant: {e}"),
             Note::DamosReadCost { ms_per_read, reads } => write!(
@@ -324,4 +324,30 @@ pub fn join(notes: &[Note]) -> String {
         .map(|n| n.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// What offlining one block came to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    pub block: u32,
+    pub seconds: f64,
+    /// The kernel's refusal (errno and its name), `None` when it went
+    /// offline.
+    pub refused: Option<String>,
+}
+
+/// The note's text for its outcomes: `memory32 offline in 0.81 s,
+/// memory33 refused: EBUSY (...)`.
+pub fn outcomes_text(outcomes: &[Outcome]) -> String {
+    if outcomes.is_empty() {
+        return "no block tried".into();
+    }
+    outcomes
+        .iter()
+        .map(|o| match &o.refused {
+            None => format!("memory{} offline in {:.2} s", o.block, o.seconds),
+            Some(why) => format!("memory{} refused after {:.2} s: {why}", o.block, o.seconds),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

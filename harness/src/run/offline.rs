@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::knobs::{self, Knob, KnobError, MEMORY_DIR};
+use crate::report::note::Outcome;
 use crate::report::Note;
 use crate::sysfs::SysRoot;
 use crate::topology::{NodeId, NodeSet};
@@ -94,16 +95,6 @@ impl OfflinePlan {
             })
             .collect()
     }
-}
-
-/// What offlining one block came to.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Outcome {
-    pub block: u32,
-    pub seconds: f64,
-    /// The kernel's refusal (errno and its name), `None` when it went
-    /// offline.
-    pub refused: Option<String>,
 }
 
 /// The offlining under way, on a thread of its own: a block's pages are
@@ -263,25 +254,10 @@ fn errno_name(code: i32) -> String {
     }
 }
 
-/// The note's text for its outcomes: `memory32 offline in 0.81 s,
-/// memory33 refused: EBUSY (...)`.
-pub fn outcomes_text(outcomes: &[Outcome]) -> String {
-    if outcomes.is_empty() {
-        return "no block tried".into();
-    }
-    outcomes
-        .iter()
-        .map(|o| match &o.refused {
-            None => format!("memory{} offline in {:.2} s", o.block, o.seconds),
-            Some(why) => format!("memory{} refused after {:.2} s: {why}", o.block, o.seconds),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::note::outcomes_text;
 
     #[test]
     fn blocks_of_the_slow_node_are_found_with_their_zone() {

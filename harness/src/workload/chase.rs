@@ -9,6 +9,9 @@
 //! window says. Several independent chains (`chains > 1`) start at evenly
 //! spaced points of the same cycle and measure memory-level parallelism.
 //!
+//! By default the cycle and the offsets are multichase's own draw
+//! ([`Draw::Multichase`]), so the two tools walk the same cycle.
+//!
 //! Inside its stride, each slot's pointer sits at an offset drawn from a
 //! table of random multiples of 8 bytes (multichase's "mixer"). With a
 //! stride wider than a line, pointers all at offset 0 would use only one
@@ -57,9 +60,145 @@ pub fn default_size(llc: Option<crate::topology::hwloc::Cache>) -> (u64, String)
     (size, why)
 }
 
-/// The cycle's seed unless one is asked for: one fixed cycle, so runs
-/// (and hosts) measure the same walk.
-pub const DEFAULT_SEED: u64 = 0x7ee7;
+/// Which random cycle (and which pointer offsets) a chase walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Draw {
+    /// The cycle multichase draws for the same size, stride and window:
+    /// glibc's `random_r` as multichase seeds it (1 for the offsets, 0 for
+    /// the chase), its inside-out Fisher-Yates, its window order. Both
+    /// tools then walk the same cycle, and a comparison compares the tools,
+    /// not two draws (one draw against another moved a 256 MiB chase at
+    /// stride 256 by up to 25% here).
+    Multichase,
+    /// A cycle of tierbench's own generator from this seed.
+    Seed(u64),
+}
+
+/// The default: multichase's cycle, one fixed walk on every host.
+pub const DEFAULT_DRAW: Draw = Draw::Multichase;
+
+impl std::str::FromStr for Draw {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Draw, String> {
+        match s {
+            "multichase" => Ok(Draw::Multichase),
+            n => n
+                .parse()
+                .map(Draw::Seed)
+                .map_err(|_| format!("{n:?}: give `multichase` or a seed (a number up to 2^64-1)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Draw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Draw::Multichase => f.write_str("multichase"),
+            Draw::Seed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl serde::Serialize for Draw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// glibc's `random_r` with the 32-byte state multichase gives
+/// `initstate_r` (TYPE_1: an additive feedback generator of degree 7,
+/// separation 3), seeded as `srandom_r` seeds it. Checked against glibc
+/// itself in the tests.
+struct GlibcRandom {
+    state: [i32; 7],
+    f: usize,
+    r: usize,
+}
+
+impl GlibcRandom {
+    fn new(seed: u32) -> Self {
+        let mut state = [0i32; 7];
+        let seed = if seed == 0 { 1 } else { seed };
+        state[0] = seed as i32;
+        // glibc keeps `word` in an int32_t and computes in long.
+        let mut word = seed as i32;
+        for s in state.iter_mut().skip(1) {
+            let (hi, lo) = (i64::from(word) / 127_773, i64::from(word) % 127_773);
+            word = (16_807 * lo - 2_836 * hi) as i32;
+            if word < 0 {
+                word += 2_147_483_647;
+            }
+            *s = word;
+        }
+        let mut g = GlibcRandom { state, f: 3, r: 0 };
+        for _ in 0..70 {
+            g.next();
+        }
+        g
+    }
+
+    fn next(&mut self) -> i32 {
+        let val = (self.state[self.f] as u32).wrapping_add(self.state[self.r] as u32);
+        self.state[self.f] = val as i32;
+        self.f += 1;
+        self.r += 1;
+        if self.f >= 7 {
+            self.f = 0;
+        } else if self.r >= 7 {
+            self.r = 0;
+        }
+        (val >> 1) as i32
+    }
+
+    /// multichase's `rng_int`: 16 bits of each of four draws, modulo
+    /// `limit + 1`.
+    fn int(&mut self, limit: usize) -> usize {
+        let mut r = 0u64;
+        for k in 0..4 {
+            r |= (self.next() as u64 & 0xffff) << (16 * k);
+        }
+        (r % (limit as u64 + 1)) as usize
+    }
+
+    /// multichase's `gen_random_permutation` into `perm`, offset by `base`.
+    fn permutation(&mut self, perm: &mut [usize], base: usize) {
+        for i in 0..perm.len() {
+            let t = self.int(i);
+            perm[i] = perm[t];
+            perm[t] = base + i;
+        }
+    }
+}
+
+/// multichase's cycle order and pointer offsets (`generate_chase_mixer`
+/// and `generate_chase` for one thread, one chain): the slots in the order
+/// the cycle visits them, and each slot's offset in its stride.
+fn multichase_draw(slots: usize, per_window: usize, stride: usize) -> (Vec<usize>, Vec<usize>) {
+    const NR_MIXERS: usize = 64;
+    let indices = (stride / 8).max(1);
+    let mut main = GlibcRandom::new(1);
+    let mut t = vec![0usize; indices];
+    let offsets = (0..NR_MIXERS)
+        .map(|_| {
+            main.permutation(&mut t, 0);
+            t[0] * 8
+        })
+        .collect();
+    let mut chase = GlibcRandom::new(0);
+    let groups = slots.div_ceil(per_window);
+    let mut order_of_windows = vec![0usize; groups];
+    chase.permutation(&mut order_of_windows, 0);
+    let mut order = vec![0usize; slots];
+    let mut start = 0;
+    for &w in &order_of_windows {
+        // A partial window (a size that is not a multiple of the window;
+        // multichase would drop it) keeps the slots it has.
+        let len = per_window.min(slots - w * per_window);
+        chase.permutation(&mut order[start..start + len], w * per_window);
+        start += len;
+    }
+    (order, offsets)
+}
 
 /// Entries of the offset table: the offset of slot `s` is `table[s % 64]`,
 /// so neighbouring slots take different lines of their stride.
@@ -76,27 +215,17 @@ pub unsafe fn build(
     len: usize,
     stride: usize,
     window: usize,
-    seed: u64,
+    draw: Draw,
 ) -> Vec<usize> {
     // SAFETY: the caller upholds this function's contract (its # Safety).
     unsafe {
         let slots = len / stride;
         let per_window = (window / stride).clamp(1, slots.max(1));
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mixer: Vec<usize> = (0..MIXER)
-            .map(|_| rng.gen_range(0..stride / 8) * 8)
-            .collect();
+        let (order, mixer) = match draw {
+            Draw::Multichase => multichase_draw(slots, per_window, stride),
+            Draw::Seed(seed) => seeded_draw(slots, per_window, stride, seed),
+        };
         let at = |slot: usize| buf as usize + slot * stride + mixer[slot % MIXER];
-        let mut windows: Vec<usize> = (0..slots.div_ceil(per_window)).collect();
-        windows.shuffle(&mut rng);
-        let mut order = Vec::with_capacity(slots);
-        for w in windows {
-            let start = w * per_window;
-            let end = (start + per_window).min(slots);
-            let mut inner: Vec<usize> = (start..end).collect();
-            inner.shuffle(&mut rng);
-            order.extend(inner);
-        }
         // Written in address order, as multichase threads its chase: the
         // first touch of every page then follows the buffer, so the kernel
         // hands out frames in the order of the virtual pages, as it does
@@ -112,6 +241,31 @@ pub unsafe fn build(
         }
         order.into_iter().map(at).collect()
     }
+}
+
+/// tierbench's own draw: the same shape as [`multichase_draw`] from
+/// another generator.
+fn seeded_draw(
+    slots: usize,
+    per_window: usize,
+    stride: usize,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mixer: Vec<usize> = (0..MIXER)
+        .map(|_| rng.gen_range(0..stride / 8) * 8)
+        .collect();
+    let mut windows: Vec<usize> = (0..slots.div_ceil(per_window)).collect();
+    windows.shuffle(&mut rng);
+    let mut order = Vec::with_capacity(slots);
+    for w in windows {
+        let start = w * per_window;
+        let end = (start + per_window).min(slots);
+        let mut inner: Vec<usize> = (start..end).collect();
+        inner.shuffle(&mut rng);
+        order.extend(inner);
+    }
+    (order, mixer)
 }
 
 /// Follows `starts.len()` independent chains (1 to 8) for `loads` steps
@@ -205,15 +359,20 @@ mod tests {
     /// once and comes back.
     #[test]
     fn the_chase_visits_every_slot_once_per_cycle() {
-        for (len, stride, window) in [
+        for ((len, stride, window), draw) in [
             (1 << 20, 64, 4096),
             (256 << 10, 256, 1 << 20),
             (64 << 10, 64, 64),
-        ] {
+            // A size that is not a multiple of the window.
+            (40 << 10, 64, 16 << 10),
+        ]
+        .into_iter()
+        .flat_map(|shape| [(shape, Draw::Seed(42)), (shape, Draw::Multichase)])
+        {
             let mut v = vec![0u64; len / 8];
             let buf = v.as_mut_ptr() as *mut u8;
             // SAFETY: buf has len bytes.
-            let cycle = unsafe { build(buf, len, stride, window, 42) };
+            let cycle = unsafe { build(buf, len, stride, window, draw) };
             let slots = len / stride;
             assert_eq!(cycle.len(), slots);
             let start = cycle[0];
@@ -239,7 +398,7 @@ mod tests {
         let mut v = vec![0u64; len / 8];
         let buf = v.as_mut_ptr() as *mut u8;
         // SAFETY: buf has len bytes.
-        let cycle = unsafe { build(buf, len, stride, len, 3) };
+        let cycle = unsafe { build(buf, len, stride, len, Draw::Seed(3)) };
         let at = |i: usize| cycle[i % cycle.len()];
         for chains in 1..=8 {
             for loads in [0u64, 1, 15, 16, 17, 1000] {
@@ -265,11 +424,13 @@ mod tests {
         let (len, stride, window) = (1 << 20, 64, 4096);
         let mut v = vec![0u64; len / 8];
         let buf = v.as_mut_ptr() as usize;
-        // SAFETY: the buffer has len bytes.
-        let cycle = unsafe { build(buf as *mut u8, len, stride, window, 7) };
-        for chunk in cycle.chunks(window / stride) {
-            let w = (chunk[0] - buf) / window;
-            assert!(chunk.iter().all(|a| (a - buf) / window == w));
+        for draw in [Draw::Seed(7), Draw::Multichase] {
+            // SAFETY: the buffer has len bytes.
+            let cycle = unsafe { build(buf as *mut u8, len, stride, window, draw) };
+            for chunk in cycle.chunks(window / stride) {
+                let w = (chunk[0] - buf) / window;
+                assert!(chunk.iter().all(|a| (a - buf) / window == w), "{draw}");
+            }
         }
     }
 
@@ -280,17 +441,68 @@ mod tests {
         let (len, stride) = (1 << 20, 256);
         let mut v = vec![0u64; len / 8];
         let buf = v.as_mut_ptr() as usize;
-        // SAFETY: the buffer has len bytes.
-        let cycle = unsafe { build(buf as *mut u8, len, stride, len, 11) };
-        let mut lines = [0usize; 4];
-        for a in &cycle {
-            let off = (a - buf) % stride;
-            assert!(off + 8 <= stride, "pointer at {off} spills out of its slot");
-            lines[off / 64] += 1;
+        for draw in [Draw::Seed(11), Draw::Multichase] {
+            // SAFETY: the buffer has len bytes.
+            let cycle = unsafe { build(buf as *mut u8, len, stride, len, draw) };
+            let mut lines = [0usize; 4];
+            for a in &cycle {
+                let off = (a - buf) % stride;
+                assert!(off + 8 <= stride, "pointer at {off} spills out of its slot");
+                lines[off / 64] += 1;
+            }
+            assert!(
+                lines.iter().all(|&n| n > 0),
+                "{draw}: line use per offset: {lines:?}"
+            );
         }
-        assert!(
-            lines.iter().all(|&n| n > 0),
-            "line use per offset: {lines:?}"
-        );
+    }
+
+    /// The generator is glibc's random_r with multichase's 32-byte state,
+    /// output for output (checked against this machine's glibc).
+    #[test]
+    fn the_multichase_generator_is_glibcs_random_r() {
+        #[repr(C)]
+        struct RandomData {
+            fptr: *mut i32,
+            rptr: *mut i32,
+            state: *mut i32,
+            rand_type: i32,
+            rand_deg: i32,
+            rand_sep: i32,
+            end_ptr: *mut i32,
+        }
+        extern "C" {
+            fn initstate_r(
+                seed: u32,
+                buf: *mut libc::c_char,
+                len: usize,
+                data: *mut RandomData,
+            ) -> i32;
+            fn random_r(data: *mut RandomData, result: *mut i32) -> i32;
+        }
+        for seed in [0u32, 1, 2, 12345, u32::MAX] {
+            let mut state = [0i32; 8];
+            // SAFETY: all-zero is a valid RandomData (null pointers, zero
+            // ints): initstate_r fills it.
+            let mut data: RandomData = unsafe { std::mem::zeroed() };
+            // SAFETY: state holds the 32 bytes given; data is valid.
+            let rc = unsafe { initstate_r(seed, state.as_mut_ptr().cast(), 32, &mut data) };
+            assert_eq!(rc, 0);
+            let mut ours = GlibcRandom::new(seed);
+            for i in 0..10_000 {
+                let mut r = 0i32;
+                // SAFETY: data was initialised by initstate_r.
+                assert_eq!(unsafe { random_r(&mut data, &mut r) }, 0);
+                assert_eq!(ours.next(), r, "seed {seed}, output {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn draws_parse_and_print() {
+        assert_eq!("multichase".parse::<Draw>().unwrap(), Draw::Multichase);
+        assert_eq!("7".parse::<Draw>().unwrap(), Draw::Seed(7));
+        assert_eq!(Draw::Seed(7).to_string(), "7");
+        assert!("x".parse::<Draw>().unwrap_err().contains("multichase"));
     }
 }

@@ -232,7 +232,7 @@ fn node_curve(
         duration: spec.duration,
         sample: spec.sample,
         load: None,
-        seed: super::chase::DEFAULT_SEED,
+        seed: super::chase::DEFAULT_DRAW,
     };
     let mut chase = Chase::build(&chase_spec)?;
     let load = Load::new(

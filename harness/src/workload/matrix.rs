@@ -208,7 +208,7 @@ pub fn measure(
         duration: spec.duration,
         sample: spec.duration.min(Duration::from_millis(100)),
         load: None,
-        seed: super::chase::DEFAULT_SEED,
+        seed: super::chase::DEFAULT_DRAW,
     };
     // The chase pins the thread it runs on: give it one of its own.
     let lat = std::thread::spawn(move || measure::latency(&chase))

@@ -218,8 +218,8 @@ pub struct ChaseSpec {
     /// best and the median are reported beside the mean.
     pub sample: Duration,
     pub load: Option<LoadSpec>,
-    /// Seed of the random cycle (and of its line offsets).
-    pub seed: u64,
+    /// Which random cycle (and line offsets) the chase walks.
+    pub seed: super::chase::Draw,
 }
 
 /// The statistics of a chase's samples, ns per load of one chain.
@@ -272,8 +272,8 @@ pub struct ChaseResult {
     pub load_threads: usize,
     pub load_kernel: Option<String>,
     pub load_delay: Option<u32>,
-    /// Seed of the random cycle.
-    pub seed: u64,
+    /// Which random cycle: `multichase` (its draw) or tierbench's seed.
+    pub seed: super::chase::Draw,
     /// The delay after each line as time, measured on the load CPUs.
     pub load_delay_ns: Option<f64>,
     pub load_mb_per_s: Option<f64>,
