@@ -192,11 +192,8 @@ impl Knob {
             .map_err(|e| self.io_error("read", e))?;
         if let Knob::MemoryBlock(n) = self {
             if raw.trim() == "online" {
-                // An online block's valid_zones names the zone it is in.
-                let zones = sys
-                    .read_opt(&format!("{MEMORY_DIR}/memory{n}/valid_zones"))
-                    .unwrap_or_default();
-                return Ok(match zones.split_whitespace().next() {
+                let zone = crate::topology::blocks::online_zone(sys, *n);
+                return Ok(match zone.as_deref() {
                     Some("Movable") => "online_movable",
                     _ => "online_kernel",
                 }

@@ -43,6 +43,8 @@ impl Errno {
             (libc::E2BIG, "E2BIG"),
             (libc::ESRCH, "ESRCH"),
             (libc::EBUSY, "EBUSY"),
+            (libc::EAGAIN, "EAGAIN"),
+            (libc::EINTR, "EINTR"),
         ];
         known
             .iter()

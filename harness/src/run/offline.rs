@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::knobs::{self, Knob, KnobError, MEMORY_DIR};
+use crate::mempolicy::sys::Errno;
 use crate::report::note::Outcome;
 use crate::report::Note;
 use crate::sysfs::SysRoot;
@@ -50,14 +51,7 @@ impl OfflinePlan {
         }
         let mut blocks = Vec::new();
         for node in slow.iter() {
-            let dir = format!("/sys/devices/system/node/node{node}");
-            let mut ids: Vec<u32> = sys
-                .list(&dir)
-                .iter()
-                .filter_map(|n| n.strip_prefix("memory")?.parse().ok())
-                .collect();
-            ids.sort_unstable();
-            for id in ids {
+            for id in crate::topology::blocks::block_ids(sys, node) {
                 let knob = Knob::MemoryBlock(id);
                 let was = knob.read(sys).map_err(|e| e.to_string())?;
                 if was.starts_with("online") {
@@ -100,14 +94,14 @@ impl OfflinePlan {
 /// The offlining under way, on a thread of its own: a block's pages are
 /// migrated before it goes offline, which takes seconds, and the rows go
 /// on meanwhile.
-pub struct Offlining {
+struct Offlining {
     at_s: f64,
     nodes: NodeSet,
     thread: Option<JoinHandle<Vec<Outcome>>>,
 }
 
 impl Offlining {
-    pub fn start(plan: &OfflinePlan, at_s: f64) -> Self {
+    fn start(plan: &OfflinePlan, at_s: f64) -> Self {
         let blocks: Vec<u32> = plan.blocks.iter().map(|b| b.id).collect();
         let thread = std::thread::spawn(move || {
             blocks
@@ -133,7 +127,7 @@ impl Offlining {
     }
 
     /// The note, once every block has been tried.
-    pub fn poll(&mut self) -> Option<Note> {
+    fn poll(&mut self) -> Option<Note> {
         if self.thread.as_ref()?.is_finished() {
             return Some(self.finish());
         }
@@ -142,7 +136,7 @@ impl Offlining {
 
     /// Waits for the last block, then the note. Later calls give a note
     /// without outcomes: each is reported once.
-    pub fn finish(&mut self) -> Note {
+    fn finish(&mut self) -> Note {
         let outcomes = self
             .thread
             .take()
@@ -155,7 +149,7 @@ impl Offlining {
         }
     }
 
-    pub fn pending(&self) -> bool {
+    fn pending(&self) -> bool {
         self.thread.is_some()
     }
 }
@@ -229,28 +223,14 @@ impl VariantOffline {
 }
 
 /// The kernel's answer in a form a changelog can quote: `EBUSY (Device
-/// or resource busy)`.
+/// or resource busy)`, as the policy probe names errnos.
 fn refusal(e: &KnobError) -> String {
     match e {
         KnobError::Io { err, .. } => match err.raw_os_error() {
-            Some(code) => format!("{} ({})", errno_name(code), err),
+            Some(code) => Errno(code).to_string(),
             None => err.to_string(),
         },
         other => other.to_string(),
-    }
-}
-
-fn errno_name(code: i32) -> String {
-    match code {
-        libc::EBUSY => "EBUSY".into(),
-        libc::EINVAL => "EINVAL".into(),
-        libc::ENOMEM => "ENOMEM".into(),
-        libc::EAGAIN => "EAGAIN".into(),
-        libc::EINTR => "EINTR".into(),
-        libc::EPERM => "EPERM".into(),
-        libc::EACCES => "EACCES".into(),
-        libc::ENOENT => "ENOENT".into(),
-        other => format!("errno {other}"),
     }
 }
 

@@ -25,23 +25,16 @@ impl NodeBlocks {
     /// The node's memory blocks, read through its `memoryN` links; `None`
     /// where the kernel lists none (no memory hotplug sysfs).
     pub fn read(sys: &SysRoot, node: u32) -> Option<Self> {
-        let dir = format!("/sys/devices/system/node/node{node}");
         let mut out = NodeBlocks::default();
-        for name in sys.list(&dir) {
-            let Some(n) = name.strip_prefix("memory") else {
-                continue;
-            };
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
+        for id in block_ids(sys, node) {
             out.blocks += 1;
-            if sys.read_opt(&format!("{MEMORY}/{name}/state")).as_deref() == Some("online") {
+            if sys
+                .read_opt(&format!("{MEMORY}/memory{id}/state"))
+                .as_deref()
+                == Some("online")
+            {
                 out.online += 1;
-                // Online: one zone. Offline: the zones it could go to.
-                let zone = sys
-                    .read_opt(&format!("{MEMORY}/{name}/valid_zones"))
-                    .and_then(|z| z.split_whitespace().next().map(String::from))
-                    .unwrap_or_else(|| "unknown".into());
+                let zone = online_zone(sys, id).unwrap_or_else(|| "unknown".into());
                 *out.zones.entry(zone).or_default() += 1;
             }
         }
@@ -65,6 +58,27 @@ impl NodeBlocks {
             if zones.is_empty() { "" } else { ": " },
         )
     }
+}
+
+/// The ids of `node`'s memory blocks (its `memoryN` links), in order.
+pub fn block_ids(sys: &SysRoot, node: u32) -> Vec<u32> {
+    let mut ids: Vec<u32> = sys
+        .list(&format!("/sys/devices/system/node/node{node}"))
+        .iter()
+        .filter_map(|n| n.strip_prefix("memory")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The zone an online block is in (`Movable`, `Normal`, ...): the first
+/// word of its `valid_zones` (online, it names its zone; offline, the
+/// zones it could go to).
+pub fn online_zone(sys: &SysRoot, id: u32) -> Option<String> {
+    sys.read_opt(&format!("{MEMORY}/memory{id}/valid_zones"))?
+        .split_whitespace()
+        .next()
+        .map(String::from)
 }
 
 /// The machine-wide hotplug settings a lab must know when memory is added.

@@ -900,19 +900,19 @@ mod tests {
             "initiator = 0\ntarget = 0\nlatency_ns = 100\nbandwidth_mbps = 20480",
             "from = 0\nto = 1\nvalue = 20",
         );
-        let e = toml::from_str::<Profile>(&no_dram)
-            .unwrap()
-            .validate()
-            .unwrap_err();
+        let refusal = |t: &str| {
+            toml::from_str::<Profile>(t)
+                .unwrap()
+                .validate()
+                .unwrap_err()
+        };
+        let e = refusal(&no_dram);
         assert!(e.contains("add [[hmat]] initiator = 0, target = 0"), "{e}");
         let zero = text.replace(
             "latency_ns = 100, bandwidth_mbps",
             "latency_ns = 0, bandwidth_mbps",
         );
-        let e = toml::from_str::<Profile>(&zero)
-            .unwrap()
-            .validate()
-            .unwrap_err();
+        let e = refusal(&zero);
         assert!(e.contains("must be positive"), "{e}");
     }
 

@@ -423,10 +423,19 @@ mod tests {
         args(&Profile::load(profile).unwrap(), Accel::Tcg, &boot).join(" ")
     }
 
+    /// Every one of `wants` is in the command line `a`.
+    fn assert_has(a: &str, wants: &[&str]) {
+        for want in wants {
+            assert!(a.contains(want), "missing {want:?} in {a}");
+        }
+    }
+
     #[test]
     fn command_line_follows_the_profile() {
         let a = tcg_args("qemu-2socket-cxl");
-        for want in [
+        assert_has(
+            &a,
+            &[
             "-accel tcg,thread=single -cpu max,la57=off",
             "-machine q35,hmat=on",
             "-m 3072M",
@@ -438,56 +447,58 @@ mod tests {
             "-numa hmat-lb,initiator=1,target=2,hierarchy=memory,data-type=access-latency,latency=350",
             "data-type=access-bandwidth,bandwidth=4096M",
             "-serial file:/c -serial file:/s",
-        ] {
-            assert!(a.contains(want), "missing {want:?} in {a}");
-        }
+            ],
+        );
     }
 
     #[test]
     fn cxl_devices_get_a_bridge_a_port_and_a_window() {
         let a = tcg_args("qemu-cxl-type3");
-        for want in [
-            "-cpu max,la57=off,hypervisor=off",
-            "-machine q35,cxl=on",
-            "-m 2048M,maxmem=6144M,slots=8",
-            "memory-backend-ram,id=cxl-mem0,share=on,size=256M",
-            "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
-            "-device cxl-rp,port=0,bus=cxl.0,id=cxl-rp0,chassis=0,slot=2",
-            "-device cxl-type3,bus=cxl-rp0,volatile-memdev=cxl-mem0,id=cxl-vmem0,sn=",
-            "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.size=4096M",
-        ] {
-            assert!(a.contains(want), "missing {want:?} in {a}");
-        }
+        assert_has(
+            &a,
+            &[
+                "-cpu max,la57=off,hypervisor=off",
+                "-machine q35,cxl=on",
+                "-m 2048M,maxmem=6144M,slots=8",
+                "memory-backend-ram,id=cxl-mem0,share=on,size=256M",
+                "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
+                "-device cxl-rp,port=0,bus=cxl.0,id=cxl-rp0,chassis=0,slot=2",
+                "-device cxl-type3,bus=cxl-rp0,volatile-memdev=cxl-mem0,id=cxl-vmem0,sn=",
+                "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.size=4096M",
+            ],
+        );
         assert!(!a.contains("hmat=on"), "{a}");
     }
 
     #[test]
     fn a_generic_port_gets_a_domain_an_object_and_hmat_entries() {
         let a = tcg_args("qemu-cxl-port-far");
-        for want in [
+        assert_has(
+            &a,
+            &[
             "-machine q35,hmat=on,cxl=on",
             "-numa node,nodeid=1,initiator=0",
             "-object acpi-generic-port,id=gp0,pci-bus=cxl.0,node=1",
             "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-latency,latency=400",
             "hmat-lb,initiator=0,target=1,hierarchy=memory,data-type=access-bandwidth,bandwidth=5120M",
             "hmat-lb,initiator=0,target=0,hierarchy=memory,data-type=access-latency,latency=100",
-        ] {
-            assert!(a.contains(want), "missing {want:?} in {a}");
-        }
+            ],
+        );
     }
 
     #[test]
     fn an_interleaved_window_targets_every_cards_host_bridge() {
         let a = tcg_args("qemu-cxl-interleave-x2");
-        for want in [
-            "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
-            "-device pxb-cxl,bus_nr=28,bus=pcie.0,id=cxl.1",
-            "-device cxl-type3,bus=cxl-rp1,volatile-memdev=cxl-mem1,id=cxl-vmem1,sn=4661",
-            "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,cxl-fmw.0.size=4096M,\
+        assert_has(
+            &a,
+            &[
+                "-device pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.0",
+                "-device pxb-cxl,bus_nr=28,bus=pcie.0,id=cxl.1",
+                "-device cxl-type3,bus=cxl-rp1,volatile-memdev=cxl-mem1,id=cxl-vmem1,sn=4661",
+                "-M cxl-fmw.0.targets.0=cxl.0,cxl-fmw.0.targets.1=cxl.1,cxl-fmw.0.size=4096M,\
              cxl-fmw.0.interleave-granularity=256",
-        ] {
-            assert!(a.contains(want), "missing {want:?} in {a}");
-        }
+            ],
+        );
         assert_eq!(a.matches("-M ").count(), 1, "{a}");
     }
 
